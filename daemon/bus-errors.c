@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The errno <-> error name table for org.p2pchat.chat1.Error.*.  Each errno
+ * is used by exactly one name, so the mapping is the same in both directions.
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+
+#include "daemon/bus-errors.h"
+
+const sd_bus_error_map bus_error_map[] = {
+	SD_BUS_ERROR_MAP(BUS_ERROR_NOT_LOGGED_IN, ENOTCONN),
+	SD_BUS_ERROR_MAP(BUS_ERROR_ALREADY_LOGGED_IN, EISCONN),
+	SD_BUS_ERROR_MAP(BUS_ERROR_NAME_TAKEN, EADDRINUSE),
+	SD_BUS_ERROR_MAP(BUS_ERROR_INVALID_NAME, EDOM),
+	SD_BUS_ERROR_MAP(BUS_ERROR_COORDINATOR_UNREACHABLE, EHOSTUNREACH),
+	SD_BUS_ERROR_MAP(BUS_ERROR_UNKNOWN_PEER, ENXIO),
+	SD_BUS_ERROR_MAP(BUS_ERROR_MESSAGE_TOO_LONG, EMSGSIZE),
+	SD_BUS_ERROR_MAP(BUS_ERROR_INVALID_MESSAGE, EILSEQ),
+	SD_BUS_ERROR_MAP(BUS_ERROR_INVALID_CONFIG, ENOKEY),
+	SD_BUS_ERROR_MAP_END,
+};
+
+int bus_errors_register(void) {
+	static bool registered;
+	int r;
+
+	if (registered) {
+		return 0;
+	}
+	r = sd_bus_error_add_map(bus_error_map);
+	if (r < 0) {
+		return r;
+	}
+	registered = true;
+	return 0;
+}
