@@ -1,0 +1,427 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The chat verb.  A Chat lives on verb_chat()'s stack for the whole
+ * conversation; every SendMessage call in flight holds a small SentMessage
+ * that its floating bus slot frees.
+ *
+ * Interactive mode uses libedit's readline-compatible callback interface: the
+ * event loop tells libedit when a key is ready, so bus signals are handled
+ * while a line is being typed.  An incoming line is printed by wiping the
+ * edit area, printing, and having libedit redraw prompt and buffer, so what
+ * was typed is never garbled.  libedit's callbacks take no userdata, hence
+ * the one file-level pointer to the active Chat.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "frontends/cli/chat.h"
+#include "frontends/cli/client.h"
+#include "frontends/cli/output.h"
+#include "frontends/cli/verbs.h"
+
+/* A longer stdin line is sent as it is (the daemon then refuses it). */
+#define CHAT_LINE_MAX (64 * 1024)
+#define CHAT_HISTORY_MAX 1000
+
+typedef struct Chat {
+	sd_bus *bus;       /* not owned */
+	sd_event *event;   /* not owned */
+	const char *peer;
+	char *prompt;
+	bool interactive;
+	bool eof;
+	bool failed;       /* a SendMessage call failed */
+	unsigned pending;  /* SendMessage calls without a reply yet */
+	char *inbuf;       /* pipe mode: bytes read, not yet a full line */
+	size_t inlen;
+} Chat;
+
+typedef struct SentMessage {
+	Chat *chat;        /* not owned */
+	char *text;
+} SentMessage;
+
+static Chat *active_chat;
+
+static void sent_message_free(void *userdata) {
+	SentMessage *s = userdata;
+
+	if (s) {
+		s->chat->pending--;
+		free(s->text);
+		free(s);
+	}
+}
+
+static unsigned terminal_columns(void) {
+	struct winsize ws;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) < 0 || ws.ws_col == 0) {
+		return 80;
+	}
+	return ws.ws_col;
+}
+
+/* Prints a line to f; in interactive mode above the input line. */
+static void chat_print(Chat *c, FILE *f, const char *line) {
+	_cleanup_free_ char *before = NULL;
+	size_t width, up;
+
+	if (!c->interactive) {
+		(void) fprintf(f, "%s\n", line);
+		(void) fflush(f);
+		return;
+	}
+
+	/* Go to the first row of prompt + buffer, and wipe to the end of screen. */
+	before = strndup(rl_line_buffer ? rl_line_buffer : "", (size_t) MAX(rl_point, 0));
+	width = utf8_width(c->prompt) + (before ? utf8_width(before) : 0);
+	up = width / terminal_columns();
+	(void) fputc('\r', stdout);
+	if (up > 0) {
+		(void) fprintf(stdout, "\033[%zuA", up);
+	}
+	(void) fputs("\033[J", stdout);
+	(void) fflush(stdout);
+
+	(void) fprintf(f, "%s\r\n", line);
+	(void) fflush(f);
+	rl_forced_update_display();
+}
+
+static void chat_print_error(Chat *c, int r, const char *what) {
+	_cleanup_free_ char *line = NULL;
+
+	if (asprintf(&line, "Failed to send message to '%s': %s", c->peer, what) < 0) {
+		(void) log_oom();
+		return;
+	}
+	log_debug_errno(r, "%s", line);
+	chat_print(c, stderr, line);
+}
+
+static void chat_maybe_finish(Chat *c) {
+	if (c->eof && c->pending == 0) {
+		(void) sd_event_exit(c->event, c->failed ? EXIT_FAILURE : EXIT_SUCCESS);
+	}
+}
+
+static void chat_print_event(Chat *c, json_object *ev) {
+	_cleanup_free_ char *line = NULL;
+
+	if (arg_json != JSON_FORMAT_OFF) {
+		if (json_print(ev, arg_json) < 0) {
+			/* Nobody reads us any more. */
+			(void) sd_event_exit(c->event, EXIT_SUCCESS);
+		}
+		return;
+	}
+	line = event_format_line(ev, false);
+	if (!line) {
+		(void) log_oom();
+		return;
+	}
+	chat_print(c, stdout, line);
+}
+
+static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+	_cleanup_(json_object_putp) json_object *ev = NULL;
+	SentMessage *s = userdata;
+	Chat *c = s->chat;
+	const char *id;
+	int r;
+
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		const sd_bus_error *e = sd_bus_message_get_error(m);
+
+		r = -sd_bus_error_get_errno(e);
+		chat_print_error(c, r, client_error_message(e, r));
+		c->failed = true;
+		goto finish;
+	}
+	if (arg_json == JSON_FORMAT_OFF) {
+		goto finish;
+	}
+	r = sd_bus_message_read(m, "s", &id);
+	if (r < 0) {
+		chat_print_error(c, r, "p2pchatd sent a malformed reply.");
+		c->failed = true;
+		goto finish;
+	}
+	ev = json_object_new_object();
+	if (!ev || json_object_object_add(ev, "event", json_object_new_string("messageSent")) < 0 ||
+			json_object_object_add(ev, "id", json_object_new_string(id)) < 0 ||
+			json_object_object_add(ev, "peer", json_object_new_string(c->peer)) < 0 ||
+			json_object_object_add(ev, "text", json_object_new_string(s->text)) < 0) {
+		(void) log_oom();
+		goto finish;
+	}
+	chat_print_event(c, ev);
+
+finish:
+	/* The slot frees s (and counts it done) after this returns. */
+	if (c->eof && c->pending == 1) {
+		(void) sd_event_exit(c->event, c->failed ? EXIT_FAILURE : EXIT_SUCCESS);
+	}
+	return 0;
+}
+
+static void chat_send(Chat *c, const char *text) {
+	_cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+	SentMessage *s;
+	int r;
+
+	s = calloc(1, sizeof(SentMessage));
+	if (!s || !(s->text = strdup(text))) {
+		free(s);
+		(void) log_oom();
+		return;
+	}
+	s->chat = c;
+
+	r = sd_bus_call_method_async(c->bus, &slot, P2PCHAT_SERVICE, P2PCHAT_PATH,
+		P2PCHAT_MANAGER_IFACE, "SendMessage", on_send_reply, s, "ss", c->peer, text);
+	if (r < 0) {
+		free(s->text);
+		free(s);
+		chat_print_error(c, r, r == -EINVAL ? "the text is not valid UTF-8." : strerror(-r));
+		c->failed = true;
+		return;
+	}
+	c->pending++;
+	(void) sd_bus_slot_set_destroy_callback(slot, sent_message_free);
+	(void) sd_bus_slot_set_floating(slot, 1);
+}
+
+static bool is_blank(const char *s) {
+	return s[strspn(s, " \t\r")] == '\0';
+}
+
+/* libedit's line callback: line is ours to free, NULL on Ctrl-D. */
+static void on_line(char *line) {
+	Chat *c = active_chat;
+
+	if (!line) {
+		(void) fputs("\r\n", stdout);
+		c->eof = true;
+		(void) sd_event_exit(c->event, EXIT_SUCCESS);
+		return;
+	}
+	if (!is_blank(line)) {
+		(void) add_history(line);
+		chat_send(c, line);
+	}
+	free(line);
+	/* libedit leaves buffered mode after a line; installing again undoes that. */
+	rl_callback_handler_install(c->prompt, on_line);
+}
+
+/* Sends every complete line in c->inbuf; at EOF the rest as well. */
+static void chat_flush_lines(Chat *c) {
+	size_t start = 0;
+
+	for (size_t i = 0; i < c->inlen; i++) {
+		if (c->inbuf[i] != '\n') {
+			continue;
+		}
+		c->inbuf[i] = '\0';
+		if (!is_blank(c->inbuf + start)) {
+			chat_send(c, c->inbuf + start);
+		}
+		start = i + 1;
+	}
+	if (start == 0 && (c->eof || c->inlen >= CHAT_LINE_MAX) && c->inlen > 0) {
+		c->inbuf[c->inlen] = '\0';
+		if (!is_blank(c->inbuf)) {
+			chat_send(c, c->inbuf);
+		}
+		start = c->inlen;
+	}
+	memmove(c->inbuf, c->inbuf + start, c->inlen - start);
+	c->inlen -= start;
+}
+
+static int chat_read_pipe(sd_event_source *s, Chat *c) {
+	ssize_t k;
+
+	k = read(STDIN_FILENO, c->inbuf + c->inlen, CHAT_LINE_MAX - c->inlen);
+	if (k < 0) {
+		if (errno == EAGAIN || errno == EINTR) {
+			return 0;
+		}
+		log_error_errno(errno, "Failed to read standard input: %m");
+		c->failed = true;
+		k = 0;
+	}
+	if (k == 0) {
+		c->eof = true;
+		(void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+	}
+	c->inlen += (size_t) k;
+	chat_flush_lines(c);
+	chat_maybe_finish(c);
+	return 0;
+}
+
+static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+	Chat *c = userdata;
+
+	if (c->interactive) {
+		rl_callback_read_char();
+		return 0;
+	}
+	return chat_read_pipe(s, c);
+}
+
+/* Regular files and /dev/null cannot be polled: read them as they come. */
+static int on_stdin_defer(sd_event_source *s, void *userdata) {
+	return chat_read_pipe(s, userdata);
+}
+
+static bool chat_wants_event(Chat *c, json_object *ev) {
+	if (event_is(ev, "messageReceived") || event_is(ev, "messageFailed")) {
+		return streq_ptr(event_get_string(ev, "peer"), c->peer);
+	}
+	if (event_is(ev, "peerJoined") || event_is(ev, "peerLeft")) {
+		return streq_ptr(event_get_string(ev, "name"), c->peer);
+	}
+	/* Delivery confirmations are only noise on a terminal. */
+	if (event_is(ev, "messageDelivered")) {
+		return arg_json != JSON_FORMAT_OFF &&
+			streq_ptr(event_get_string(ev, "peer"), c->peer);
+	}
+	return false;
+}
+
+static int on_chat_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+	_cleanup_(json_object_putp) json_object *ev = NULL;
+	Chat *c = userdata;
+	int r;
+
+	r = client_event_from_signal(m, &ev);
+	if (r <= 0) {
+		if (r < 0) {
+			log_debug_errno(r, "Ignoring malformed signal: %m");
+		}
+		return 0;
+	}
+	if (chat_wants_event(c, ev)) {
+		chat_print_event(c, ev);
+	}
+	return 0;
+}
+
+/* Checks we are logged in and builds the prompt from our name. */
+static int chat_prepare(Chat *c) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	const char *state, *name;
+	int r;
+
+	r = client_get_manager(c->bus, &error, &o);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to start a chat with '%s': %s", c->peer,
+			client_error_message(&error, r));
+	}
+	state = event_get_string(o, "state");
+	if (streq_ptr(state, "offline") || !state) {
+		return log_error_errno(ENOTCONN,
+			"Failed to start a chat with '%s': not logged in "
+			"(run 'p2pchat login NAME' first).", c->peer);
+	}
+	name = event_get_string(o, "username");
+	if (asprintf(&c->prompt, "%s> ", name && name[0] ? name : "me") < 0) {
+		c->prompt = NULL;
+		return log_oom();
+	}
+	return 0;
+}
+
+static void chat_done(Chat *c) {
+	if (c->interactive && active_chat == c) {
+		rl_callback_handler_remove();
+		active_chat = NULL;
+	}
+	c->prompt = mfree(c->prompt);
+	c->inbuf = mfree(c->inbuf);
+}
+
+int verb_chat(int argc, char *argv[], void *userdata) {
+	/* Declared first, so cleaned up last: the bus's slots point to it. */
+	_cleanup_(chat_done) Chat c = {
+		.peer = argv[1],
+		.interactive = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO) &&
+			arg_json == JSON_FORMAT_OFF,
+	};
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_(sd_event_source_unrefp) sd_event_source *input = NULL;
+	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
+	int r;
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	c.bus = bus;
+	r = chat_prepare(&c);
+	if (r < 0) {
+		return r;
+	}
+	r = client_attach_event(bus, &event);
+	if (r < 0) {
+		return r;
+	}
+	c.event = event;
+	r = client_subscribe(bus, on_chat_signal, &c);
+	if (r < 0) {
+		return r;
+	}
+
+	if (c.interactive) {
+		rl_catch_signals = 0;
+		stifle_history(CHAT_HISTORY_MAX);
+		active_chat = &c;
+		printf("Chatting with %s%s%s. Type a line and press Enter to send it, "
+			"Ctrl-D to leave.\n", ansi_highlight(), c.peer, ansi_normal());
+		(void) fflush(stdout);
+		rl_callback_handler_install(c.prompt, on_line);
+	} else {
+		c.inbuf = malloc(CHAT_LINE_MAX + 1);
+		if (!c.inbuf) {
+			return log_oom();
+		}
+	}
+
+	r = sd_event_add_io(event, &input, STDIN_FILENO, EPOLLIN, on_stdin, &c);
+	if (r == -EPERM && !c.interactive) {
+		r = sd_event_add_defer(event, &input, on_stdin_defer, &c);
+		if (r >= 0) {
+			r = sd_event_source_set_enabled(input, SD_EVENT_ON);
+		}
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to watch standard input: %m");
+	}
+
+	r = sd_event_loop(event);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to run the event loop: %m");
+	}
+	if (r != EXIT_SUCCESS && !c.failed) {
+		return log_error_errno(ECONNRESET, "Failed to chat with '%s': lost the bus "
+			"connection.", c.peer);
+	}
+	return c.failed ? -EIO : 0;
+}

@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Bus plumbing shared by the verbs.  It owns nothing beyond the calls it
+ * makes: connections and messages belong to the caller.  Events are plain
+ * json-c objects so that the JSON output and the text output are derived
+ * from one decoding of each signal.
+ */
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <systemd/sd-bus.h>
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/bus-errors.h"
+#include "frontends/cli/client.h"
+#include "frontends/cli/output.h"
+
+int client_connect(sd_bus **ret) {
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	int r;
+
+	r = bus_errors_register();
+	if (r < 0) {
+		return log_error_errno(r, "Failed to register the D-Bus error map: %m");
+	}
+	r = sd_bus_open_user(&bus);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to connect to the session bus: %m");
+	}
+	*ret = TAKE_PTR(bus);
+	return 0;
+}
+
+const char *client_error_message(const sd_bus_error *error, int r) {
+	if (sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN,
+			SD_BUS_ERROR_NAME_HAS_NO_OWNER)) {
+		return "p2pchatd is not running (no org.p2pchat.chat1 on the session bus).";
+	}
+	if (sd_bus_error_has_name(error, SD_BUS_ERROR_NO_REPLY)) {
+		return "p2pchatd did not reply in time.";
+	}
+	if (sd_bus_error_is_set(error) && error->message && error->message[0]) {
+		return error->message;
+	}
+	return strerror(abs(r));
+}
+
+/* "LocalEndpoint" -> "localEndpoint"; s must be shorter than 64 bytes. */
+static void camel_case(const char *s, char buf[static 64]) {
+	(void) snprintf(buf, 64, "%s", s);
+	buf[0] = (char) tolower((unsigned char) buf[0]);
+}
+
+/* Reads one variant's contents (basic types only; others are skipped). */
+static int read_variant(sd_bus_message *m, json_object **ret) {
+	const char *contents;
+	char type;
+	int r;
+
+	r = sd_bus_message_peek_type(m, &type, &contents);
+	if (r < 0) {
+		return r;
+	}
+	if (type != SD_BUS_TYPE_VARIANT || !contents) {
+		return -EBADMSG;
+	}
+
+	r = sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, contents);
+	if (r < 0) {
+		return r;
+	}
+
+	json_object *j = NULL;
+	union {
+		int b;
+		uint8_t y;
+		int16_t n;
+		uint16_t q;
+		int32_t i;
+		uint32_t u;
+		int64_t x;
+		uint64_t t;
+		double d;
+		const char *s;
+	} v;
+
+	if (strlen(contents) != 1) {
+		r = sd_bus_message_skip(m, contents);
+		if (r < 0) {
+			return r;
+		}
+		return sd_bus_message_exit_container(m) < 0 ? -EBADMSG : 0;
+	}
+
+	r = sd_bus_message_read_basic(m, contents[0], &v);
+	if (r < 0) {
+		return r;
+	}
+	switch (contents[0]) {
+	case SD_BUS_TYPE_BOOLEAN:
+		j = json_object_new_boolean(v.b);
+		break;
+	case SD_BUS_TYPE_BYTE:
+		j = json_object_new_int(v.y);
+		break;
+	case SD_BUS_TYPE_INT16:
+		j = json_object_new_int(v.n);
+		break;
+	case SD_BUS_TYPE_UINT16:
+		j = json_object_new_int(v.q);
+		break;
+	case SD_BUS_TYPE_INT32:
+		j = json_object_new_int(v.i);
+		break;
+	case SD_BUS_TYPE_UINT32:
+		j = json_object_new_int64(v.u);
+		break;
+	case SD_BUS_TYPE_INT64:
+		j = json_object_new_int64(v.x);
+		break;
+	case SD_BUS_TYPE_UINT64:
+		j = json_object_new_uint64(v.t);
+		break;
+	case SD_BUS_TYPE_DOUBLE:
+		j = json_object_new_double(v.d);
+		break;
+	case SD_BUS_TYPE_STRING:
+	case SD_BUS_TYPE_OBJECT_PATH:
+	case SD_BUS_TYPE_SIGNATURE:
+		j = json_object_new_string(v.s);
+		break;
+	default:
+		/* A unix fd: shown as null. */
+		j = NULL;
+		break;
+	}
+	if (!j && contents[0] != SD_BUS_TYPE_UNIX_FD) {
+		return -ENOMEM;
+	}
+
+	r = sd_bus_message_exit_container(m);
+	if (r < 0) {
+		json_object_put(j);
+		return r;
+	}
+	*ret = j;
+	return 1;
+}
+
+/* Reads "a{sv}"; with camel set, keys get a lower-case first letter. */
+static int read_dict(sd_bus_message *m, bool camel, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	int r;
+
+	o = json_object_new_object();
+	if (!o) {
+		return -ENOMEM;
+	}
+	r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{sv}");
+	if (r < 0) {
+		return r;
+	}
+	for (;;) {
+		_cleanup_(json_object_putp) json_object *v = NULL;
+		char key[64];
+		const char *k;
+
+		r = sd_bus_message_enter_container(m, SD_BUS_TYPE_DICT_ENTRY, "sv");
+		if (r < 0) {
+			return r;
+		}
+		if (r == 0) {
+			break;
+		}
+		r = sd_bus_message_read(m, "s", &k);
+		if (r < 0) {
+			return r;
+		}
+		r = read_variant(m, &v);
+		if (r < 0) {
+			return r;
+		}
+		if (r > 0) {
+			if (camel) {
+				camel_case(k, key);
+			} else {
+				(void) snprintf(key, sizeof(key), "%s", k);
+			}
+			if (json_object_object_add(o, key, TAKE_PTR(v)) < 0) {
+				return -ENOMEM;
+			}
+		}
+		r = sd_bus_message_exit_container(m);
+		if (r < 0) {
+			return r;
+		}
+	}
+	r = sd_bus_message_exit_container(m);
+	if (r < 0) {
+		return r;
+	}
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+int client_read_extra(sd_bus_message *m, json_object **ret) {
+	return read_dict(m, false, ret);
+}
+
+static int add_string(json_object *o, const char *key, const char *value) {
+	json_object *s = json_object_new_string(value);
+
+	if (!s || json_object_object_add(o, key, s) < 0) {
+		json_object_put(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* The signals and the names of their leading string arguments. */
+static const struct {
+	const char *member;
+	const char *event;
+	const char *signature;
+	const char *keys[3];
+} signal_table[] = {
+	{ "PeerJoined", "peerJoined", "ss", { "name", "endpoint" } },
+	{ "PeerLeft", "peerLeft", "s", { "name" } },
+	{ "MessageReceived", "messageReceived", "sss", { "id", "peer", "text" } },
+	{ "MessageDelivered", "messageDelivered", "ss", { "id", "peer" } },
+	{ "MessageFailed", "messageFailed", "sss", { "id", "peer", "reason" } },
+};
+
+static int event_from_properties_changed(sd_bus_message *m, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	const char *iface;
+	int r;
+
+	r = sd_bus_message_read(m, "s", &iface);
+	if (r < 0) {
+		return r;
+	}
+	if (!streq(iface, P2PCHAT_MANAGER_IFACE)) {
+		return 0;
+	}
+	r = read_dict(m, true, &o);
+	if (r < 0) {
+		return r;
+	}
+	if (json_object_object_length(o) == 0) {
+		/* Only invalidated properties: nothing worth an event. */
+		return 0;
+	}
+	r = add_string(o, "event", "propertiesChanged");
+	if (r < 0) {
+		return r;
+	}
+	*ret = TAKE_PTR(o);
+	return 1;
+}
+
+int client_event_from_signal(sd_bus_message *m, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *o = NULL, *extra = NULL;
+	size_t i;
+	int r;
+
+	if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Properties",
+			"PropertiesChanged")) {
+		return event_from_properties_changed(m, ret);
+	}
+	if (!streq_ptr(sd_bus_message_get_interface(m), P2PCHAT_MANAGER_IFACE)) {
+		return 0;
+	}
+	for (i = 0; i < ELEMENTSOF(signal_table); i++) {
+		if (sd_bus_message_is_signal(m, NULL, signal_table[i].member)) {
+			break;
+		}
+	}
+	if (i >= ELEMENTSOF(signal_table)) {
+		return 0;
+	}
+
+	o = json_object_new_object();
+	if (!o) {
+		return -ENOMEM;
+	}
+	r = add_string(o, "event", signal_table[i].event);
+	if (r < 0) {
+		return r;
+	}
+	for (size_t k = 0; k < strlen(signal_table[i].signature); k++) {
+		const char *s;
+
+		r = sd_bus_message_read_basic(m, SD_BUS_TYPE_STRING, &s);
+		if (r <= 0) {
+			return r < 0 ? r : -EBADMSG;
+		}
+		r = add_string(o, signal_table[i].keys[k], s);
+		if (r < 0) {
+			return r;
+		}
+	}
+	if (streq(signal_table[i].member, "MessageReceived")) {
+		uint64_t ts;
+
+		r = sd_bus_message_read_basic(m, SD_BUS_TYPE_UINT64, &ts);
+		if (r <= 0) {
+			return r < 0 ? r : -EBADMSG;
+		}
+		if (json_object_object_add(o, "timestampUsec",
+				json_object_new_uint64(ts)) < 0) {
+			return -ENOMEM;
+		}
+	}
+	r = read_dict(m, false, &extra);
+	if (r < 0) {
+		return r;
+	}
+	if (json_object_object_length(extra) > 0 &&
+			json_object_object_add(o, "extra", TAKE_PTR(extra)) < 0) {
+		return -ENOMEM;
+	}
+	*ret = TAKE_PTR(o);
+	return 1;
+}
+
+const char *event_get_string(json_object *ev, const char *key) {
+	json_object *v;
+
+	if (!json_object_object_get_ex(ev, key, &v) ||
+			!json_object_is_type(v, json_type_string)) {
+		return NULL;
+	}
+	return json_object_get_string(v);
+}
+
+bool event_is(json_object *ev, const char *name) {
+	return streq_ptr(event_get_string(ev, "event"), name);
+}
+
+static uint64_t now_usec(void) {
+	struct timespec ts;
+
+	(void) clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+/* "key: value, key: value" for a propertiesChanged event. */
+static char *format_properties(json_object *ev) {
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f;
+	bool first = true;
+
+	f = open_memstream(&buf, &size);
+	if (!f) {
+		return NULL;
+	}
+	json_object_object_foreach(ev, key, value) {
+		_cleanup_free_ char *esc = NULL;
+
+		if (streq(key, "event")) {
+			continue;
+		}
+		esc = text_escape(json_object_get_string(value));
+		if (!esc) {
+			(void) fclose(f);
+			return mfree(buf);
+		}
+		fprintf(f, "%s%s: %s", first ? "" : ", ", key, esc);
+		first = false;
+	}
+	if (fclose(f) != 0) {
+		return mfree(buf);
+	}
+	return buf;
+}
+
+char *event_format_line(json_object *ev, bool show_ids) {
+	_cleanup_free_ char *text = NULL, *reason = NULL, *props = NULL;
+	const char *peer = strempty(event_get_string(ev, "peer"));
+	const char *name = strempty(event_get_string(ev, "name"));
+	const char *id = strempty(event_get_string(ev, "id"));
+	uint64_t ts = now_usec();
+	char clock[9], *line = NULL;
+	json_object *v;
+	int r = -EINVAL;
+
+	if (json_object_object_get_ex(ev, "timestampUsec", &v)) {
+		ts = json_object_get_uint64(v);
+	}
+	format_clock(ts, clock);
+
+	if (event_is(ev, "messageReceived")) {
+		text = text_escape(strempty(event_get_string(ev, "text")));
+		if (!text) {
+			return NULL;
+		}
+		r = asprintf(&line, "%s[%s]%s %s%s:%s %s", ansi_grey(), clock, ansi_normal(),
+			ansi_highlight(), peer, ansi_normal(), text);
+	} else if (event_is(ev, "peerJoined")) {
+		r = asprintf(&line, "%s[%s]%s %s* %s is online (%s)%s", ansi_grey(), clock,
+			ansi_normal(), ansi_green(), name,
+			strempty(event_get_string(ev, "endpoint")), ansi_normal());
+	} else if (event_is(ev, "peerLeft")) {
+		r = asprintf(&line, "%s[%s]%s %s* %s is offline%s", ansi_grey(), clock,
+			ansi_normal(), ansi_grey(), name, ansi_normal());
+	} else if (event_is(ev, "messageDelivered")) {
+		r = asprintf(&line, "%s[%s] * message %s%sdelivered to %s%s", ansi_grey(),
+			clock, show_ids ? id : "", show_ids ? " " : "", peer, ansi_normal());
+	} else if (event_is(ev, "messageFailed")) {
+		reason = text_escape(strempty(event_get_string(ev, "reason")));
+		if (!reason) {
+			return NULL;
+		}
+		r = asprintf(&line, "%s[%s]%s %s! message %s%sto %s failed: %s%s", ansi_grey(),
+			clock, ansi_normal(), ansi_red(), show_ids ? id : "",
+			show_ids ? " " : "", peer, reason, ansi_normal());
+	} else if (event_is(ev, "propertiesChanged")) {
+		props = format_properties(ev);
+		if (!props) {
+			return NULL;
+		}
+		r = asprintf(&line, "%s[%s] * %s%s", ansi_grey(), clock, props, ansi_normal());
+	}
+	return r < 0 ? NULL : line;
+}
+
+int client_read_properties(sd_bus_message *m, json_object **ret) {
+	return read_dict(m, true, ret);
+}
+
+int client_get_manager(sd_bus *bus, sd_bus_error *error, json_object **ret) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH,
+		"org.freedesktop.DBus.Properties", "GetAll", error, &reply, "s",
+		P2PCHAT_MANAGER_IFACE);
+	if (r < 0) {
+		return r;
+	}
+	return client_read_properties(reply, ret);
+}
+
+static int compare_peer_names(const void *a, const void *b) {
+	json_object *const *x = a, *const *y = b;
+
+	return strcmp(strempty(event_get_string(*x, "name")),
+		strempty(event_get_string(*y, "name")));
+}
+
+/* Reads one (ssba{sv}) into a peer object. */
+static int read_peer(sd_bus_message *m, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *o = NULL, *extra = NULL;
+	const char *name, *endpoint;
+	json_object *native = NULL;
+	int online, r;
+
+	r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, "ssba{sv}");
+	if (r <= 0) {
+		return r;
+	}
+	r = sd_bus_message_read(m, "ssb", &name, &endpoint, &online);
+	if (r < 0) {
+		return r;
+	}
+	r = client_read_extra(m, &extra);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_message_exit_container(m);
+	if (r < 0) {
+		return r;
+	}
+
+	o = json_object_new_object();
+	if (!o || add_string(o, "name", name) < 0 || add_string(o, "endpoint", endpoint) < 0) {
+		return -ENOMEM;
+	}
+	if (!json_object_object_get_ex(extra, "native", &native) ||
+			!json_object_is_type(native, json_type_boolean)) {
+		native = NULL;
+	}
+	if (json_object_object_add(o, "online", json_object_new_boolean(online)) < 0 ||
+			json_object_object_add(o, "native",
+				json_object_new_boolean(native && json_object_get_boolean(native))) < 0 ||
+			json_object_object_add(o, "extra", TAKE_PTR(extra)) < 0) {
+		return -ENOMEM;
+	}
+	*ret = TAKE_PTR(o);
+	return 1;
+}
+
+int client_list_peers(sd_bus *bus, sd_bus_error *error, json_object **ret) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(json_object_putp) json_object *a = NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
+		"ListPeers", error, &reply, NULL);
+	if (r < 0) {
+		return r;
+	}
+	a = json_object_new_array();
+	if (!a) {
+		return -ENOMEM;
+	}
+	r = sd_bus_message_enter_container(reply, SD_BUS_TYPE_ARRAY, "(ssba{sv})");
+	if (r < 0) {
+		return sd_bus_error_set_errno(error, r);
+	}
+	for (;;) {
+		json_object *p = NULL;
+
+		r = read_peer(reply, &p);
+		if (r < 0) {
+			return sd_bus_error_set_errno(error, r);
+		}
+		if (r == 0) {
+			break;
+		}
+		if (json_object_array_add(a, p) < 0) {
+			json_object_put(p);
+			return -ENOMEM;
+		}
+	}
+	json_object_array_sort(a, compare_peer_names);
+	*ret = TAKE_PTR(a);
+	return 0;
+}
+
+int client_attach_event(sd_bus *bus, sd_event **ret) {
+	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
+	sigset_t mask;
+	int r;
+
+	r = sd_event_default(&event);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to allocate the event loop: %m");
+	}
+
+	(void) sigemptyset(&mask);
+	(void) sigaddset(&mask, SIGINT);
+	(void) sigaddset(&mask, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+		return log_error_errno(errno, "Failed to block signals: %m");
+	}
+	/* A NULL handler ends the loop with the userdata as exit code: 0. */
+	r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+	if (r >= 0) {
+		r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to watch SIGINT and SIGTERM: %m");
+	}
+
+	r = sd_bus_attach_event(bus, event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to attach the bus to the event loop: %m");
+	}
+	r = sd_bus_set_exit_on_disconnect(bus, true);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to watch the bus connection: %m");
+	}
+	*ret = TAKE_PTR(event);
+	return 0;
+}
+
+int client_subscribe(sd_bus *bus, sd_bus_message_handler_t callback, void *userdata) {
+	int r;
+
+	/*
+	 * No sender in the matches: the path and interface are ours alone, and
+	 * a match on the well-known name would miss a restarted daemon.
+	 */
+	r = sd_bus_match_signal(bus, NULL, NULL, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE, NULL,
+		callback, userdata);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to subscribe to p2pchatd signals: %m");
+	}
+	r = sd_bus_match_signal(bus, NULL, NULL, P2PCHAT_PATH, "org.freedesktop.DBus.Properties",
+		"PropertiesChanged", callback, userdata);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to subscribe to p2pchatd properties: %m");
+	}
+	return 0;
+}

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * p2pchat: the command-line front end of p2pchatd.  main() only parses the
+ * command line and dispatches to a verb (verbs.c, chat.c); the verbs talk to
+ * p2pchatd over the session bus and never open a socket of their own.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "frontends/cli/chat.h"
+#include "frontends/cli/output.h"
+#include "frontends/cli/verbs.h"
+
+typedef struct Verb {
+	const char *name;
+	int min_args; /* counting the verb itself */
+	int max_args; /* -1: no limit */
+	int (*fn)(int argc, char *argv[], void *userdata);
+} Verb;
+
+static const Verb verbs[] = {
+	{ "status", 1, 1, verb_status },
+	{ "login", 2, 2, verb_login },
+	{ "logout", 1, 1, verb_logout },
+	{ "peers", 1, 1, verb_peers },
+	{ "send", 3, -1, verb_send },
+	{ "listen", 1, 1, verb_listen },
+	{ "chat", 2, 2, verb_chat },
+};
+
+static void help(void) {
+	printf("%1$s [OPTIONS...] COMMAND ...\n"
+		"\n"
+		"Chat with other p2pchat users through p2pchatd.\n"
+		"\n"
+		"Commands:\n"
+		"  status                 Show the login state of p2pchatd\n"
+		"  login NAME             Log in as NAME\n"
+		"  logout                 Log out\n"
+		"  peers                  List the users the coordinator knows\n"
+		"  send PEER TEXT...      Send a message ('-' as TEXT reads stdin)\n"
+		"  listen                 Print every event until interrupted\n"
+		"  chat PEER              Chat with PEER interactively, or line by\n"
+		"                         line when stdin is not a terminal\n"
+		"\n"
+		"Options:\n"
+		"  -h --help              Show this help\n"
+		"     --version           Show the package version\n"
+		"     --user              Talk to the user's p2pchatd (the default)\n"
+		"     --json=pretty|short|off\n"
+		"                         Print JSON (--json alone means short)\n"
+		"     --no-legend         Do not print the table header and footer\n"
+		"     --coordinator=HOST:PORT\n"
+		"                         Coordinator for login (default: $P2PCHAT_COORDINATOR\n"
+		"                         or %2$s)\n"
+		"     --wait              send: wait until the message is delivered or failed\n"
+		"     --timeout=SECONDS   send --wait: give up after this long (default: %3$" PRIu64 ")\n"
+		"\n"
+		"Exit status: 0 on success, 1 on any failure (bad usage, an error from\n"
+		"p2pchatd, p2pchatd not running, an undelivered message with --wait).\n"
+		"See the p2pchat(1) man page for details.\n",
+		program_invocation_short_name, DEFAULT_COORDINATOR,
+		DEFAULT_TIMEOUT_USEC / USEC_PER_SEC);
+}
+
+static int parse_timeout(const char *s, uint64_t *ret) {
+	char *end = NULL;
+	double d;
+
+	errno = 0;
+	d = strtod(s, &end);
+	if (errno != 0 || !end || end == s || *end != '\0' || !(d > 0) || d > 86400.0) {
+		return -EINVAL;
+	}
+	*ret = (uint64_t) (d * (double) USEC_PER_SEC);
+	return 0;
+}
+
+static int parse_argv(int argc, char *argv[]) {
+	enum {
+		ARG_VERSION = 0x100,
+		ARG_USER,
+		ARG_JSON,
+		ARG_NO_LEGEND,
+		ARG_COORDINATOR,
+		ARG_WAIT,
+		ARG_TIMEOUT,
+	};
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "user", no_argument, NULL, ARG_USER },
+		{ "json", optional_argument, NULL, ARG_JSON },
+		{ "no-legend", no_argument, NULL, ARG_NO_LEGEND },
+		{ "coordinator", required_argument, NULL, ARG_COORDINATOR },
+		{ "wait", no_argument, NULL, ARG_WAIT },
+		{ "timeout", required_argument, NULL, ARG_TIMEOUT },
+		{}
+	};
+	int c;
+
+	/* Report bad options ourselves, in the house format. */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			help();
+			return 0;
+		case ARG_VERSION:
+			printf("p2pchat %s\n", PACKAGE_VERSION);
+			return 0;
+		case ARG_USER:
+			break;
+		case ARG_JSON:
+			if (!optarg) {
+				arg_json = JSON_FORMAT_SHORT;
+				break;
+			}
+			arg_json = json_format_from_string(optarg);
+			if (arg_json < 0) {
+				return log_error_errno(EINVAL,
+					"Invalid --json= mode '%s' (expected pretty, short or off).",
+					optarg);
+			}
+			break;
+		case ARG_NO_LEGEND:
+			arg_legend = false;
+			break;
+		case ARG_COORDINATOR:
+			arg_coordinator = optarg;
+			break;
+		case ARG_WAIT:
+			arg_wait = true;
+			break;
+		case ARG_TIMEOUT:
+			if (parse_timeout(optarg, &arg_timeout_usec) < 0) {
+				return log_error_errno(EINVAL, "Invalid --timeout= value '%s'.",
+					optarg);
+			}
+			break;
+		case '?':
+			if (optopt != 0 && optopt < 0x100) {
+				return log_error_errno(EINVAL, "Unknown option '-%c'.", optopt);
+			}
+			return log_error_errno(EINVAL, "Unknown option '%s' or missing argument.",
+				argv[optind - 1]);
+		default:
+			abort();
+		}
+	}
+	return 1;
+}
+
+static int dispatch_verb(int argc, char *argv[]) {
+	static char *default_argv[] = { (char *) "status", NULL };
+	const Verb *verb = NULL;
+	int n;
+
+	/* Like timedatectl: no verb means "status". */
+	if (argc <= 0) {
+		argc = 1;
+		argv = default_argv;
+	}
+	for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+		if (streq(verbs[i].name, argv[0])) {
+			verb = &verbs[i];
+			break;
+		}
+	}
+	if (!verb) {
+		return log_error_errno(EINVAL, "Unknown command '%s'. See '%s --help'.", argv[0],
+			program_invocation_short_name);
+	}
+	n = argc;
+	if (n < verb->min_args) {
+		return log_error_errno(EINVAL, "Too few arguments for '%s'. See '%s --help'.",
+			verb->name, program_invocation_short_name);
+	}
+	if (verb->max_args >= 0 && n > verb->max_args) {
+		return log_error_errno(EINVAL, "Too many arguments for '%s'. See '%s --help'.",
+			verb->name, program_invocation_short_name);
+	}
+	if (arg_wait && verb->fn != verb_send) {
+		return log_error_errno(EINVAL, "--wait only applies to 'send'.");
+	}
+	if (arg_coordinator && verb->fn != verb_login) {
+		return log_error_errno(EINVAL, "--coordinator= only applies to 'login'.");
+	}
+	return verb->fn(argc, argv, NULL);
+}
+
+static int run(int argc, char *argv[]) {
+	int r;
+
+	(void) setlocale(LC_ALL, "");
+	/* Errors are for people at a terminal or for scripts: no "<3>" prefix. */
+	log_set_prefix_level(false);
+	log_set_max_level(getenv("P2PCHAT_DEBUG") ? LOG_DEBUG : LOG_INFO);
+
+	r = parse_argv(argc, argv);
+	if (r <= 0) {
+		return r;
+	}
+	return dispatch_verb(argc - optind, argv + optind);
+}
+
+int main(int argc, char *argv[]) {
+	int r;
+
+	r = run(argc, argv);
+	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

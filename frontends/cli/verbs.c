@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The one-shot verbs (status, login, logout, peers, send) and listen.  Each
+ * opens its own bus connection, which dies with the verb; chat lives in
+ * chat.c.
+ */
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "frontends/cli/client.h"
+#include "frontends/cli/output.h"
+#include "frontends/cli/verbs.h"
+
+/* The longest text "send -" reads; the daemon's own limit is lower. */
+#define STDIN_TEXT_MAX (1024 * 1024)
+
+JsonFormat arg_json = JSON_FORMAT_OFF;
+bool arg_legend = true;
+const char *arg_coordinator = NULL;
+bool arg_wait = false;
+uint64_t arg_timeout_usec = DEFAULT_TIMEOUT_USEC;
+
+static int count_online(json_object *peers) {
+	int n = 0;
+
+	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+		json_object *online;
+
+		if (json_object_object_get_ex(json_object_array_get_idx(peers, i), "online",
+				&online) && json_object_get_boolean(online)) {
+			n++;
+		}
+	}
+	return n;
+}
+
+/* Builds the status object: Manager properties plus "peersOnline". */
+static int get_status(sd_bus *bus, sd_bus_error *error, json_object **ret) {
+	_cleanup_(sd_bus_error_free) sd_bus_error peers_error = SD_BUS_ERROR_NULL;
+	_cleanup_(json_object_putp) json_object *o = NULL, *peers = NULL;
+	int r;
+
+	r = client_get_manager(bus, error, &o);
+	if (r < 0) {
+		return r;
+	}
+	/* Offline, the daemon may refuse ListPeers: that is zero peers. */
+	r = client_list_peers(bus, &peers_error, &peers);
+	if (json_object_object_add(o, "peersOnline",
+			json_object_new_int(r < 0 ? 0 : count_online(peers))) < 0) {
+		return -ENOMEM;
+	}
+	*ret = TAKE_PTR(o);
+	return 0;
+}
+
+static int print_status(json_object *o) {
+	static const struct {
+		const char *key;
+		const char *label;
+	} fields[] = {
+		{ "state", "State" },
+		{ "username", "Username" },
+		{ "coordinator", "Coordinator" },
+		{ "localEndpoint", "Local endpoint" },
+		{ "peersOnline", "Peers online" },
+	};
+
+	if (arg_json != JSON_FORMAT_OFF) {
+		return json_print(o, arg_json);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(fields); i++) {
+		const char *v = NULL;
+		json_object *j;
+
+		if (json_object_object_get_ex(o, fields[i].key, &j)) {
+			v = json_object_get_string(j);
+		}
+		printf("%s%15s:%s %s\n", ansi_highlight(), fields[i].label, ansi_normal(),
+			v && v[0] ? v : "-");
+	}
+	return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
+int verb_status(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	int r;
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	r = get_status(bus, &error, &o);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to get status: %s",
+			client_error_message(&error, r));
+	}
+	r = print_status(o);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to print status: %m");
+	}
+	return 0;
+}
+
+/* After login and logout, --json prints the new status. */
+static int print_status_if_json(sd_bus *bus) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	int r;
+
+	if (arg_json == JSON_FORMAT_OFF) {
+		return 0;
+	}
+	r = get_status(bus, &error, &o);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to get status: %s",
+			client_error_message(&error, r));
+	}
+	r = json_print(o, arg_json);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to print status: %m");
+	}
+	return 0;
+}
+
+int verb_login(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	const char *name = argv[1], *coordinator = arg_coordinator;
+	int r;
+
+	if (!coordinator) {
+		coordinator = getenv("P2PCHAT_COORDINATOR");
+	}
+	if (!coordinator || !coordinator[0]) {
+		coordinator = DEFAULT_COORDINATOR;
+	}
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_message_new_method_call(bus, &m, P2PCHAT_SERVICE, P2PCHAT_PATH,
+		P2PCHAT_MANAGER_IFACE, "Login");
+	if (r >= 0) {
+		r = sd_bus_message_append(m, "ss", name, coordinator);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to build the login call for '%s': %m", name);
+	}
+	/* The daemon answers once online or after its own bounded retries. */
+	r = sd_bus_call(bus, m, LOGIN_TIMEOUT_USEC, &error, NULL);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to log in as '%s' at '%s': %s", name,
+			coordinator, client_error_message(&error, r));
+	}
+	return print_status_if_json(bus);
+}
+
+int verb_logout(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	int r;
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
+		"Logout", &error, NULL, NULL);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to log out: %s",
+			client_error_message(&error, r));
+	}
+	return print_status_if_json(bus);
+}
+
+int verb_peers(int argc, char *argv[], void *userdata) {
+	static const char *const headers[] = { "NAME", "ENDPOINT", "ONLINE", "NATIVE" };
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_(json_object_putp) json_object *peers = NULL;
+	_cleanup_(table_freep) Table *t = NULL;
+	int r;
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	r = client_list_peers(bus, &error, &peers);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to list peers: %s",
+			client_error_message(&error, r));
+	}
+	if (arg_json != JSON_FORMAT_OFF) {
+		r = json_print(peers, arg_json);
+		if (r < 0) {
+			return log_error_errno(r, "Failed to print peers: %m");
+		}
+		return 0;
+	}
+
+	t = table_new(ELEMENTSOF(headers), headers);
+	if (!t) {
+		return log_oom();
+	}
+	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+		json_object *p = json_object_array_get_idx(peers, i), *online, *native;
+		_cleanup_free_ char *name = NULL, *endpoint = NULL;
+		const char *cells[4];
+
+		(void) json_object_object_get_ex(p, "online", &online);
+		(void) json_object_object_get_ex(p, "native", &native);
+		/* Names come from the network: escape them for the terminal. */
+		name = text_escape(strempty(event_get_string(p, "name")));
+		endpoint = text_escape(strempty(event_get_string(p, "endpoint")));
+		if (!name || !endpoint) {
+			return log_oom();
+		}
+		cells[0] = name;
+		cells[1] = endpoint;
+		cells[2] = json_object_get_boolean(online) ? "yes" : "no";
+		cells[3] = json_object_get_boolean(native) ? "yes" : "no";
+		r = table_add_row(t, cells);
+		if (r < 0) {
+			return log_oom();
+		}
+	}
+	r = table_print(t, arg_legend);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to print peers: %m");
+	}
+	if (arg_legend) {
+		printf("\n%zu peers listed.\n", table_get_rows(t));
+	}
+	return 0;
+}
+
+static int read_stdin_text(char **ret) {
+	_cleanup_free_ char *buf = NULL;
+	size_t n = 0;
+
+	buf = malloc(STDIN_TEXT_MAX + 1);
+	if (!buf) {
+		return -ENOMEM;
+	}
+	for (;;) {
+		ssize_t k = read(STDIN_FILENO, buf + n, STDIN_TEXT_MAX + 1 - n);
+
+		if (k < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -errno;
+		}
+		if (k == 0) {
+			break;
+		}
+		n += (size_t) k;
+		if (n > STDIN_TEXT_MAX) {
+			return -EMSGSIZE;
+		}
+	}
+	if (n > 0 && buf[n - 1] == '\n') {
+		n--;
+	}
+	buf[n] = '\0';
+	if (strlen(buf) != n) {
+		/* D-Bus strings cannot hold NUL. */
+		return -EILSEQ;
+	}
+	*ret = TAKE_PTR(buf);
+	return 0;
+}
+
+int read_message_text(int argc, char *argv[], char **ret) {
+	char *buf = NULL;
+	size_t size = 0;
+	FILE *f;
+
+	if (argc == 1 && streq(argv[0], "-")) {
+		return read_stdin_text(ret);
+	}
+
+	f = open_memstream(&buf, &size);
+	if (!f) {
+		return -ENOMEM;
+	}
+	for (int i = 0; i < argc; i++) {
+		(void) fprintf(f, "%s%s", i > 0 ? " " : "", argv[i]);
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return -ENOMEM;
+	}
+	*ret = buf;
+	return 0;
+}
+
+typedef struct SendWait {
+	const char *peer;
+	char *id;                /* NULL until SendMessage replied */
+	json_object *outcome;    /* messageDelivered/messageFailed event */
+} SendWait;
+
+static int on_send_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+	_cleanup_(json_object_putp) json_object *ev = NULL;
+	SendWait *w = userdata;
+	int r;
+
+	r = client_event_from_signal(m, &ev);
+	if (r <= 0) {
+		if (r < 0) {
+			log_debug_errno(r, "Ignoring malformed signal: %m");
+		}
+		return 0;
+	}
+	if (!w->id || w->outcome || !streq_ptr(event_get_string(ev, "id"), w->id) ||
+			!(event_is(ev, "messageDelivered") || event_is(ev, "messageFailed"))) {
+		return 0;
+	}
+	w->outcome = TAKE_PTR(ev);
+	return sd_event_exit(sd_bus_get_event(sd_bus_message_get_bus(m)), 0);
+}
+
+static int on_wait_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+	return sd_event_exit(sd_event_source_get_event(s), ETIMEDOUT);
+}
+
+/* Waits for the outcome of w->id, printing it; returns 0 only if delivered. */
+static int send_wait(sd_bus *bus, sd_event *event, SendWait *w) {
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	int r;
+
+	r = sd_event_add_time_relative(event, NULL, CLOCK_MONOTONIC, arg_timeout_usec, 0,
+		on_wait_timeout, NULL);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to arm the timeout: %m");
+	}
+	r = sd_event_loop(event);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to run the event loop: %m");
+	}
+	if (r == ETIMEDOUT) {
+		return log_error_errno(ETIMEDOUT,
+			"Failed to confirm delivery of message %s to '%s': no outcome "
+			"within %" PRIu64 " s.", w->id, w->peer, arg_timeout_usec / USEC_PER_SEC);
+	}
+	if (!w->outcome) {
+		return log_error_errno(r == 0 ? EINTR : ECONNRESET,
+			"Failed to confirm delivery of message %s to '%s': %s.", w->id, w->peer,
+			r == 0 ? "interrupted" : "lost the bus connection");
+	}
+
+	if (arg_json != JSON_FORMAT_OFF) {
+		o = json_object_new_object();
+		if (!o || json_object_object_add(o, "id", json_object_new_string(w->id)) < 0 ||
+				json_object_object_add(o, "peer", json_object_new_string(w->peer)) < 0 ||
+				json_object_object_add(o, "status", json_object_new_string(
+					event_is(w->outcome, "messageDelivered") ? "delivered" :
+					"failed")) < 0) {
+			return log_oom();
+		}
+		if (event_is(w->outcome, "messageFailed") &&
+				json_object_object_add(o, "reason", json_object_new_string(
+					strempty(event_get_string(w->outcome, "reason")))) < 0) {
+			return log_oom();
+		}
+		r = json_print(o, arg_json);
+		if (r < 0) {
+			return log_error_errno(r, "Failed to print the outcome: %m");
+		}
+	}
+	if (event_is(w->outcome, "messageFailed")) {
+		return log_error_errno(EIO, "Failed to deliver message %s to '%s': %s", w->id,
+			w->peer, strempty(event_get_string(w->outcome, "reason")));
+	}
+	return 0;
+}
+
+int verb_send(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	_cleanup_free_ char *text = NULL;
+	SendWait w = { .peer = argv[1] };
+	const char *id;
+	int r;
+
+	r = read_message_text(argc - 2, argv + 2, &text);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to read the message text: %s",
+			r == -EMSGSIZE ? "standard input is too long" :
+			r == -EILSEQ ? "it contains a NUL byte" : strerror(-r));
+	}
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	if (arg_wait) {
+		/* Subscribe first: the outcome may come right after the reply. */
+		r = client_attach_event(bus, &event);
+		if (r < 0) {
+			return r;
+		}
+		r = client_subscribe(bus, on_send_signal, &w);
+		if (r < 0) {
+			return r;
+		}
+	}
+
+	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
+		"SendMessage", &error, &reply, "ss", w.peer, text);
+	if (r == -EINVAL && !sd_bus_error_is_set(&error)) {
+		return log_error_errno(r, "Failed to send message to '%s': %s", w.peer,
+			"the peer name or the text is not valid UTF-8.");
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to send message to '%s': %s", w.peer,
+			client_error_message(&error, r));
+	}
+	r = sd_bus_message_read(reply, "s", &id);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to parse the reply of p2pchatd: %m");
+	}
+
+	if (arg_json == JSON_FORMAT_OFF) {
+		printf("%s\n", id);
+		(void) fflush(stdout);
+	}
+	if (arg_wait) {
+		w.id = strdup(id);
+		if (!w.id) {
+			return log_oom();
+		}
+		r = send_wait(bus, event, &w);
+		w.id = mfree(w.id);
+		json_object_putp(&w.outcome);
+		return r;
+	}
+	if (arg_json != JSON_FORMAT_OFF) {
+		o = json_object_new_object();
+		if (!o || json_object_object_add(o, "id", json_object_new_string(id)) < 0 ||
+				json_object_object_add(o, "peer", json_object_new_string(w.peer)) < 0) {
+			return log_oom();
+		}
+		r = json_print(o, arg_json);
+		if (r < 0) {
+			return log_error_errno(r, "Failed to print the message id: %m");
+		}
+	}
+	return 0;
+}
+
+int print_event(json_object *ev, bool show_ids) {
+	_cleanup_free_ char *line = NULL;
+
+	if (arg_json != JSON_FORMAT_OFF) {
+		return json_print(ev, arg_json);
+	}
+	line = event_format_line(ev, show_ids);
+	if (!line) {
+		return -ENOMEM;
+	}
+	if (puts(line) < 0 || fflush(stdout) != 0) {
+		return -EIO;
+	}
+	return 0;
+}
+
+static int on_listen_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+	_cleanup_(json_object_putp) json_object *ev = NULL;
+	int r;
+
+	r = client_event_from_signal(m, &ev);
+	if (r <= 0) {
+		if (r < 0) {
+			log_debug_errno(r, "Ignoring malformed signal: %m");
+		}
+		return 0;
+	}
+	r = print_event(ev, true);
+	if (r < 0) {
+		/* stdout closed (e.g. "| head"): end quietly. */
+		return sd_event_exit(sd_bus_get_event(sd_bus_message_get_bus(m)), EPIPE);
+	}
+	return 0;
+}
+
+int verb_listen(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
+	int r;
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	r = client_attach_event(bus, &event);
+	if (r < 0) {
+		return r;
+	}
+	r = client_subscribe(bus, on_listen_signal, NULL);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_event_loop(event);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to run the event loop: %m");
+	}
+	if (r == EPIPE) {
+		return 0;
+	}
+	if (r != 0) {
+		return log_error_errno(ECONNRESET, "Failed to listen: lost the bus connection.");
+	}
+	return 0;
+}
