@@ -1,0 +1,1093 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The message store.  A History owns one SQLite connection and a cache of
+ * prepared statements; it lives as long as the daemon (history_open() at
+ * start, history_free() at exit).  The daemon is single-threaded and the only
+ * writer, so each call is one short transaction on that connection.
+ *
+ * Durability: the database runs in WAL mode with synchronous=FULL.  WAL's
+ * NORMAL level would survive a crash of the daemon but may lose the last
+ * commits on power loss, and an ack we send for an incoming message promises
+ * that it is stored; FULL fsyncs the WAL on every commit, so the promise
+ * holds.  The cost is one fsync per message, which a chat can afford.
+ *
+ * The schema lives in migrations[]: entry N takes PRAGMA user_version from N
+ * to N+1, in one transaction with the version bump.  A later version appends
+ * an entry and never edits an old one.
+ */
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <sqlite3.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/history.h"
+#include "daemon/xdg.h"
+
+/*
+ * Messages get an INTEGER PRIMARY KEY "seq" as well as the unique text id:
+ * the full-text index refers to rows by rowid, and only an INTEGER PRIMARY
+ * KEY keeps rowids stable across VACUUM.  seq is also the order of arrival.
+ */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE messages ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  peer TEXT NOT NULL,"
+	"  direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),"
+	"  text TEXT NOT NULL,"
+	"  sent_usec INTEGER NOT NULL,"
+	"  received_usec INTEGER NOT NULL,"
+	"  state TEXT NOT NULL"
+	"    CHECK (state IN ('queued', 'sent', 'delivered', 'failed', 'read'))"
+	");"
+	"CREATE INDEX messages_by_peer ON messages (peer);"
+	"CREATE INDEX messages_by_state ON messages (state, peer);"
+	"CREATE VIRTUAL TABLE messages_fts USING fts5("
+	"  text, content='messages', content_rowid='seq', tokenize='trigram');"
+	"CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
+	"  INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);"
+	"END;"
+	"CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+	"  INSERT INTO messages_fts (messages_fts, rowid, text)"
+	"    VALUES ('delete', old.seq, old.text);"
+	"END;"
+	"CREATE TRIGGER messages_au AFTER UPDATE OF text ON messages BEGIN"
+	"  INSERT INTO messages_fts (messages_fts, rowid, text)"
+	"    VALUES ('delete', old.seq, old.text);"
+	"  INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);"
+	"END;",
+};
+
+#define COLUMNS "id, peer, direction, text, sent_usec, received_usec, state"
+
+typedef enum Statement {
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_INSERT_IN,
+	STMT_INSERT_OUT,
+	STMT_FIND_ID,
+	STMT_COUNT_PENDING,
+	STMT_GET_MESSAGE,
+	STMT_UPDATE_STATE,
+	STMT_LIST_QUEUED,
+	STMT_REQUEUE,
+	STMT_LIST_EXPIRED,
+	STMT_SEQ_OF,
+	STMT_GET_LATEST,
+	STMT_GET_BEFORE,
+	STMT_SEARCH_FTS,
+	STMT_SEARCH_LIKE,
+	STMT_MARK_READ,
+	STMT_UNREAD,
+	_STMT_MAX,
+} Statement;
+
+static const char *const statement_sql[_STMT_MAX] = {
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_INSERT_IN] = "INSERT INTO messages (" COLUMNS ") "
+			   "VALUES (?1, ?2, 'in', ?3, ?4, ?5, 'delivered') "
+			   "ON CONFLICT (id) DO NOTHING",
+	[STMT_INSERT_OUT] = "INSERT INTO messages (" COLUMNS ") "
+			    "VALUES (?1, ?2, 'out', ?3, ?4, 0, 'queued')",
+	[STMT_FIND_ID] = "SELECT peer, direction FROM messages WHERE id = ?1",
+	[STMT_COUNT_PENDING] = "SELECT count(*) FROM messages "
+			       "WHERE state IN ('queued', 'sent') AND peer = ?1",
+	[STMT_GET_MESSAGE] = "SELECT " COLUMNS " FROM messages WHERE id = ?1",
+	[STMT_UPDATE_STATE] = "UPDATE messages SET state = ?2 WHERE id = ?1 AND state = ?3",
+	[STMT_LIST_QUEUED] = "SELECT " COLUMNS " FROM messages "
+			     "WHERE state = 'queued' AND peer = ?1 ORDER BY seq LIMIT ?2",
+	[STMT_REQUEUE] = "UPDATE messages SET state = 'queued' WHERE state = 'sent'",
+	[STMT_LIST_EXPIRED] = "SELECT " COLUMNS " FROM messages "
+			      "WHERE state IN ('queued', 'sent') AND sent_usec < ?1 "
+			      "ORDER BY seq LIMIT ?2",
+	[STMT_SEQ_OF] = "SELECT seq FROM messages WHERE id = ?1 AND peer = ?2",
+	[STMT_GET_LATEST] = "SELECT " COLUMNS " FROM ("
+			    "  SELECT * FROM messages WHERE peer = ?1 ORDER BY seq DESC LIMIT ?2"
+			    ") ORDER BY seq",
+	[STMT_GET_BEFORE] = "SELECT " COLUMNS " FROM ("
+			    "  SELECT * FROM messages WHERE peer = ?1 AND seq < ?3"
+			    "  ORDER BY seq DESC LIMIT ?2"
+			    ") ORDER BY seq",
+	[STMT_SEARCH_FTS] = "SELECT " COLUMNS " FROM messages WHERE seq IN ("
+			    "  SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?1"
+			    ") ORDER BY seq DESC LIMIT ?2",
+	[STMT_SEARCH_LIKE] = "SELECT " COLUMNS " FROM messages "
+			     "WHERE text LIKE ?1 ESCAPE '\\' ORDER BY seq DESC LIMIT ?2",
+	[STMT_MARK_READ] = "UPDATE messages SET state = 'read' "
+			   "WHERE peer = ?1 AND direction = 'in' AND state = 'delivered'",
+	[STMT_UNREAD] = "SELECT count(*) FROM messages "
+			"WHERE state = 'delivered' AND peer = ?1 AND direction = 'in'",
+};
+
+struct History {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[_STMT_MAX];
+};
+
+static const char *const state_table[_HISTORY_STATE_MAX] = {
+	[HISTORY_STATE_QUEUED] = "queued",
+	[HISTORY_STATE_SENT] = "sent",
+	[HISTORY_STATE_DELIVERED] = "delivered",
+	[HISTORY_STATE_FAILED] = "failed",
+	[HISTORY_STATE_READ] = "read",
+};
+
+static const char *const direction_table[_HISTORY_DIRECTION_MAX] = {
+	[HISTORY_DIRECTION_IN] = "in",
+	[HISTORY_DIRECTION_OUT] = "out",
+};
+
+/* allowed[direction][from] is the set of states a message may move to. */
+#define S(x) (1u << HISTORY_STATE_##x)
+static const unsigned allowed[_HISTORY_DIRECTION_MAX][_HISTORY_STATE_MAX] = {
+	[HISTORY_DIRECTION_OUT] = {
+		[HISTORY_STATE_QUEUED] = S(SENT) | S(DELIVERED) | S(FAILED),
+		[HISTORY_STATE_SENT] = S(QUEUED) | S(DELIVERED) | S(FAILED),
+		[HISTORY_STATE_DELIVERED] = S(READ),
+		[HISTORY_STATE_FAILED] = S(QUEUED) | S(DELIVERED),
+		[HISTORY_STATE_READ] = 0,
+	},
+	[HISTORY_DIRECTION_IN] = {
+		[HISTORY_STATE_DELIVERED] = S(READ),
+	},
+};
+#undef S
+
+const char *history_state_to_string(HistoryState s) {
+	if (s < 0 || s >= _HISTORY_STATE_MAX) {
+		return NULL;
+	}
+	return state_table[s];
+}
+
+HistoryState history_state_from_string(const char *s) {
+	if (!s) {
+		return _HISTORY_STATE_INVALID;
+	}
+	for (HistoryState i = 0; i < _HISTORY_STATE_MAX; i++) {
+		if (streq(state_table[i], s)) {
+			return i;
+		}
+	}
+	return _HISTORY_STATE_INVALID;
+}
+
+const char *history_direction_to_string(HistoryDirection d) {
+	if (d < 0 || d >= _HISTORY_DIRECTION_MAX) {
+		return NULL;
+	}
+	return direction_table[d];
+}
+
+static HistoryDirection direction_from_string(const char *s) {
+	for (HistoryDirection i = 0; i < _HISTORY_DIRECTION_MAX; i++) {
+		if (streq_ptr(direction_table[i], s)) {
+			return i;
+		}
+	}
+	return _HISTORY_DIRECTION_INVALID;
+}
+
+/* Maps an SQLite result code to a negative errno, preferring the OS error. */
+static int sqlite_to_errno(sqlite3 *db, int rc) {
+	switch (rc & 0xff) {
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		return -EBADMSG;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_TOOBIG:
+		return -E2BIG;
+	case SQLITE_ERROR:
+		return -EINVAL; /* an SQL error, e.g. a malformed FTS5 query */
+	case SQLITE_IOERR:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+		if (db && sqlite3_system_errno(db) > 0) {
+			return -sqlite3_system_errno(db);
+		}
+		return (rc & 0xff) == SQLITE_PERM ? -EACCES : -EIO;
+	default:
+		return -EIO;
+	}
+}
+
+static int history_error(History *h, int rc, const char *what) {
+	int r = sqlite_to_errno(h->db, rc);
+
+	log_debug("history: %s failed: %s", what, sqlite3_errmsg(h->db));
+	return r;
+}
+
+static void stmt_resetp(sqlite3_stmt **s) {
+	if (*s) {
+		(void) sqlite3_reset(*s);
+		(void) sqlite3_clear_bindings(*s);
+	}
+}
+#define _cleanup_stmt_ _cleanup_(stmt_resetp)
+
+static void stmt_finalizep(sqlite3_stmt **s) {
+	(void) sqlite3_finalize(*s);
+}
+
+/* Returns the cached statement @id, preparing it on first use. */
+static int stmt_get(History *h, Statement id, sqlite3_stmt **ret) {
+	int rc;
+
+	if (!h->stmts[id]) {
+		rc = sqlite3_prepare_v3(h->db, statement_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+				&h->stmts[id], NULL);
+		if (rc != SQLITE_OK) {
+			return history_error(h, rc, statement_sql[id]);
+		}
+	}
+
+	*ret = h->stmts[id];
+	return 0;
+}
+
+/* Runs a statement that returns no rows. */
+static int stmt_exec(History *h, sqlite3_stmt *s) {
+	int rc = sqlite3_step(s);
+
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		return history_error(h, rc, sqlite3_sql(s));
+	}
+	return 0;
+}
+
+static int exec_simple(History *h, Statement id) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	r = stmt_get(h, id, &s);
+	if (r < 0) {
+		return r;
+	}
+	return stmt_exec(h, s);
+}
+
+static int bind_text(History *h, sqlite3_stmt *s, int i, const char *t) {
+	int rc = sqlite3_bind_text(s, i, t, -1, SQLITE_STATIC);
+
+	if (rc != SQLITE_OK) {
+		return history_error(h, rc, "bind");
+	}
+	return 0;
+}
+
+static int bind_int64(History *h, sqlite3_stmt *s, int i, uint64_t v) {
+	int rc;
+
+	if (v > INT64_MAX) {
+		return -ERANGE;
+	}
+	rc = sqlite3_bind_int64(s, i, (sqlite3_int64) v);
+	if (rc != SQLITE_OK) {
+		return history_error(h, rc, "bind");
+	}
+	return 0;
+}
+
+/* Single-value SELECT returning a non-negative integer (count(*), seq). */
+static int query_int(History *h, sqlite3_stmt *s, int64_t *ret) {
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_DONE) {
+		return -ENOENT;
+	}
+	if (rc != SQLITE_ROW) {
+		return history_error(h, rc, sqlite3_sql(s));
+	}
+	*ret = sqlite3_column_int64(s, 0);
+	return 0;
+}
+
+static bool id_is_valid(const char *id) {
+	size_t n;
+
+	if (!id) {
+		return false;
+	}
+	n = strlen(id);
+	if (n == 0 || n > HISTORY_ID_MAX) {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+				(c >= 'A' && c <= 'Z') || c == '-' || c == '_')) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool peer_is_valid(const char *peer) {
+	return peer && peer[0] && strlen(peer) <= HISTORY_PEER_MAX;
+}
+
+/* Returns cached statement @id with @text bound to ?1. */
+static int stmt_get_bound(History *h, Statement id, const char *text, sqlite3_stmt **ret) {
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	r = stmt_get(h, id, &s);
+	if (r < 0) {
+		return r;
+	}
+	r = bind_text(h, s, 1, text);
+	if (r < 0) {
+		stmt_resetp(&s);
+		return r;
+	}
+	*ret = s;
+	return 0;
+}
+
+/* Returns cached statement @id with a valid @peer bound to ?1. */
+static int stmt_get_peer(History *h, Statement id, const char *peer, sqlite3_stmt **ret) {
+	if (!peer_is_valid(peer)) {
+		return -EINVAL;
+	}
+	return stmt_get_bound(h, id, peer, ret);
+}
+
+static bool text_is_valid(const char *text) {
+	return text && strlen(text) <= HISTORY_TEXT_MAX;
+}
+
+void history_message_done(HistoryMessage *m) {
+	m->id = mfree(m->id);
+	m->peer = mfree(m->peer);
+	m->text = mfree(m->text);
+}
+
+void history_list_done(HistoryList *l) {
+	if (!l) {
+		return;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		history_message_done(&l->messages[i]);
+	}
+	l->messages = mfree(l->messages);
+	l->n = 0;
+}
+
+static void history_list_donep(HistoryList *l) {
+	history_list_done(l);
+}
+
+static char *column_strdup(sqlite3_stmt *s, int i) {
+	const unsigned char *t = sqlite3_column_text(s, i);
+
+	return strdup(t ? (const char *) t : "");
+}
+
+/* Reads a row of COLUMNS into @ret. */
+static int message_from_row(sqlite3_stmt *s, HistoryMessage *ret) {
+	_cleanup_(history_message_done) HistoryMessage m = {};
+	HistoryDirection d;
+	HistoryState st;
+
+	d = direction_from_string((const char *) sqlite3_column_text(s, 2));
+	st = history_state_from_string((const char *) sqlite3_column_text(s, 6));
+	if (d < 0 || st < 0) {
+		return -EBADMSG;
+	}
+
+	m.id = column_strdup(s, 0);
+	m.peer = column_strdup(s, 1);
+	m.text = column_strdup(s, 3);
+	if (!m.id || !m.peer || !m.text) {
+		return -ENOMEM;
+	}
+	m.direction = d;
+	m.sent_usec = (uint64_t) MAX(sqlite3_column_int64(s, 4), 0);
+	m.received_usec = (uint64_t) MAX(sqlite3_column_int64(s, 5), 0);
+	m.state = st;
+
+	*ret = m;
+	m = (HistoryMessage) {};
+	return 0;
+}
+
+/* Steps @s to the end and collects every row into @ret. */
+static int collect_rows(History *h, sqlite3_stmt *s, HistoryList *ret) {
+	_cleanup_(history_list_donep) HistoryList l = {};
+
+	for (;;) {
+		int rc = sqlite3_step(s);
+		HistoryMessage *a;
+		int r;
+
+		if (rc == SQLITE_DONE) {
+			break;
+		}
+		if (rc != SQLITE_ROW) {
+			return history_error(h, rc, sqlite3_sql(s));
+		}
+
+		a = reallocarray(l.messages, l.n + 1, sizeof(HistoryMessage));
+		if (!a) {
+			return -ENOMEM;
+		}
+		l.messages = a;
+
+		r = message_from_row(s, &l.messages[l.n]);
+		if (r < 0) {
+			return r;
+		}
+		l.n++;
+	}
+
+	*ret = l;
+	l = (HistoryList) {};
+	return 0;
+}
+
+static int exec_sql(History *h, const char *sql) {
+	int rc = sqlite3_exec(h->db, sql, NULL, NULL, NULL);
+
+	if (rc != SQLITE_OK) {
+		return history_error(h, rc, sql);
+	}
+	return 0;
+}
+
+static int pragma_int(History *h, const char *sql, int *ret) {
+	_cleanup_(stmt_finalizep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(h->db, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		return history_error(h, rc, sql);
+	}
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		return history_error(h, rc, sql);
+	}
+	*ret = sqlite3_column_int(s, 0);
+	return 0;
+}
+
+int history_schema_version(History *h) {
+	int v = 0, r;
+
+	assert(h);
+
+	r = pragma_int(h, "PRAGMA user_version", &v);
+	if (r < 0) {
+		return r;
+	}
+	return v;
+}
+
+int history_schema_version_latest(void) {
+	return (int) ELEMENTSOF(migrations);
+}
+
+static int migrate(History *h) {
+	int version;
+
+	version = history_schema_version(h);
+	if (version < 0) {
+		return version;
+	}
+	if (version > history_schema_version_latest()) {
+		log_debug("history: schema version %d is newer than %d", version,
+				history_schema_version_latest());
+		return -EPROTONOSUPPORT;
+	}
+
+	for (int v = version; v < history_schema_version_latest(); v++) {
+		_cleanup_free_ char *bump = NULL;
+		int r;
+
+		if (asprintf(&bump, "PRAGMA user_version = %d", v + 1) < 0) {
+			return -ENOMEM;
+		}
+
+		r = exec_sql(h, "BEGIN IMMEDIATE");
+		if (r < 0) {
+			return r;
+		}
+		r = exec_sql(h, migrations[v]);
+		if (r >= 0) {
+			r = exec_sql(h, bump);
+		}
+		if (r >= 0) {
+			r = exec_sql(h, "COMMIT");
+		}
+		if (r < 0) {
+			(void) sqlite3_exec(h->db, "ROLLBACK", NULL, NULL, NULL);
+			return r;
+		}
+		log_debug("history: migrated schema to version %d", v + 1);
+	}
+
+	return 0;
+}
+
+int history_default_path(char **ret) {
+	return xdg_build_path(XDG_DIR_DATA, "history.db", true, ret);
+}
+
+History *history_free(History *h) {
+	if (!h) {
+		return NULL;
+	}
+	for (size_t i = 0; i < _STMT_MAX; i++) {
+		(void) sqlite3_finalize(h->stmts[i]);
+	}
+	(void) sqlite3_close_v2(h->db);
+	return mfree(h);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(History *, history_free);
+
+int history_open(const char *path, History **ret) {
+	_cleanup_(history_freep) History *h = NULL;
+	int rc, r;
+
+	assert(path);
+	assert(ret);
+
+	h = calloc(1, sizeof(History));
+	if (!h) {
+		return -ENOMEM;
+	}
+
+	rc = sqlite3_open_v2(path, &h->db,
+			SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		if (!h->db) {
+			return -ENOMEM;
+		}
+		return history_error(h, rc, "open");
+	}
+	(void) sqlite3_extended_result_codes(h->db, 1);
+
+	rc = sqlite3_busy_timeout(h->db, 5000);
+	if (rc != SQLITE_OK) {
+		return history_error(h, rc, "busy_timeout");
+	}
+
+	/* journal_mode answers with the mode it got; anything but "wal" is an error. */
+	{
+		_cleanup_(stmt_finalizep) sqlite3_stmt *s = NULL;
+
+		rc = sqlite3_prepare_v2(h->db, "PRAGMA journal_mode = WAL", -1, &s, NULL);
+		if (rc == SQLITE_OK) {
+			rc = sqlite3_step(s);
+		}
+		if (rc != SQLITE_ROW) {
+			return history_error(h, rc, "journal_mode");
+		}
+		if (!streq_ptr((const char *) sqlite3_column_text(s, 0), "wal")) {
+			return -EOPNOTSUPP;
+		}
+	}
+
+	r = exec_sql(h, "PRAGMA synchronous = FULL");
+	if (r < 0) {
+		return r;
+	}
+
+	r = migrate(h);
+	if (r < 0) {
+		return r;
+	}
+
+	*ret = TAKE_PTR(h);
+	return 0;
+}
+
+int history_check_integrity(History *h) {
+	_cleanup_(stmt_finalizep) sqlite3_stmt *s = NULL;
+	int rc;
+
+	assert(h);
+
+	rc = sqlite3_prepare_v2(h->db, "PRAGMA integrity_check", -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		return history_error(h, rc, "integrity_check");
+	}
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		return history_error(h, rc, "integrity_check");
+	}
+	if (!streq_ptr((const char *) sqlite3_column_text(s, 0), "ok")) {
+		log_debug("history: integrity_check: %s", sqlite3_column_text(s, 0));
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* On a duplicate id: 0 when it is the same peer's incoming message, else -EEXIST. */
+static int check_duplicate(History *h, const char *id, const char *peer) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int rc, r;
+
+	r = stmt_get_bound(h, STMT_FIND_ID, id, &s);
+	if (r < 0) {
+		return r;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		return -EIO; /* the insert saw a row that is gone: cannot happen */
+	}
+	if (rc != SQLITE_ROW) {
+		return history_error(h, rc, "find id");
+	}
+	if (!streq_ptr((const char *) sqlite3_column_text(s, 0), peer) ||
+			!streq_ptr((const char *) sqlite3_column_text(s, 1), "in")) {
+		return -EEXIST;
+	}
+	return 0;
+}
+
+int history_add_incoming(History *h, const char *id, const char *peer, const char *text,
+		uint64_t sent_usec, uint64_t received_usec) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	assert(h);
+
+	if (!id_is_valid(id) || !peer_is_valid(peer) || !text_is_valid(text) ||
+			sent_usec > INT64_MAX || received_usec > INT64_MAX) {
+		return -EINVAL;
+	}
+
+	r = stmt_get(h, STMT_INSERT_IN, &s);
+	if (r < 0) {
+		return r;
+	}
+	if ((r = bind_text(h, s, 1, id)) < 0 || (r = bind_text(h, s, 2, peer)) < 0 ||
+			(r = bind_text(h, s, 3, text)) < 0 ||
+			(r = bind_int64(h, s, 4, sent_usec)) < 0 ||
+			(r = bind_int64(h, s, 5, received_usec)) < 0) {
+		return r;
+	}
+	r = stmt_exec(h, s);
+	if (r < 0) {
+		return r;
+	}
+	if (sqlite3_changes(h->db) == 1) {
+		return 1;
+	}
+
+	return check_duplicate(h, id, peer);
+}
+
+static int count_pending(History *h, const char *peer, int64_t *ret) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	r = stmt_get_peer(h, STMT_COUNT_PENDING, peer, &s);
+	if (r < 0) {
+		return r;
+	}
+	return query_int(h, s, ret);
+}
+
+static int insert_outgoing(History *h, const char *id, const char *peer, const char *text,
+		uint64_t sent_usec) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int64_t pending;
+	int r;
+
+	r = count_pending(h, peer, &pending);
+	if (r < 0) {
+		return r;
+	}
+	if (pending >= HISTORY_QUEUE_MAX) {
+		return -ENOBUFS;
+	}
+
+	r = stmt_get(h, STMT_INSERT_OUT, &s);
+	if (r < 0) {
+		return r;
+	}
+	if ((r = bind_text(h, s, 1, id)) < 0 || (r = bind_text(h, s, 2, peer)) < 0 ||
+			(r = bind_text(h, s, 3, text)) < 0 ||
+			(r = bind_int64(h, s, 4, sent_usec)) < 0) {
+		return r;
+	}
+	return stmt_exec(h, s);
+}
+
+/* Ends the transaction begun with STMT_BEGIN: COMMIT when @r >= 0, else ROLLBACK. */
+static int transaction_end(History *h, int r) {
+	if (r < 0) {
+		(void) exec_simple(h, STMT_ROLLBACK);
+		return r;
+	}
+	r = exec_simple(h, STMT_COMMIT);
+	if (r < 0) {
+		(void) exec_simple(h, STMT_ROLLBACK);
+	}
+	return r;
+}
+
+int history_add_outgoing(History *h, const char *id, const char *peer, const char *text,
+		uint64_t sent_usec) {
+	int r;
+
+	assert(h);
+
+	if (!id_is_valid(id) || !peer_is_valid(peer) || !text_is_valid(text) ||
+			sent_usec > INT64_MAX) {
+		return -EINVAL;
+	}
+
+	/* The count and the insert form one transaction, so the limit holds. */
+	r = exec_simple(h, STMT_BEGIN);
+	if (r < 0) {
+		return r;
+	}
+	return transaction_end(h, insert_outgoing(h, id, peer, text, sent_usec));
+}
+
+int history_get_message(History *h, const char *id, HistoryMessage *ret) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int rc, r;
+
+	assert(h);
+	assert(ret);
+
+	if (!id_is_valid(id)) {
+		return -ENOENT;
+	}
+	r = stmt_get_bound(h, STMT_GET_MESSAGE, id, &s);
+	if (r < 0) {
+		return r;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		return -ENOENT;
+	}
+	if (rc != SQLITE_ROW) {
+		return history_error(h, rc, "get message");
+	}
+	return message_from_row(s, ret);
+}
+
+/* Compare-and-set: moves @id from @from to @to; returns the rows changed. */
+static int update_state(History *h, const char *id, HistoryState from, HistoryState to) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	r = stmt_get(h, STMT_UPDATE_STATE, &s);
+	if (r < 0) {
+		return r;
+	}
+	if ((r = bind_text(h, s, 1, id)) < 0 ||
+			(r = bind_text(h, s, 2, state_table[to])) < 0 ||
+			(r = bind_text(h, s, 3, state_table[from])) < 0) {
+		return r;
+	}
+	r = stmt_exec(h, s);
+	if (r < 0) {
+		return r;
+	}
+	return sqlite3_changes(h->db);
+}
+
+int history_set_state(History *h, const char *id, HistoryState state) {
+	_cleanup_(history_message_done) HistoryMessage m = {};
+	int r;
+
+	assert(h);
+
+	if (state < 0 || state >= _HISTORY_STATE_MAX) {
+		return -EINVAL;
+	}
+
+	r = history_get_message(h, id, &m);
+	if (r < 0) {
+		return r;
+	}
+	if (m.state == state) {
+		return 0;
+	}
+	if (!(allowed[m.direction][m.state] & (1u << state))) {
+		return -EPERM;
+	}
+
+	r = update_state(h, id, m.state, state);
+	if (r < 0) {
+		return r;
+	}
+	return r > 0 ? 1 : -EAGAIN;
+}
+
+int history_list_queued(History *h, const char *peer, HistoryList *ret) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	assert(h);
+	assert(ret);
+
+	r = stmt_get_peer(h, STMT_LIST_QUEUED, peer, &s);
+	if (r < 0) {
+		return r;
+	}
+	r = bind_int64(h, s, 2, HISTORY_QUEUE_MAX);
+	if (r < 0) {
+		return r;
+	}
+	return collect_rows(h, s, ret);
+}
+
+int history_requeue_sent(History *h) {
+	int r;
+
+	assert(h);
+
+	r = exec_simple(h, STMT_REQUEUE);
+	if (r < 0) {
+		return r;
+	}
+	return sqlite3_changes(h->db);
+}
+
+static int expire_locked(History *h, uint64_t cutoff, HistoryList *ret) {
+	_cleanup_(history_list_donep) HistoryList l = {};
+	int r;
+
+	{
+		_cleanup_stmt_ sqlite3_stmt *s = NULL;
+
+		r = stmt_get(h, STMT_LIST_EXPIRED, &s);
+		if (r < 0) {
+			return r;
+		}
+		if ((r = bind_int64(h, s, 1, cutoff)) < 0 ||
+				(r = bind_int64(h, s, 2, HISTORY_LIMIT_MAX)) < 0) {
+			return r;
+		}
+		r = collect_rows(h, s, &l);
+		if (r < 0) {
+			return r;
+		}
+	}
+
+	for (size_t i = 0; i < l.n; i++) {
+		r = update_state(h, l.messages[i].id, l.messages[i].state, HISTORY_STATE_FAILED);
+		if (r < 0) {
+			return r;
+		}
+		l.messages[i].state = HISTORY_STATE_FAILED;
+	}
+
+	*ret = l;
+	l = (HistoryList) {};
+	return (int) ret->n;
+}
+
+int history_expire(History *h, uint64_t now_usec, uint64_t max_age_usec, HistoryList *ret) {
+	HistoryList l = {};
+	int r;
+
+	assert(h);
+	assert(ret);
+
+	if (now_usec > INT64_MAX) {
+		return -EINVAL;
+	}
+
+	r = exec_simple(h, STMT_BEGIN);
+	if (r < 0) {
+		return r;
+	}
+	r = expire_locked(h, now_usec > max_age_usec ? now_usec - max_age_usec : 0, &l);
+	r = transaction_end(h, r);
+	if (r < 0) {
+		history_list_done(&l);
+		return r;
+	}
+
+	*ret = l;
+	return (int) l.n;
+}
+
+int history_get(History *h, const char *peer, unsigned limit, const char *before_id,
+		HistoryList *ret) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	bool before = before_id && before_id[0];
+	int64_t seq = 0;
+	int r;
+
+	assert(h);
+	assert(ret);
+
+	if (!peer_is_valid(peer)) {
+		return -EINVAL;
+	}
+	limit = MIN(limit, HISTORY_LIMIT_MAX);
+
+	if (before) {
+		_cleanup_stmt_ sqlite3_stmt *q = NULL;
+
+		if (!id_is_valid(before_id)) {
+			return -ENOENT;
+		}
+		r = stmt_get(h, STMT_SEQ_OF, &q);
+		if (r < 0) {
+			return r;
+		}
+		if ((r = bind_text(h, q, 1, before_id)) < 0 || (r = bind_text(h, q, 2, peer)) < 0) {
+			return r;
+		}
+		r = query_int(h, q, &seq);
+		if (r < 0) {
+			return r;
+		}
+	}
+
+	r = stmt_get(h, before ? STMT_GET_BEFORE : STMT_GET_LATEST, &s);
+	if (r < 0) {
+		return r;
+	}
+	if ((r = bind_text(h, s, 1, peer)) < 0 || (r = bind_int64(h, s, 2, limit)) < 0) {
+		return r;
+	}
+	if (before) {
+		r = bind_int64(h, s, 3, (uint64_t) seq);
+		if (r < 0) {
+			return r;
+		}
+	}
+	return collect_rows(h, s, ret);
+}
+
+static size_t utf8_chars(const char *s) {
+	size_t n = 0;
+
+	for (; *s; s++) {
+		if (((unsigned char) *s & 0xc0) != 0x80) {
+			n++;
+		}
+	}
+	return n;
+}
+
+/*
+ * Returns @q between two @wrap characters, with @escape put before each
+ * character of @specials.  Makes user text literal for FTS5 ("…" with inner
+ * quotes doubled: a phrase, never operators) and for LIKE (%…% with %, _
+ * and \ escaped).
+ */
+static char *quote_literal(const char *q, char wrap, const char *specials, char escape) {
+	char *buf, *p;
+
+	buf = malloc(strlen(q) * 2 + 3);
+	if (!buf) {
+		return NULL;
+	}
+	p = buf;
+	*p++ = wrap;
+	for (; *q; q++) {
+		if (strchr(specials, *q)) {
+			*p++ = escape;
+		}
+		*p++ = *q;
+	}
+	*p++ = wrap;
+	*p = '\0';
+	return buf;
+}
+
+int history_search(History *h, const char *query, unsigned limit, HistoryList *ret) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	_cleanup_free_ char *pattern = NULL;
+	bool fts;
+	int r;
+
+	assert(h);
+	assert(ret);
+
+	if (!query || !query[0] || strlen(query) > HISTORY_QUERY_MAX) {
+		return -EINVAL;
+	}
+	limit = MIN(limit, HISTORY_LIMIT_MAX);
+
+	/*
+	 * The trigram index finds substrings of three characters or more;
+	 * shorter text (a two-character CJK word, say) is looked for with
+	 * LIKE, a scan of the table.
+	 */
+	fts = utf8_chars(query) >= 3;
+	pattern = fts ? quote_literal(query, '"', "\"", '"')
+		      : quote_literal(query, '%', "%_\\", '\\');
+	if (!pattern) {
+		return -ENOMEM;
+	}
+
+	r = stmt_get(h, fts ? STMT_SEARCH_FTS : STMT_SEARCH_LIKE, &s);
+	if (r < 0) {
+		return r;
+	}
+	if ((r = bind_text(h, s, 1, pattern)) < 0 || (r = bind_int64(h, s, 2, limit)) < 0) {
+		return r;
+	}
+	return collect_rows(h, s, ret);
+}
+
+int history_mark_read(History *h, const char *peer) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	assert(h);
+
+	r = stmt_get_peer(h, STMT_MARK_READ, peer, &s);
+	if (r < 0) {
+		return r;
+	}
+	r = stmt_exec(h, s);
+	if (r < 0) {
+		return r;
+	}
+	return sqlite3_changes(h->db);
+}
+
+int history_unread(History *h, const char *peer) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int64_t n;
+	int r;
+
+	assert(h);
+
+	r = stmt_get_peer(h, STMT_UNREAD, peer, &s);
+	if (r < 0) {
+		return r;
+	}
+	r = query_int(h, s, &n);
+	if (r < 0) {
+		return r;
+	}
+	return (int) MIN(n, (int64_t) INT_MAX);
+}

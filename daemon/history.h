@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The message store: history and outbox in one SQLite database
+ * ($XDG_DATA_HOME/p2pchat/history.db).  Every call commits before it returns,
+ * so an incoming message can be acknowledged as soon as
+ * history_add_incoming() has returned.
+ *
+ * States and the transitions history_set_state() allows:
+ *
+ *   outgoing:  queued -> sent        handed to the network, waiting for the ack
+ *              sent -> queued        retries ran out or the peer left: retry later
+ *              queued|sent -> delivered   the ack arrived
+ *              queued|sent -> failed      expired (history_expire()) or refused
+ *              failed -> queued      the user asked to send it again
+ *              failed -> delivered   a late ack: the peer has it after all
+ *              delivered -> read     the peer reported it read
+ *   incoming:  delivered -> read     stored unread; history_mark_read()
+ *
+ * Setting the state a message already has is a no-op (returns 0).
+ */
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Largest limit a query accepts; larger requests are clamped to it. */
+#define HISTORY_LIMIT_MAX 1000u
+/* Most messages that may wait in the outbox for one peer. */
+#define HISTORY_QUEUE_MAX 1000u
+/* Message ids: 1-64 bytes of [A-Za-z0-9_-]. */
+#define HISTORY_ID_MAX 64
+/* Peer names and texts, in bytes (the wire limits). */
+#define HISTORY_PEER_MAX 128
+#define HISTORY_TEXT_MAX 16384
+/* Search text, in bytes. */
+#define HISTORY_QUERY_MAX 1024
+
+typedef struct History History;
+
+typedef enum HistoryDirection {
+	HISTORY_DIRECTION_IN,
+	HISTORY_DIRECTION_OUT,
+	_HISTORY_DIRECTION_MAX,
+	_HISTORY_DIRECTION_INVALID = -EINVAL,
+} HistoryDirection;
+
+typedef enum HistoryState {
+	HISTORY_STATE_QUEUED,
+	HISTORY_STATE_SENT,
+	HISTORY_STATE_DELIVERED,
+	HISTORY_STATE_FAILED,
+	HISTORY_STATE_READ,
+	_HISTORY_STATE_MAX,
+	_HISTORY_STATE_INVALID = -EINVAL,
+} HistoryState;
+
+typedef struct HistoryMessage {
+	char *id;
+	char *peer;
+	HistoryDirection direction;
+	char *text;
+	uint64_t sent_usec;     /* the sender's clock */
+	uint64_t received_usec; /* our clock; 0 for outgoing messages */
+	HistoryState state;
+} HistoryMessage;
+
+/* A list of messages as the queries return them, oldest first unless noted. */
+typedef struct HistoryList {
+	HistoryMessage *messages;
+	size_t n;
+} HistoryList;
+
+const char *history_state_to_string(HistoryState s);
+HistoryState history_state_from_string(const char *s);
+const char *history_direction_to_string(HistoryDirection d);
+
+/* Free what a message or list owns; the struct is zeroed and may be reused. */
+void history_message_done(HistoryMessage *m);
+void history_list_done(HistoryList *l);
+
+/*
+ * history_default_path() - $XDG_DATA_HOME/p2pchat/history.db (HOME fallback).
+ * Creates the directories (0700).
+ */
+int history_default_path(char **ret);
+
+/*
+ * history_open() - open or create the database at @path and migrate it to the
+ * current schema.
+ *
+ * Return: 0; -EPROTONOSUPPORT when the file was written by a newer schema;
+ * -EBADMSG when it is not a database; other negative errno (I/O, -ENOMEM).
+ */
+int history_open(const char *path, History **ret);
+History *history_free(History *h);
+
+/* The schema version of an open database (PRAGMA user_version). */
+int history_schema_version(History *h);
+/* The schema version this code writes. */
+int history_schema_version_latest(void);
+
+/* Runs PRAGMA integrity_check: 0 when it says "ok", -EBADMSG otherwise. */
+int history_check_integrity(History *h);
+
+/*
+ * history_add_incoming() - store a received message (state delivered).
+ *
+ * Return: 1 when stored, 0 when that id was already stored from the same
+ * peer (a retransmission: ack it again), -EEXIST when the id belongs to
+ * another peer's or an outgoing message, -EINVAL for invalid arguments.
+ */
+int history_add_incoming(History *h, const char *id, const char *peer, const char *text,
+		uint64_t sent_usec, uint64_t received_usec);
+
+/*
+ * history_add_outgoing() - store a message to send (state queued).
+ *
+ * Return: 0; -EEXIST for a used id; -ENOBUFS when @peer already has
+ * HISTORY_QUEUE_MAX queued messages; -EINVAL for invalid arguments.
+ */
+int history_add_outgoing(History *h, const char *id, const char *peer, const char *text,
+		uint64_t sent_usec);
+
+/*
+ * history_set_state() - move message @id to @state (see the table above).
+ *
+ * Return: 1 when the state changed, 0 when it already was @state, -ENOENT for
+ * an unknown id, -EPERM for a transition the table does not allow.
+ */
+int history_set_state(History *h, const char *id, HistoryState state);
+
+/* history_get_message() - one message by id; -ENOENT when unknown. */
+int history_get_message(History *h, const char *id, HistoryMessage *ret);
+
+/*
+ * history_list_queued() - the queued messages for @peer, oldest first: the
+ * order in which to send them.
+ */
+int history_list_queued(History *h, const char *peer, HistoryList *ret);
+
+/*
+ * history_requeue_sent() - move every "sent" message back to "queued".  Call
+ * it at start-up: a message that was in flight when the daemon stopped has no
+ * retry timer any more.
+ *
+ * Return: the number of messages requeued.
+ */
+int history_requeue_sent(History *h);
+
+/*
+ * history_expire() - fail queued and sent messages older than @max_age_usec
+ * at @now_usec (by their sent_usec).  At most HISTORY_LIMIT_MAX messages per
+ * call; call again while it returns that many.
+ *
+ * Return: the number expired; @ret gets those messages (state failed).
+ */
+int history_expire(History *h, uint64_t now_usec, uint64_t max_age_usec, HistoryList *ret);
+
+/*
+ * history_get() - the conversation with @peer: the newest @limit messages
+ * (clamped to HISTORY_LIMIT_MAX) older than @before_id (NULL or "": the
+ * newest), oldest first.
+ *
+ * Return: 0; -ENOENT when @before_id is not a message with @peer.
+ */
+int history_get(History *h, const char *peer, unsigned limit, const char *before_id,
+		HistoryList *ret);
+
+/*
+ * history_search() - messages whose text contains @query (case-insensitive
+ * for ASCII, any script: CJK works), newest first, at most @limit (clamped).
+ * @query is literal text: quotes and FTS operators in it have no meaning.
+ *
+ * Return: 0; -EINVAL for an empty or too long query.
+ */
+int history_search(History *h, const char *query, unsigned limit, HistoryList *ret);
+
+/* history_mark_read() - mark @peer's unread incoming messages read; Return: how many. */
+int history_mark_read(History *h, const char *peer);
+
+/* history_unread() - the number of unread incoming messages from @peer. */
+int history_unread(History *h, const char *peer);

@@ -1,0 +1,712 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests for daemon/history.c: schema migration, persistence, duplicates, the
+ * state machine, paging, full-text search (CJK included), and a crash test
+ * that kill -9s a writer at random moments and checks that every commit it
+ * reported survived.
+ */
+
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/macro.h"
+#include "daemon/history.h"
+
+typedef struct Fixture {
+	char dir[64];
+	char path[128];
+	History *h;
+} Fixture;
+
+static int setup(void **state) {
+	Fixture *f = calloc(1, sizeof(Fixture));
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/test-history-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/history.db", f->dir);
+	assert_int_equal(history_open(f->path, &f->h), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state) {
+	Fixture *f = *state;
+	char cmd[128];
+
+	f->h = history_free(f->h);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+static void reopen(Fixture *f) {
+	f->h = history_free(f->h);
+	assert_int_equal(history_open(f->path, &f->h), 0);
+}
+
+/* Runs one SQL statement on the file with a separate connection. */
+static void raw_sql(const char *path, const char *sql) {
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+static void test_history_migrate_empty(void **state) {
+	Fixture *f = *state;
+
+	assert_int_equal(history_schema_version(f->h), history_schema_version_latest());
+	assert_true(history_schema_version_latest() >= 1);
+	assert_int_equal(history_check_integrity(f->h), 0);
+
+	/* Reopening an up-to-date database migrates nothing and keeps the version. */
+	reopen(f);
+	assert_int_equal(history_schema_version(f->h), history_schema_version_latest());
+}
+
+static void test_history_migrate_existing_empty_file(void **state) {
+	Fixture *f = *state;
+	char path[160];
+	History *h = NULL;
+
+	/* A zero-length file is a valid empty database at version 0. */
+	snprintf(path, sizeof(path), "%s/empty.db", f->dir);
+	close(open(path, O_CREAT | O_WRONLY, 0600));
+	assert_int_equal(history_open(path, &h), 0);
+	assert_int_equal(history_schema_version(h), history_schema_version_latest());
+	assert_int_equal(history_add_incoming(h, "m1", "alice", "hi", 1, 2), 1);
+	h = history_free(h);
+}
+
+static void test_history_newer_schema_refused(void **state) {
+	Fixture *f = *state;
+	History *h = NULL;
+
+	f->h = history_free(f->h);
+	raw_sql(f->path, "PRAGMA user_version = 999");
+	assert_int_equal(history_open(f->path, &h), -EPROTONOSUPPORT);
+	assert_null(h);
+}
+
+static void test_history_not_a_database(void **state) {
+	Fixture *f = *state;
+	char path[160];
+	History *h = NULL;
+	FILE *fp;
+
+	snprintf(path, sizeof(path), "%s/garbage.db", f->dir);
+	fp = fopen(path, "w");
+	assert_non_null(fp);
+	for (int i = 0; i < 200; i++) {
+		fputs("this is not an SQLite database at all. ", fp);
+	}
+	fclose(fp);
+	assert_int_equal(history_open(path, &h), -EBADMSG);
+	assert_null(h);
+}
+
+static void test_history_reopen_persists(void **state) {
+	Fixture *f = *state;
+	HistoryMessage m = {};
+
+	assert_int_equal(history_add_incoming(f->h, "in1", "alice", "hello", 10, 20), 1);
+	assert_int_equal(history_add_outgoing(f->h, "out1", "alice", "hi back", 30), 0);
+	assert_int_equal(history_set_state(f->h, "out1", HISTORY_STATE_SENT), 1);
+	reopen(f);
+
+	assert_int_equal(history_get_message(f->h, "in1", &m), 0);
+	assert_string_equal(m.peer, "alice");
+	assert_string_equal(m.text, "hello");
+	assert_int_equal(m.direction, HISTORY_DIRECTION_IN);
+	assert_int_equal(m.state, HISTORY_STATE_DELIVERED);
+	assert_int_equal(m.sent_usec, 10);
+	assert_int_equal(m.received_usec, 20);
+	history_message_done(&m);
+
+	assert_int_equal(history_get_message(f->h, "out1", &m), 0);
+	assert_int_equal(m.direction, HISTORY_DIRECTION_OUT);
+	assert_int_equal(m.state, HISTORY_STATE_SENT);
+	assert_int_equal(m.received_usec, 0);
+	history_message_done(&m);
+
+	assert_int_equal(history_get_message(f->h, "nope", &m), -ENOENT);
+}
+
+static void test_history_duplicates(void **state) {
+	Fixture *f = *state;
+	HistoryList l = {};
+
+	assert_int_equal(history_add_incoming(f->h, "dup", "alice", "first", 1, 1), 1);
+	/* A retransmission is stored once, with the first text. */
+	assert_int_equal(history_add_incoming(f->h, "dup", "alice", "second", 2, 2), 0);
+	reopen(f);
+	assert_int_equal(history_add_incoming(f->h, "dup", "alice", "third", 3, 3), 0);
+	/* The same id from someone else, or one of our own ids: a collision. */
+	assert_int_equal(history_add_incoming(f->h, "dup", "mallory", "x", 4, 4), -EEXIST);
+	assert_int_equal(history_add_outgoing(f->h, "mine", "bob", "x", 5), 0);
+	assert_int_equal(history_add_incoming(f->h, "mine", "bob", "x", 6, 6), -EEXIST);
+	assert_int_equal(history_add_outgoing(f->h, "mine", "bob", "again", 7), -EEXIST);
+	assert_int_equal(history_add_outgoing(f->h, "dup", "alice", "again", 7), -EEXIST);
+
+	assert_int_equal(history_get(f->h, "alice", 100, NULL, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.messages[0].text, "first");
+	history_list_done(&l);
+	assert_int_equal(history_unread(f->h, "alice"), 1);
+}
+
+static void test_history_invalid_args(void **state) {
+	Fixture *f = *state;
+	char big[HISTORY_TEXT_MAX + 2];
+	HistoryList l = {};
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+
+	static const char *const bad_ids[] = {
+		"", "has space", "semi;colon", "quote'",
+		/* 65 characters: one too many */
+		"00000000001111111111222222222233333333334444444444555555555566666",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(bad_ids); i++) {
+		assert_int_equal(history_add_incoming(f->h, bad_ids[i], "a", "t", 1, 1), -EINVAL);
+		assert_int_equal(history_add_outgoing(f->h, bad_ids[i], "a", "t", 1), -EINVAL);
+	}
+	assert_int_equal(history_add_incoming(f->h, "ok", "", "t", 1, 1), -EINVAL);
+	assert_int_equal(history_add_incoming(f->h, "ok", NULL, "t", 1, 1), -EINVAL);
+	assert_int_equal(history_add_incoming(f->h, "ok", "a", NULL, 1, 1), -EINVAL);
+	assert_int_equal(history_add_incoming(f->h, "ok", "a", big, 1, 1), -EINVAL);
+	assert_int_equal(history_add_incoming(f->h, "ok", "a", "t", UINT64_MAX, 1), -EINVAL);
+	assert_int_equal(history_add_outgoing(f->h, "ok", "a", big, 1), -EINVAL);
+	big[HISTORY_TEXT_MAX] = '\0';
+	assert_int_equal(history_add_outgoing(f->h, "ok", "a", big, 1), 0);
+	/* Empty text is a valid message. */
+	assert_int_equal(history_add_incoming(f->h, "empty", "a", "", 1, 1), 1);
+
+	assert_int_equal(history_set_state(f->h, "ok", _HISTORY_STATE_MAX), -EINVAL);
+	assert_int_equal(history_set_state(f->h, "ok", _HISTORY_STATE_INVALID), -EINVAL);
+	assert_int_equal(history_set_state(f->h, "unknown", HISTORY_STATE_SENT), -ENOENT);
+	assert_int_equal(history_get(f->h, "", 10, NULL, &l), -EINVAL);
+	assert_int_equal(history_list_queued(f->h, NULL, &l), -EINVAL);
+	assert_int_equal(history_mark_read(f->h, ""), -EINVAL);
+	assert_int_equal(history_unread(f->h, ""), -EINVAL);
+
+	assert_int_equal(history_state_from_string("queued"), HISTORY_STATE_QUEUED);
+	assert_int_equal(history_state_from_string("read"), HISTORY_STATE_READ);
+	assert_int_equal(history_state_from_string("bogus"), -EINVAL);
+	assert_int_equal(history_state_from_string(NULL), -EINVAL);
+	assert_string_equal(history_state_to_string(HISTORY_STATE_FAILED), "failed");
+	assert_null(history_state_to_string(_HISTORY_STATE_MAX));
+	assert_string_equal(history_direction_to_string(HISTORY_DIRECTION_OUT), "out");
+}
+
+static const struct {
+	HistoryDirection direction;
+	HistoryState from, to;
+	int expected;
+} transitions[] = {
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_QUEUED, HISTORY_STATE_QUEUED, 0 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_QUEUED, HISTORY_STATE_SENT, 1 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_QUEUED, HISTORY_STATE_DELIVERED, 1 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_QUEUED, HISTORY_STATE_FAILED, 1 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_QUEUED, HISTORY_STATE_READ, -EPERM },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_SENT, HISTORY_STATE_QUEUED, 1 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_SENT, HISTORY_STATE_DELIVERED, 1 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_SENT, HISTORY_STATE_FAILED, 1 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_SENT, HISTORY_STATE_READ, -EPERM },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_DELIVERED, HISTORY_STATE_READ, 1 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_DELIVERED, HISTORY_STATE_QUEUED, -EPERM },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_DELIVERED, HISTORY_STATE_SENT, -EPERM },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_DELIVERED, HISTORY_STATE_FAILED, -EPERM },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_FAILED, HISTORY_STATE_QUEUED, 1 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_FAILED, HISTORY_STATE_DELIVERED, 1 },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_FAILED, HISTORY_STATE_SENT, -EPERM },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_FAILED, HISTORY_STATE_READ, -EPERM },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_READ, HISTORY_STATE_DELIVERED, -EPERM },
+	{ HISTORY_DIRECTION_OUT, HISTORY_STATE_READ, HISTORY_STATE_READ, 0 },
+	{ HISTORY_DIRECTION_IN, HISTORY_STATE_DELIVERED, HISTORY_STATE_READ, 1 },
+	{ HISTORY_DIRECTION_IN, HISTORY_STATE_DELIVERED, HISTORY_STATE_DELIVERED, 0 },
+	{ HISTORY_DIRECTION_IN, HISTORY_STATE_DELIVERED, HISTORY_STATE_QUEUED, -EPERM },
+	{ HISTORY_DIRECTION_IN, HISTORY_STATE_DELIVERED, HISTORY_STATE_SENT, -EPERM },
+	{ HISTORY_DIRECTION_IN, HISTORY_STATE_DELIVERED, HISTORY_STATE_FAILED, -EPERM },
+	{ HISTORY_DIRECTION_IN, HISTORY_STATE_READ, HISTORY_STATE_DELIVERED, -EPERM },
+};
+
+/* The path from "queued" (out) or "delivered" (in) to each start state. */
+static void bring_to(History *h, const char *id, HistoryState s) {
+	switch (s) {
+	case HISTORY_STATE_QUEUED:
+		break;
+	case HISTORY_STATE_DELIVERED:
+		/* Outgoing messages get there; incoming ones start there. */
+		assert_true(history_set_state(h, id, s) >= 0);
+		break;
+	case HISTORY_STATE_SENT:
+	case HISTORY_STATE_FAILED:
+		assert_int_equal(history_set_state(h, id, s), 1);
+		break;
+	case HISTORY_STATE_READ:
+		(void) history_set_state(h, id, HISTORY_STATE_DELIVERED);
+		assert_int_equal(history_set_state(h, id, HISTORY_STATE_READ), 1);
+		break;
+	case _HISTORY_STATE_MAX:
+	case _HISTORY_STATE_INVALID:
+		fail();
+	}
+}
+
+static void test_history_state_machine(void **state) {
+	Fixture *f = *state;
+
+	for (size_t i = 0; i < ELEMENTSOF(transitions); i++) {
+		HistoryMessage m = {};
+		char id[32];
+
+		snprintf(id, sizeof(id), "t%zu", i);
+		if (transitions[i].direction == HISTORY_DIRECTION_OUT) {
+			assert_int_equal(history_add_outgoing(f->h, id, "p", "x", 1), 0);
+		} else {
+			assert_int_equal(history_add_incoming(f->h, id, "p", "x", 1, 1), 1);
+		}
+		bring_to(f->h, id, transitions[i].from);
+
+		print_message("transition %zu: %s -> %s\n", i,
+				history_state_to_string(transitions[i].from),
+				history_state_to_string(transitions[i].to));
+		assert_int_equal(history_set_state(f->h, id, transitions[i].to),
+				transitions[i].expected);
+
+		assert_int_equal(history_get_message(f->h, id, &m), 0);
+		assert_int_equal(m.state, transitions[i].expected < 0 ? transitions[i].from
+								    : transitions[i].to);
+		history_message_done(&m);
+	}
+}
+
+static void test_history_queue_order_and_requeue(void **state) {
+	Fixture *f = *state;
+	HistoryList l = {};
+
+	assert_int_equal(history_add_outgoing(f->h, "q1", "bob", "one", 100), 0);
+	assert_int_equal(history_add_outgoing(f->h, "q2", "bob", "two", 50), 0);
+	assert_int_equal(history_add_outgoing(f->h, "q3", "bob", "three", 200), 0);
+	assert_int_equal(history_add_outgoing(f->h, "other", "carol", "x", 1), 0);
+
+	/* Creation order, not the timestamps. */
+	assert_int_equal(history_list_queued(f->h, "bob", &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.messages[0].id, "q1");
+	assert_string_equal(l.messages[1].id, "q2");
+	assert_string_equal(l.messages[2].id, "q3");
+	history_list_done(&l);
+
+	assert_int_equal(history_set_state(f->h, "q1", HISTORY_STATE_SENT), 1);
+	assert_int_equal(history_set_state(f->h, "q2", HISTORY_STATE_SENT), 1);
+	assert_int_equal(history_set_state(f->h, "q2", HISTORY_STATE_DELIVERED), 1);
+	assert_int_equal(history_list_queued(f->h, "bob", &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.messages[0].id, "q3");
+	history_list_done(&l);
+
+	/* A restart finds q1 in flight: it goes back to the queue, in order. */
+	reopen(f);
+	assert_int_equal(history_requeue_sent(f->h), 1);
+	assert_int_equal(history_requeue_sent(f->h), 0);
+	assert_int_equal(history_list_queued(f->h, "bob", &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.messages[0].id, "q1");
+	assert_string_equal(l.messages[1].id, "q3");
+	history_list_done(&l);
+
+	assert_int_equal(history_list_queued(f->h, "nobody", &l), 0);
+	assert_int_equal(l.n, 0);
+	assert_null(l.messages);
+}
+
+static void test_history_queue_limit(void **state) {
+	Fixture *f = *state;
+	char id[32];
+
+	for (unsigned i = 0; i < HISTORY_QUEUE_MAX; i++) {
+		snprintf(id, sizeof(id), "l%u", i);
+		assert_int_equal(history_add_outgoing(f->h, id, "bob", "x", i), 0);
+	}
+	assert_int_equal(history_add_outgoing(f->h, "over", "bob", "x", 1), -ENOBUFS);
+	/* Other peers have their own queue. */
+	assert_int_equal(history_add_outgoing(f->h, "carol1", "carol", "x", 1), 0);
+	/* Sent messages count too: they may come back to the queue. */
+	assert_int_equal(history_set_state(f->h, "l0", HISTORY_STATE_SENT), 1);
+	assert_int_equal(history_add_outgoing(f->h, "over", "bob", "x", 1), -ENOBUFS);
+	assert_int_equal(history_set_state(f->h, "l0", HISTORY_STATE_DELIVERED), 1);
+	assert_int_equal(history_add_outgoing(f->h, "over", "bob", "x", 1), 0);
+}
+
+static void test_history_expire(void **state) {
+	Fixture *f = *state;
+	HistoryList l = {};
+	HistoryMessage m = {};
+	const uint64_t day = 24 * 3600 * USEC_PER_SEC;
+
+	assert_int_equal(history_add_outgoing(f->h, "old1", "bob", "x", 1 * day), 0);
+	assert_int_equal(history_add_outgoing(f->h, "old2", "carol", "x", 2 * day), 0);
+	assert_int_equal(history_set_state(f->h, "old2", HISTORY_STATE_SENT), 1);
+	assert_int_equal(history_add_outgoing(f->h, "new", "bob", "x", 9 * day), 0);
+	assert_int_equal(history_add_outgoing(f->h, "done", "bob", "x", 1 * day), 0);
+	assert_int_equal(history_set_state(f->h, "done", HISTORY_STATE_DELIVERED), 1);
+	assert_int_equal(history_add_incoming(f->h, "inc", "bob", "x", 1, 1), 1);
+
+	assert_int_equal(history_expire(f->h, 10 * day, 7 * day, &l), 2);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.messages[0].id, "old1");
+	assert_string_equal(l.messages[0].peer, "bob");
+	assert_int_equal(l.messages[0].state, HISTORY_STATE_FAILED);
+	assert_string_equal(l.messages[1].id, "old2");
+	assert_string_equal(l.messages[1].peer, "carol");
+	history_list_done(&l);
+
+	assert_int_equal(history_get_message(f->h, "old2", &m), 0);
+	assert_int_equal(m.state, HISTORY_STATE_FAILED);
+	history_message_done(&m);
+	assert_int_equal(history_get_message(f->h, "new", &m), 0);
+	assert_int_equal(m.state, HISTORY_STATE_QUEUED);
+	history_message_done(&m);
+
+	assert_int_equal(history_expire(f->h, 10 * day, 7 * day, &l), 0);
+	assert_int_equal(l.n, 0);
+	/* A max age larger than now expires nothing. */
+	assert_int_equal(history_expire(f->h, 10 * day, 100 * day, &l), 0);
+	assert_int_equal(history_expire(f->h, UINT64_MAX, 1, &l), -EINVAL);
+}
+
+static void test_history_get_paging(void **state) {
+	Fixture *f = *state;
+	HistoryList l = {};
+	char id[16], text[16];
+
+	for (int i = 0; i < 10; i++) {
+		snprintf(id, sizeof(id), "p%d", i);
+		snprintf(text, sizeof(text), "msg %d", i);
+		if (i % 2) {
+			assert_int_equal(history_add_outgoing(f->h, id, "alice", text, i), 0);
+		} else {
+			assert_int_equal(history_add_incoming(f->h, id, "alice", text, i, i), 1);
+		}
+	}
+	assert_int_equal(history_add_incoming(f->h, "b0", "bob", "for bob", 1, 1), 1);
+
+	assert_int_equal(history_get(f->h, "alice", 3, NULL, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.messages[0].id, "p7");
+	assert_string_equal(l.messages[2].id, "p9");
+	assert_int_equal(l.messages[2].direction, HISTORY_DIRECTION_OUT);
+	history_list_done(&l);
+
+	assert_int_equal(history_get(f->h, "alice", 3, "p7", &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.messages[0].id, "p4");
+	assert_string_equal(l.messages[2].id, "p6");
+	history_list_done(&l);
+
+	assert_int_equal(history_get(f->h, "alice", 100, "p2", &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_string_equal(l.messages[0].id, "p0");
+	history_list_done(&l);
+
+	assert_int_equal(history_get(f->h, "alice", 100, "", &l), 0);
+	assert_int_equal(l.n, 10);
+	history_list_done(&l);
+
+	/* A limit above the maximum is clamped, not an error. */
+	assert_int_equal(history_get(f->h, "alice", UINT32_MAX, NULL, &l), 0);
+	assert_int_equal(l.n, 10);
+	history_list_done(&l);
+
+	assert_int_equal(history_get(f->h, "alice", 0, NULL, &l), 0);
+	assert_int_equal(l.n, 0);
+
+	/* before_id must be a message of that conversation. */
+	assert_int_equal(history_get(f->h, "alice", 3, "b0", &l), -ENOENT);
+	assert_int_equal(history_get(f->h, "alice", 3, "missing", &l), -ENOENT);
+	assert_int_equal(history_get(f->h, "alice", 3, "bad id!", &l), -ENOENT);
+
+	assert_int_equal(history_get(f->h, "carol", 3, NULL, &l), 0);
+	assert_int_equal(l.n, 0);
+}
+
+static const struct {
+	const char *query;
+	int expected; /* matches, or a negative errno */
+} searches[] = {
+	{ "hello", 2 },
+	{ "HELLO", 2 },      /* case-insensitive */
+	{ "lo wor", 1 },     /* substring across words */
+	{ "world", 1 },
+	{ "absent", 0 },
+	{ "\"quoted\"", 1 }, /* quotes are literal text */
+	{ "\"", 1 },
+	{ "said \"quoted", 1 },
+	{ "AND", 1 },        /* operators are literal text */
+	{ "OR NOT", 0 },
+	{ "hel*", 0 },
+	{ "NEAR(a b)", 0 },
+	{ "col:umn", 0 },
+	{ "text:hello", 0 },
+	{ "'; DROP TABLE messages; --", 0 },
+	{ "100%", 1 },       /* LIKE specials, short and long queries */
+	{ "%", 1 },
+	{ "_", 1 },
+	{ "a_", 1 },
+	{ "\\", 0 },
+	{ "你好世界", 1 },   /* CJK through the trigram index */
+	{ "好世界", 1 },
+	{ "你好", 2 },       /* two characters: the LIKE path */
+	{ "世", 1 },
+	{ "日本語", 1 },
+	{ "これは日本語", 1 },
+	{ "한국어", 1 },
+	{ "", -EINVAL },
+};
+
+static void test_history_search(void **state) {
+	Fixture *f = *state;
+	HistoryList l = {};
+	char big[HISTORY_QUERY_MAX + 2];
+
+	static const char *const texts[] = {
+		"hello world",
+		"Hello again",
+		"she said \"quoted\" AND left",
+		"it is 100% done",
+		"a_b",
+		"你好世界",
+		"你好",
+		"これは日本語です",
+		"한국어 메시지",
+	};
+	for (size_t i = 0; i < ELEMENTSOF(texts); i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "s%zu", i);
+		assert_int_equal(history_add_incoming(f->h, id, i % 2 ? "bob" : "alice", texts[i],
+					 i, i), 1);
+	}
+
+	for (size_t i = 0; i < ELEMENTSOF(searches); i++) {
+		int r = history_search(f->h, searches[i].query, 100, &l);
+
+		print_message("search '%s'\n", searches[i].query);
+		if (searches[i].expected < 0) {
+			assert_int_equal(r, searches[i].expected);
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_int_equal(l.n, searches[i].expected);
+		history_list_done(&l);
+	}
+
+	/* Newest first, and the limit holds. */
+	assert_int_equal(history_search(f->h, "hello", 1, &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.messages[0].id, "s1");
+	history_list_done(&l);
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	assert_int_equal(history_search(f->h, big, 10, &l), -EINVAL);
+	assert_int_equal(history_search(f->h, NULL, 10, &l), -EINVAL);
+
+	/* The index follows the table across a reopen. */
+	reopen(f);
+	assert_int_equal(history_add_outgoing(f->h, "later", "bob", "another hello", 99), 0);
+	assert_int_equal(history_search(f->h, "hello", 100, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.messages[0].id, "later");
+	history_list_done(&l);
+	assert_int_equal(history_check_integrity(f->h), 0);
+	raw_sql(f->path, "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')");
+}
+
+static void test_history_unread(void **state) {
+	Fixture *f = *state;
+
+	assert_int_equal(history_unread(f->h, "alice"), 0);
+	assert_int_equal(history_add_incoming(f->h, "u1", "alice", "a", 1, 1), 1);
+	assert_int_equal(history_add_incoming(f->h, "u2", "alice", "b", 2, 2), 1);
+	assert_int_equal(history_add_incoming(f->h, "u3", "bob", "c", 3, 3), 1);
+	assert_int_equal(history_add_outgoing(f->h, "u4", "alice", "d", 4), 0);
+	assert_int_equal(history_set_state(f->h, "u4", HISTORY_STATE_DELIVERED), 1);
+
+	assert_int_equal(history_unread(f->h, "alice"), 2);
+	assert_int_equal(history_unread(f->h, "bob"), 1);
+	assert_int_equal(history_set_state(f->h, "u1", HISTORY_STATE_READ), 1);
+	assert_int_equal(history_unread(f->h, "alice"), 1);
+	assert_int_equal(history_mark_read(f->h, "alice"), 1);
+	assert_int_equal(history_mark_read(f->h, "alice"), 0);
+	assert_int_equal(history_unread(f->h, "alice"), 0);
+	assert_int_equal(history_unread(f->h, "bob"), 1);
+	reopen(f);
+	assert_int_equal(history_unread(f->h, "alice"), 0);
+	assert_int_equal(history_unread(f->h, "bob"), 1);
+}
+
+static void test_history_default_path(void **state) {
+	Fixture *f = *state;
+	char *path = NULL, expected[256], dir[200];
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s/xdg/data", f->dir);
+	assert_int_equal(setenv("XDG_DATA_HOME", dir, 1), 0);
+	assert_int_equal(history_default_path(&path), 0);
+	snprintf(expected, sizeof(expected), "%s/p2pchat/history.db", dir);
+	assert_string_equal(path, expected);
+	free(path);
+	snprintf(expected, sizeof(expected), "%s/p2pchat", dir);
+	assert_int_equal(stat(expected, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+
+	/* A relative XDG_DATA_HOME is ignored: $HOME/.local/share. */
+	assert_int_equal(setenv("XDG_DATA_HOME", "relative/dir", 1), 0);
+	assert_int_equal(setenv("HOME", f->dir, 1), 0);
+	assert_int_equal(history_default_path(&path), 0);
+	snprintf(expected, sizeof(expected), "%s/.local/share/p2pchat/history.db", f->dir);
+	assert_string_equal(path, expected);
+	free(path);
+
+	assert_int_equal(unsetenv("XDG_DATA_HOME"), 0);
+	assert_int_equal(unsetenv("HOME"), 0);
+	assert_int_equal(history_default_path(&path), -ENOENT);
+}
+
+/* The child: write messages forever, reporting each id after its commit. */
+_Noreturn static void crash_child(const char *path, int trial, int fd) {
+	History *h = NULL;
+	char id[32], line[40];
+
+	if (history_open(path, &h) < 0) {
+		_exit(EXIT_FAILURE);
+	}
+	for (unsigned i = 0;; i++) {
+		int n;
+
+		snprintf(id, sizeof(id), "c%d-%u", trial, i);
+		if (i % 2) {
+			/* Delivered at once, so the outbox limit is never reached. */
+			if (history_add_outgoing(h, id, "bob", "crash test outgoing", i) < 0 ||
+					history_set_state(h, id, HISTORY_STATE_DELIVERED) != 1) {
+				_exit(EXIT_FAILURE);
+			}
+		} else if (history_add_incoming(h, id, "alice", "crash test incoming", i, i) != 1) {
+			_exit(EXIT_FAILURE);
+		}
+		n = snprintf(line, sizeof(line), "%s\n", id);
+		if (write(fd, line, (size_t) n) != n) {
+			_exit(EXIT_FAILURE);
+		}
+	}
+}
+
+static void test_history_crash_safety(void **state) {
+	Fixture *f = *state;
+	unsigned total = 0;
+
+	f->h = history_free(f->h);
+	srand((unsigned) time(NULL) ^ (unsigned) getpid());
+
+	for (int trial = 0; trial < 20; trial++) {
+		int fds[2], status;
+		char buf[65536];
+		size_t len = 0;
+		unsigned n = 0;
+		pid_t pid;
+
+		assert_int_equal(pipe(fds), 0);
+		pid = fork();
+		assert_true(pid >= 0);
+		if (pid == 0) {
+			close(fds[0]);
+			crash_child(f->path, trial, fds[1]);
+		}
+		close(fds[1]);
+
+		/* Kill at a random moment in the first 2-80 ms of writing. */
+		(void) usleep(2000 + (useconds_t) (rand() % 78000));
+		assert_int_equal(kill(pid, SIGKILL), 0);
+		assert_int_equal(waitpid(pid, &status, 0), pid);
+		if (!WIFSIGNALED(status)) {
+			print_message("child exited with status %d\n", WEXITSTATUS(status));
+		}
+		assert_true(WIFSIGNALED(status));
+
+		for (;;) {
+			ssize_t k = read(fds[0], buf + len, sizeof(buf) - 1 - len);
+
+			assert_true(k >= 0);
+			if (k == 0) {
+				break;
+			}
+			len += (size_t) k;
+			assert_true(len < sizeof(buf) - 1);
+		}
+		close(fds[0]);
+		buf[len] = '\0';
+
+		assert_int_equal(history_open(f->path, &f->h), 0);
+		assert_int_equal(history_check_integrity(f->h), 0);
+		for (char *save = NULL, *id = strtok_r(buf, "\n", &save); id;
+				id = strtok_r(NULL, "\n", &save)) {
+			HistoryMessage m = {};
+
+			assert_int_equal(history_get_message(f->h, id, &m), 0);
+			history_message_done(&m);
+			n++;
+		}
+		f->h = history_free(f->h);
+		total += n;
+	}
+
+	print_message("crash test: 20 kills, %u reported commits, all present\n", total);
+	assert_true(total > 0);
+	assert_int_equal(history_open(f->path, &f->h), 0);
+}
+
+#define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+
+int main(void) {
+	const struct CMUnitTest tests[] = {
+		T(test_history_migrate_empty),
+		T(test_history_migrate_existing_empty_file),
+		T(test_history_newer_schema_refused),
+		T(test_history_not_a_database),
+		T(test_history_reopen_persists),
+		T(test_history_duplicates),
+		T(test_history_invalid_args),
+		T(test_history_state_machine),
+		T(test_history_queue_order_and_requeue),
+		T(test_history_queue_limit),
+		T(test_history_expire),
+		T(test_history_get_paging),
+		T(test_history_search),
+		T(test_history_unread),
+		T(test_history_default_path),
+		T(test_history_crash_safety),
+	};
+
+	return cmocka_run_group_tests_name("history", tests, NULL, NULL);
+}
