@@ -33,6 +33,9 @@ typedef union Endpoint {
  */
 int endpoint_parse(const char *s, size_t n, Endpoint *ret);
 
+/* A port as the wire writes it: decimal 1-65535, no sign, leading zero or space; -EINVAL otherwise. */
+int endpoint_parse_port(const char *s, size_t n, uint16_t *ret);
+
 /* Writes the canonical text of @e into @buf; returns @buf. */
 char *endpoint_format(const Endpoint *e, char buf[static ENDPOINT_STRLEN]);
 

@@ -100,7 +100,10 @@ bool wire_caps_is_valid(const char *s, size_t n);
 /* Whether a caps string holds the token @token. */
 bool wire_caps_has(const char *caps, const char *token);
 
-/* Strict UTF-8 validation: no overlongs, surrogates or code points > U+10FFFF. */
+/*
+ * Strict UTF-8 validation: no overlongs, surrogates or code points > U+10FFFF,
+ * and no U+0000 (all text ends up in C strings and D-Bus strings).
+ */
 bool utf8_is_valid(const char *s, size_t n);
 /* Number of code points in valid UTF-8. */
 size_t utf8_count_chars(const char *s, size_t n);
@@ -164,13 +167,19 @@ typedef struct WireFrameDecoder {
 	unsigned shift;      /* bits of length read so far */
 	bool have_length;
 	char *buf;
+	size_t allocated;    /* grows with the bytes that really arrived */
 	size_t filled;
 	int error;
 } WireFrameDecoder;
 
+/* @max 0 means WIRE_FRAME_MAX; larger values are clamped to it. */
 void wire_frame_decoder_init(WireFrameDecoder *d, size_t max);
 void wire_frame_decoder_done(WireFrameDecoder *d);
 int wire_frame_decoder_feed(WireFrameDecoder *d, const uint8_t *buf, size_t n,
 		size_t *ret_consumed);
-/* Moves the completed frame out (owned by the caller) and resets for the next. */
+/*
+ * Moves the completed frame out (owned by the caller) and resets for the next;
+ * -ENODATA when no frame is complete.  feed() returns 1 without consuming
+ * anything until the complete frame is taken.
+ */
 int wire_frame_decoder_take(WireFrameDecoder *d, char **ret, size_t *ret_len);
