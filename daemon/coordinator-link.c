@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The CoordinatorLink, owned by the Manager, lives from Login() to Logout().
+ * It runs this state machine:
+ *
+ *   LOGIN      "login,NAME,EP,native1" (UTF-16LE) to the coordinator by UDP,
+ *              resent with backoff until "Accept,PORT" or "Reject,REASON";
+ *   CONNECTING TCP connect to the Accept's source IP and PORT;
+ *   HANDSHAKE  frame "hello,NAME,native1" sent; a native coordinator answers
+ *              "welcome,CAPS" and the list, a reference one just the list
+ *              and then closes;
+ *   SESSION    native: login/logout pushes and ping/pong on the connection,
+ *              whose loss means the coordinator is gone;
+ *   REFERENCE  reference coordinator: login/logout forwards by UDP, accepted
+ *              only from the coordinator's address, and a list fetched again
+ *              every LINK_REFETCH_USEC to repair lost forwards;
+ *   BACKOFF    waiting before the next login attempt.
+ *
+ * Before the first success, every failure retries until
+ * LINK_LOGIN_TIMEOUT_USEC and then fails Login().  After it, a lost
+ * coordinator is retried forever (the Manager shows "connecting"), and the
+ * next list is reconciled with the roster so only real changes are signalled.
+ */
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/coordinator-link.h"
+#include "daemon/manager.h"
+#include "daemon/peer.h"
+
+#define LINK_FIRST_RETRY_USEC (250 * USEC_PER_MSEC)
+#define LINK_MAX_RETRY_USEC (2 * USEC_PER_SEC)
+#define LINK_HANDSHAKE_TIMEOUT_USEC (5 * USEC_PER_SEC)
+#define LINK_PING_USEC (5 * USEC_PER_SEC)
+#define LINK_DEAD_USEC (15 * USEC_PER_SEC)
+#define LINK_REFETCH_USEC (5 * USEC_PER_SEC)
+
+typedef enum LinkPhase {
+	LINK_IDLE,
+	LINK_LOGIN,
+	LINK_CONNECTING,
+	LINK_HANDSHAKE,
+	LINK_SESSION,
+	LINK_REFERENCE,
+	LINK_BACKOFF,
+	_LINK_PHASE_MAX,
+	_LINK_PHASE_INVALID = -EINVAL,
+} LinkPhase;
+
+struct CoordinatorLink {
+	Manager *manager; /* not owned */
+	LinkPhase phase;
+	bool established; /* online at least once since Login() */
+	bool welcomed;
+	bool fetching;    /* REFERENCE: a list fetch is running on tcp_fd */
+	uint64_t deadline;
+	uint64_t interval;
+	uint64_t last_rx;
+	uint16_t tcp_port;
+	sd_event_source *timer;
+	int tcp_fd;
+	sd_event_source *tcp_source;
+	WireFrameDecoder decoder;
+};
+
+static uint64_t now_usec(void) {
+	struct timespec ts;
+
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static void tcp_close(CoordinatorLink *l) {
+	l->tcp_source = sd_event_source_disable_unref(l->tcp_source);
+	l->tcp_fd = safe_close(l->tcp_fd);
+	wire_frame_decoder_done(&l->decoder);
+	wire_frame_decoder_init(&l->decoder, WIRE_FRAME_MAX);
+	l->fetching = false;
+}
+
+int coordinator_link_new(Manager *m, CoordinatorLink **ret) {
+	CoordinatorLink *l;
+
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		return -ENOMEM;
+	}
+	l->manager = m;
+	l->tcp_fd = -EBADF;
+	wire_frame_decoder_init(&l->decoder, WIRE_FRAME_MAX);
+	*ret = l;
+	return 0;
+}
+
+CoordinatorLink *coordinator_link_free(CoordinatorLink *l) {
+	if (!l) {
+		return NULL;
+	}
+	l->timer = sd_event_source_disable_unref(l->timer);
+	tcp_close(l);
+	wire_frame_decoder_done(&l->decoder);
+	return mfree(l);
+}
+
+bool coordinator_link_is_native(CoordinatorLink *l) {
+	return l->phase == LINK_SESSION;
+}
+
+static int timer_arm(CoordinatorLink *l, uint64_t delay);
+
+static void link_fail(CoordinatorLink *l, int error, const char *reason) {
+	l->timer = sd_event_source_disable_unref(l->timer);
+	tcp_close(l);
+	l->phase = LINK_IDLE;
+	/* The Manager frees nothing of ours here; it only updates its state. */
+	manager_link_failed(l->manager, error, reason);
+}
+
+static int send_udp(CoordinatorLink *l, WireType type) {
+	_cleanup_free_ uint8_t *buf = NULL;
+	Manager *m = l->manager;
+	WireMessage w = { .type = type };
+	size_t n;
+	int r;
+
+	(void) snprintf(w.name, sizeof(w.name), "%s", m->username);
+	w.endpoint = m->declared;
+	if (type == WIRE_TYPE_LOGIN) {
+		(void) snprintf(w.caps, sizeof(w.caps), "%s", WIRE_CAPS_NATIVE);
+	}
+	/* UTF-16LE: the encoding the reference server understands. */
+	r = wire_format_datagram(&w, WIRE_ENCODING_UTF16LE, &buf, &n);
+	if (r < 0) {
+		return r;
+	}
+	return manager_send_datagram(m, &m->coordinator_address, buf, n);
+}
+
+static int send_frame(CoordinatorLink *l, const WireMessage *w) {
+	_cleanup_free_ uint8_t *frame = NULL;
+	_cleanup_free_ char *line = NULL;
+	size_t n, frame_len;
+	ssize_t k;
+	int r;
+
+	r = wire_format_line(w, &line, &n);
+	if (r < 0) {
+		return r;
+	}
+	r = wire_frame_encode(line, n, &frame, &frame_len);
+	if (r < 0) {
+		return r;
+	}
+	/* Control frames are tiny: a short write means a socket we cannot use. */
+	k = send(l->tcp_fd, frame, frame_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (k < 0) {
+		return -errno;
+	}
+	if ((size_t) k != frame_len) {
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* One login attempt, from the UDP datagram on. */
+static void attempt_start(CoordinatorLink *l) {
+	int r;
+
+	tcp_close(l);
+	l->phase = LINK_LOGIN;
+	l->welcomed = false;
+	r = send_udp(l, WIRE_TYPE_LOGIN);
+	if (r < 0) {
+		log_debug_errno(r, "Failed to send login datagram, retrying: %m");
+	}
+	r = timer_arm(l, l->interval);
+	if (r < 0) {
+		link_fail(l, r, "internal error");
+	}
+}
+
+/* Something went wrong with this attempt or session: back off and retry. */
+static void attempt_failed(CoordinatorLink *l, int error, const char *what) {
+	bool was_online = l->phase == LINK_SESSION || l->phase == LINK_REFERENCE;
+	int r;
+
+	tcp_close(l);
+	if (!l->established && now_usec() >= l->deadline) {
+		link_fail(l, -EHOSTUNREACH, what);
+		return;
+	}
+	if (error < 0) {
+		log_debug_errno(error, "Coordinator link: %s: %m", what);
+	}
+	if (was_online) {
+		log_notice("Lost the coordinator (%s), logging in again.", what);
+		l->interval = LINK_FIRST_RETRY_USEC;
+		manager_link_lost(l->manager);
+	}
+	l->phase = LINK_BACKOFF;
+	r = timer_arm(l, l->interval);
+	if (r < 0) {
+		link_fail(l, r, "internal error");
+	}
+}
+
+static void link_online(CoordinatorLink *l, bool native) {
+	l->phase = native ? LINK_SESSION : LINK_REFERENCE;
+	l->interval = LINK_FIRST_RETRY_USEC;
+	l->last_rx = now_usec();
+	l->established = true;
+	if (!native) {
+		log_info("Coordinator is a reference server: following its UDP forwards.");
+		tcp_close(l);
+	}
+	if (timer_arm(l, native ? LINK_PING_USEC : LINK_REFETCH_USEC) < 0) {
+		attempt_failed(l, -ENOMEM, "timer");
+		return;
+	}
+	manager_link_online(l->manager);
+}
+
+static int reject_to_errno(const char *reason) {
+	if (strstr(reason, "taken") || strstr(reason, "in-use") || strstr(reason, "duplicate")) {
+		return -EADDRINUSE;
+	}
+	if (strstr(reason, "name")) {
+		return -EDOM;
+	}
+	return -EACCES;
+}
+
+static void handle_reject(CoordinatorLink *l, const char *reason) {
+	if (!l->established) {
+		link_fail(l, reject_to_errno(reason), reason);
+		return;
+	}
+	log_warning("Coordinator refused to log us in again: '%s', retrying.", reason);
+	attempt_failed(l, 0, reason);
+}
+
+static bool frame_is_list(const char *s, size_t n) {
+	return (n == 3 && memcmp(s, "end", 3) == 0) || (n >= 4 && memcmp(s + n - 4, ";end", 4) == 0);
+}
+
+static int handle_list(CoordinatorLink *l, const char *s, size_t n) {
+	_cleanup_free_ WireListEntry *entries = NULL;
+	size_t n_entries;
+	int r;
+
+	r = wire_parse_list(s, n, &entries, &n_entries);
+	if (r < 0) {
+		return log_warning_errno(r, "Failed to parse the coordinator's list: %m");
+	}
+	return roster_apply_list(l->manager, entries, n_entries);
+}
+
+static void handle_push(CoordinatorLink *l, const WireMessage *w) {
+	Manager *m = l->manager;
+
+	if (w->type == WIRE_TYPE_LOGIN) {
+		(void) roster_add_or_update(m, w->name, &w->endpoint, w->caps);
+	} else {
+		roster_mark_offline(m, w->name, &w->endpoint);
+	}
+}
+
+/* Returns < 0 when the connection must be dropped. */
+static int handle_frame(CoordinatorLink *l, const char *s, size_t n) {
+	WireMessage w = {};
+	int r;
+
+	l->last_rx = now_usec();
+
+	if (frame_is_list(s, n)) {
+		r = handle_list(l, s, n);
+		if (r < 0) {
+			return r;
+		}
+		if (l->phase == LINK_HANDSHAKE) {
+			link_online(l, l->welcomed);
+		} else if (l->fetching) {
+			tcp_close(l);
+		}
+		return 0;
+	}
+
+	r = wire_parse_line(s, n, &w);
+	if (r < 0) {
+		log_debug_errno(r, "Ignoring unparsable frame from the coordinator: %m");
+		return 0;
+	}
+	switch (w.type) {
+	case WIRE_TYPE_WELCOME:
+		if (l->phase == LINK_HANDSHAKE) {
+			l->welcomed = true;
+		}
+		break;
+	case WIRE_TYPE_REJECT:
+		handle_reject(l, w.reason);
+		r = -ECONNREFUSED;
+		break;
+	case WIRE_TYPE_LOGIN:
+	case WIRE_TYPE_LOGOUT:
+		if (l->phase == LINK_SESSION) {
+			handle_push(l, &w);
+		}
+		break;
+	case WIRE_TYPE_PING:
+		r = send_frame(l, &(WireMessage) { .type = WIRE_TYPE_PONG });
+		break;
+	case WIRE_TYPE_PONG:
+		break;
+	case WIRE_TYPE_ACCEPT:
+	case WIRE_TYPE_TALK:
+	case WIRE_TYPE_HELLO:
+		log_debug("Ignoring unexpected '%s' frame from the coordinator.",
+				wire_type_to_string(w.type));
+		break;
+	case _WIRE_TYPE_MAX:
+	case _WIRE_TYPE_INVALID:
+		abort();
+	}
+	wire_message_done(&w);
+	return r;
+}
+
+static void tcp_closed(CoordinatorLink *l, int error) {
+	switch (l->phase) {
+	case LINK_REFERENCE:
+		if (l->fetching) {
+			/* The reference server no longer answers: it was restarted or is gone. */
+			attempt_failed(l, error, "list fetch failed");
+		} else {
+			tcp_close(l); /* the reference server closes after the list */
+		}
+		return;
+	case LINK_CONNECTING:
+	case LINK_HANDSHAKE:
+		attempt_failed(l, error, "session refused");
+		return;
+	case LINK_SESSION:
+		attempt_failed(l, error, "session closed");
+		return;
+	case LINK_IDLE:
+	case LINK_LOGIN:
+	case LINK_BACKOFF:
+		tcp_close(l);
+		return;
+	case _LINK_PHASE_MAX:
+	case _LINK_PHASE_INVALID:
+		abort();
+	}
+}
+
+static int on_tcp_readable(CoordinatorLink *l) {
+	uint8_t buf[16384];
+	ssize_t n;
+	int r;
+
+	for (int i = 0; i < 64; i++) {
+		n = recv(l->tcp_fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR) {
+				return 0;
+			}
+			tcp_closed(l, -errno);
+			return 0;
+		}
+		if (n == 0) {
+			tcp_closed(l, 0);
+			return 0;
+		}
+		for (size_t off = 0; off < (size_t) n && l->tcp_fd >= 0;) {
+			_cleanup_free_ char *frame = NULL;
+			size_t used, len;
+
+			r = wire_frame_decoder_feed(&l->decoder, buf + off, (size_t) n - off, &used);
+			if (r < 0) {
+				log_warning_errno(r, "Bad frame from the coordinator: %m");
+				tcp_closed(l, r);
+				return 0;
+			}
+			off += used;
+			if (r == 0) {
+				break;
+			}
+			r = wire_frame_decoder_take(&l->decoder, &frame, &len);
+			if (r < 0) {
+				tcp_closed(l, r);
+				return 0;
+			}
+			r = handle_frame(l, frame, len);
+			if (r < 0 && l->tcp_fd >= 0) {
+				tcp_closed(l, r);
+				return 0;
+			}
+		}
+		if (l->tcp_fd < 0) {
+			return 0;
+		}
+	}
+	return 0;
+}
+
+static int on_tcp_connected(CoordinatorLink *l) {
+	Manager *m = l->manager;
+	socklen_t len = sizeof(int);
+	int error = 0, r;
+
+	if (getsockopt(l->tcp_fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0) {
+		error = errno;
+	}
+	if (error != 0) {
+		tcp_closed(l, -error);
+		return 0;
+	}
+	r = sd_event_source_set_io_events(l->tcp_source, EPOLLIN);
+	if (r < 0) {
+		tcp_closed(l, r);
+		return 0;
+	}
+	if (l->fetching) {
+		return 0; /* a reference list fetch: say nothing, read the list */
+	}
+
+	WireMessage hello = { .type = WIRE_TYPE_HELLO };
+	(void) snprintf(hello.name, sizeof(hello.name), "%s", m->username);
+	(void) snprintf(hello.caps, sizeof(hello.caps), "%s", WIRE_CAPS_NATIVE);
+	r = send_frame(l, &hello);
+	if (r < 0) {
+		tcp_closed(l, r);
+		return 0;
+	}
+	l->phase = LINK_HANDSHAKE;
+	r = timer_arm(l, LINK_HANDSHAKE_TIMEOUT_USEC);
+	if (r < 0) {
+		tcp_closed(l, r);
+	}
+	return 0;
+}
+
+static int on_tcp(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+	CoordinatorLink *l = userdata;
+
+	if (l->phase == LINK_CONNECTING || (l->fetching && (revents & EPOLLOUT))) {
+		return on_tcp_connected(l);
+	}
+	return on_tcp_readable(l);
+}
+
+static int tcp_connect(CoordinatorLink *l) {
+	Endpoint to = l->manager->coordinator_address;
+	_cleanup_close_ int fd = -EBADF;
+	int r;
+
+	endpoint_set_port(&to, l->tcp_port);
+	tcp_close(l);
+	fd = socket(endpoint_family(&to), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return -errno;
+	}
+	if (connect(fd, &to.sa, endpoint_socklen(&to)) < 0 && errno != EINPROGRESS) {
+		return -errno;
+	}
+	r = sd_event_add_io(l->manager->event, &l->tcp_source, fd, EPOLLOUT, on_tcp, l);
+	if (r < 0) {
+		return r;
+	}
+	l->tcp_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static void handle_accept(CoordinatorLink *l, uint16_t port) {
+	int r;
+
+	l->tcp_port = port;
+	r = tcp_connect(l);
+	if (r < 0) {
+		attempt_failed(l, r, "connect failed");
+		return;
+	}
+	l->phase = LINK_CONNECTING;
+	r = timer_arm(l, LINK_HANDSHAKE_TIMEOUT_USEC);
+	if (r < 0) {
+		attempt_failed(l, r, "timer");
+	}
+}
+
+void coordinator_link_handle_datagram(CoordinatorLink *l, const WireMessage *msg,
+		const Endpoint *from) {
+	Manager *m = l->manager;
+
+	switch (msg->type) {
+	case WIRE_TYPE_ACCEPT:
+		if (l->phase == LINK_LOGIN && endpoint_same_ip(from, &m->coordinator_address)) {
+			handle_accept(l, msg->port);
+		}
+		return;
+	case WIRE_TYPE_REJECT:
+		if (l->phase == LINK_LOGIN && endpoint_same_ip(from, &m->coordinator_address)) {
+			handle_reject(l, msg->reason);
+		}
+		return;
+	case WIRE_TYPE_LOGIN:
+	case WIRE_TYPE_LOGOUT:
+		/* Forwards count only from a reference coordinator, only from its address. */
+		if ((l->phase == LINK_REFERENCE || l->phase == LINK_HANDSHAKE) &&
+				endpoint_equal(from, &m->coordinator_address)) {
+			handle_push(l, msg);
+		} else {
+			log_debug("Ignoring '%s' datagram not from the reference coordinator.",
+					wire_type_to_string(msg->type));
+		}
+		return;
+	case WIRE_TYPE_TALK:
+	case WIRE_TYPE_HELLO:
+	case WIRE_TYPE_WELCOME:
+	case WIRE_TYPE_PING:
+	case WIRE_TYPE_PONG:
+		return;
+	case _WIRE_TYPE_MAX:
+	case _WIRE_TYPE_INVALID:
+		abort();
+	}
+}
+
+static void on_heartbeat(CoordinatorLink *l) {
+	int r;
+
+	if (now_usec() - l->last_rx > LINK_DEAD_USEC) {
+		attempt_failed(l, -ETIMEDOUT, "heartbeat timeout");
+		return;
+	}
+	r = send_frame(l, &(WireMessage) { .type = WIRE_TYPE_PING });
+	if (r < 0) {
+		attempt_failed(l, r, "ping failed");
+		return;
+	}
+	(void) timer_arm(l, LINK_PING_USEC);
+}
+
+static void on_refetch(CoordinatorLink *l) {
+	int r;
+
+	if (l->fetching) {
+		attempt_failed(l, -ETIMEDOUT, "list fetch timed out");
+		return;
+	}
+	r = tcp_connect(l);
+	if (r < 0) {
+		attempt_failed(l, r, "list fetch failed");
+		return;
+	}
+	l->fetching = true;
+	(void) timer_arm(l, LINK_REFETCH_USEC);
+}
+
+static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	CoordinatorLink *l = userdata;
+
+	switch (l->phase) {
+	case LINK_LOGIN:
+		if (!l->established && now_usec() >= l->deadline) {
+			link_fail(l, -EHOSTUNREACH, "no answer from the coordinator");
+			return 0;
+		}
+		l->interval = MIN(l->interval * 2, LINK_MAX_RETRY_USEC);
+		attempt_start(l);
+		return 0;
+	case LINK_BACKOFF:
+		l->interval = MIN(l->interval * 2, LINK_MAX_RETRY_USEC);
+		attempt_start(l);
+		return 0;
+	case LINK_CONNECTING:
+	case LINK_HANDSHAKE:
+		attempt_failed(l, -ETIMEDOUT, "session handshake timed out");
+		return 0;
+	case LINK_SESSION:
+		on_heartbeat(l);
+		return 0;
+	case LINK_REFERENCE:
+		on_refetch(l);
+		return 0;
+	case LINK_IDLE:
+		return 0;
+	case _LINK_PHASE_MAX:
+	case _LINK_PHASE_INVALID:
+		abort();
+	}
+	return 0;
+}
+
+static int timer_arm(CoordinatorLink *l, uint64_t delay) {
+	int r;
+
+	if (!l->timer) {
+		return sd_event_add_time_relative(l->manager->event, &l->timer, CLOCK_MONOTONIC,
+				delay, 0, on_timer, l);
+	}
+	r = sd_event_source_set_time_relative(l->timer, delay);
+	if (r < 0) {
+		return r;
+	}
+	return sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
+}
+
+int coordinator_link_start(CoordinatorLink *l) {
+	l->established = false;
+	l->interval = LINK_FIRST_RETRY_USEC;
+	l->deadline = now_usec() + LINK_LOGIN_TIMEOUT_USEC;
+	attempt_start(l);
+	return l->phase == LINK_LOGIN ? 0 : -ENOMEM;
+}
+
+void coordinator_link_stop(CoordinatorLink *l, bool say_logout) {
+	int r = 0;
+
+	if (say_logout) {
+		if (l->phase == LINK_SESSION) {
+			WireMessage w = { .type = WIRE_TYPE_LOGOUT };
+
+			(void) snprintf(w.name, sizeof(w.name), "%s", l->manager->username);
+			w.endpoint = l->manager->declared;
+			r = send_frame(l, &w);
+		} else if (l->phase != LINK_IDLE) {
+			r = send_udp(l, WIRE_TYPE_LOGOUT);
+		}
+		if (r < 0) {
+			log_debug_errno(r, "Failed to send logout, ignoring: %m");
+		}
+	}
+	l->timer = sd_event_source_disable_unref(l->timer);
+	tcp_close(l);
+	l->phase = LINK_IDLE;
+	l->established = false;
+}

@@ -1,0 +1,157 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * p2pchatd: the per-user p2pchat daemon.  main() only parses the command
+ * line, sets up the event loop and the Manager, runs the loop until SIGTERM,
+ * SIGINT or the loss of the bus, and logs out before it exits.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <systemd/sd-event.h>
+
+#include "common/endpoint.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/manager.h"
+
+static Endpoint arg_bind;
+
+static void help(void) {
+	printf("%s [OPTIONS...]\n\n"
+	       "The p2pchat daemon: serves org.p2pchat.chat1 on the session bus.\n\n"
+	       "  -h --help              Show this help\n"
+	       "     --version           Show package version\n"
+	       "  -b --bind=ADDR:PORT    Bind the peer UDP socket here (default 0.0.0.0:0)\n"
+	       "  -v --verbose           Log debug messages\n",
+			program_invocation_short_name);
+}
+
+/* Like endpoint_parse(), but port 0 ("any port") is allowed. */
+static int parse_bind(const char *s, Endpoint *ret) {
+	const char *colon = strrchr(s, ':');
+	char buf[ENDPOINT_STRLEN];
+	unsigned long port;
+	char *end;
+	int r;
+
+	if (!colon || colon == s || (size_t) (colon - s) + 3 > sizeof(buf)) {
+		return -EINVAL;
+	}
+	errno = 0;
+	port = strtoul(colon + 1, &end, 10);
+	if (errno != 0 || end == colon + 1 || *end != '\0' || port > UINT16_MAX ||
+			colon[1] == '+' || colon[1] == '-' || colon[1] == ' ') {
+		return -EINVAL;
+	}
+	(void) snprintf(buf, sizeof(buf), "%.*s:1", (int) (colon - s), s);
+	r = endpoint_parse(buf, strlen(buf), ret);
+	if (r < 0) {
+		return r;
+	}
+	endpoint_set_port(ret, (uint16_t) port);
+	return 0;
+}
+
+static int parse_argv(int argc, char *argv[]) {
+	enum {
+		ARG_VERSION = 0x100,
+	};
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "bind", required_argument, NULL, 'b' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{},
+	};
+	int c;
+
+	arg_bind.in.sin_family = AF_INET;
+
+	while ((c = getopt_long(argc, argv, "hb:v", options, NULL)) >= 0) {
+		switch (c) {
+		case 'h':
+			help();
+			return 0;
+		case ARG_VERSION:
+			printf("p2pchatd %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'b':
+			if (parse_bind(optarg, &arg_bind) < 0) {
+				log_error("Invalid bind address '%s': expected ADDR:PORT.", optarg);
+				return -EINVAL;
+			}
+			break;
+		case 'v':
+			log_set_max_level(LOG_DEBUG);
+			break;
+		case '?':
+			return -EINVAL;
+		default:
+			abort();
+		}
+	}
+	if (optind < argc) {
+		log_error("%s takes no arguments.", program_invocation_short_name);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+static int run(int argc, char *argv[]) {
+	_cleanup_(manager_freep) Manager *m = NULL;
+	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
+	sigset_t mask;
+	int r;
+
+	log_set_program_name(program_invocation_short_name);
+
+	r = parse_argv(argc, argv);
+	if (r <= 0) {
+		return r;
+	}
+
+	r = sd_event_default(&event);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to allocate event loop: %m");
+	}
+	(void) sigemptyset(&mask);
+	(void) sigaddset(&mask, SIGTERM);
+	(void) sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+		return log_error_errno(errno, "Failed to block signals: %m");
+	}
+	r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+	if (r >= 0) {
+		r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to watch signals: %m");
+	}
+
+	r = manager_new(event, &arg_bind, &m);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to create manager: %m");
+	}
+	r = manager_start(m);
+	if (r < 0) {
+		return r;
+	}
+	log_debug("Serving %s.", MANAGER_BUS_NAME);
+
+	r = sd_event_loop(event);
+	if (r < 0) {
+		return log_error_errno(r, "Event loop failed: %m");
+	}
+	(void) manager_logout(m);
+	return 0;
+}
+
+int main(int argc, char *argv[]) {
+	return run(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

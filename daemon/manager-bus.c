@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The D-Bus face of the Manager: org.p2pchat.chat1.Manager at
+ * /org/p2pchat/chat1.  Handlers check their input, hand the work to
+ * manager.c / message.c and never block; Login() keeps its message and is
+ * answered later by manager.c.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "common/wire.h"
+#include "daemon/bus-errors.h"
+#include "daemon/manager-bus.h"
+#include "daemon/message.h"
+
+static int property_get_state(sd_bus *bus, const char *path, const char *interface,
+		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+	Manager *m = userdata;
+
+	return sd_bus_message_append(reply, "s", manager_state_to_string(m->state));
+}
+
+static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	Manager *m = userdata;
+	const char *name, *coordinator;
+	int r;
+
+	r = sd_bus_message_read(msg, "ss", &name, &coordinator);
+	if (r < 0) {
+		return r;
+	}
+	if (!wire_name_is_valid(name, strlen(name))) {
+		return sd_bus_error_setf(error, BUS_ERROR_INVALID_NAME,
+				"Invalid user name '%s': 1-32 characters, no ',' ';' ':' or "
+				"control characters, not 'end'", name);
+	}
+	if (m->state != MANAGER_STATE_OFFLINE) {
+		return sd_bus_error_setf(error, BUS_ERROR_ALREADY_LOGGED_IN,
+				"Already logged in as '%s'", strempty(m->username));
+	}
+	r = manager_login(m, name, coordinator);
+	if (r == -EINVAL) {
+		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+				"Invalid coordinator '%s': expected HOST:PORT with an IP address",
+				coordinator);
+	}
+	if (r < 0) {
+		return r;
+	}
+	m->login_call = sd_bus_message_ref(msg);
+	return 1;
+}
+
+static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	Manager *m = userdata;
+	int r;
+
+	if (m->state == MANAGER_STATE_OFFLINE) {
+		return sd_bus_error_set(error, BUS_ERROR_NOT_LOGGED_IN, "Not logged in");
+	}
+	r = manager_logout(m);
+	if (r < 0) {
+		return r;
+	}
+	return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	char id[MESSAGE_ID_STRLEN];
+	Manager *m = userdata;
+	const char *peer, *text;
+	size_t len;
+	int r;
+
+	r = sd_bus_message_read(msg, "ss", &peer, &text);
+	if (r < 0) {
+		return r;
+	}
+	if (m->state == MANAGER_STATE_OFFLINE) {
+		return sd_bus_error_set(error, BUS_ERROR_NOT_LOGGED_IN, "Not logged in");
+	}
+	len = strlen(text);
+	if (len > WIRE_TEXT_MAX) {
+		return sd_bus_error_setf(error, BUS_ERROR_MESSAGE_TOO_LONG,
+				"Message is %zu bytes, the limit is %d", len, WIRE_TEXT_MAX);
+	}
+	if (len == 0 || !utf8_is_valid(text, len)) {
+		return sd_bus_error_set(error, BUS_ERROR_INVALID_MESSAGE,
+				"Message text must be non-empty valid UTF-8");
+	}
+	r = messenger_send(m->messenger, peer, text, len, id);
+	if (r == -ENXIO) {
+		return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_PEER, "Unknown peer '%s'", peer);
+	}
+	if (r == -ENOBUFS) {
+		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+				"Too many messages in flight (%d)", MESSENGER_MAX_IN_FLIGHT);
+	}
+	if (r < 0) {
+		return r;
+	}
+	return sd_bus_reply_method_return(msg, "s", id);
+}
+
+typedef struct ListContext {
+	sd_bus_message *reply;
+	int error;
+} ListContext;
+
+static void append_peer(Peer *p, void *userdata) {
+	char buf[ENDPOINT_STRLEN];
+	ListContext *c = userdata;
+
+	if (c->error < 0) {
+		return;
+	}
+	c->error = sd_bus_message_append(c->reply, "(ssba{sv})", p->name,
+			endpoint_format(&p->endpoint, buf), p->online, 1, "native", "b", p->native);
+}
+
+static int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	Manager *m = userdata;
+	ListContext c = {};
+	int r;
+
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_message_open_container(reply, 'a', "(ssba{sv})");
+	if (r < 0) {
+		return r;
+	}
+	c.reply = reply;
+	roster_foreach(m, append_peer, &c);
+	if (c.error < 0) {
+		return c.error;
+	}
+	r = sd_bus_message_close_container(reply);
+	if (r < 0) {
+		return r;
+	}
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static void emit_result(const char *signal, int r) {
+	if (r < 0) {
+		log_warning_errno(r, "Failed to emit %s, ignoring: %m", signal);
+	}
+}
+
+void manager_emit_properties_changed(Manager *m) {
+	if (!m->bus) {
+		return;
+	}
+	emit_result("PropertiesChanged",
+			sd_bus_emit_properties_changed(m->bus, MANAGER_OBJECT_PATH,
+					MANAGER_INTERFACE, "State", "Username", "Coordinator",
+					"LocalEndpoint", NULL));
+}
+
+void manager_emit_peer_joined(Manager *m, Peer *p) {
+	char buf[ENDPOINT_STRLEN];
+
+	if (!m->bus) {
+		return;
+	}
+	emit_result("PeerJoined",
+			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+					"PeerJoined", "ssa{sv}", p->name,
+					endpoint_format(&p->endpoint, buf), 1, "native", "b",
+					p->native));
+}
+
+void manager_emit_peer_left(Manager *m, Peer *p) {
+	if (!m->bus) {
+		return;
+	}
+	emit_result("PeerLeft",
+			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+					"PeerLeft", "sa{sv}", p->name, 0));
+}
+
+void manager_emit_message_received(Manager *m, const char *id, const char *peer,
+		const char *text, uint64_t timestamp_usec, int native, const char *time) {
+	if (!m->bus) {
+		return;
+	}
+	if (time) {
+		emit_result("MessageReceived",
+				sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+						"MessageReceived", "sssta{sv}", id, peer, text,
+						timestamp_usec, 2, "native", "b", native, "time", "s",
+						time));
+		return;
+	}
+	emit_result("MessageReceived",
+			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+					"MessageReceived", "sssta{sv}", id, peer, text,
+					timestamp_usec, 1, "native", "b", native));
+}
+
+void manager_emit_message_delivered(Manager *m, const char *id, const char *peer,
+		unsigned attempts) {
+	if (!m->bus) {
+		return;
+	}
+	emit_result("MessageDelivered",
+			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+					"MessageDelivered", "ssa{sv}", id, peer, 1, "attempts", "u",
+					attempts));
+}
+
+void manager_emit_message_sent(Manager *m, const char *id, const char *peer) {
+	if (!m->bus) {
+		return;
+	}
+	emit_result("MessageSent",
+			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+					"MessageSent", "ssa{sv}", id, peer, 0));
+}
+
+void manager_emit_message_failed(Manager *m, const char *id, const char *peer,
+		const char *reason) {
+	if (!m->bus) {
+		return;
+	}
+	emit_result("MessageFailed",
+			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+					"MessageFailed", "sssa{sv}", id, peer, reason, 0));
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+	SD_BUS_VTABLE_START(0),
+
+	SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Username", "s", NULL, offsetof(Manager, username),
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Coordinator", "s", NULL, offsetof(Manager, coordinator),
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("LocalEndpoint", "s", NULL, offsetof(Manager, local_endpoint),
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+
+	SD_BUS_METHOD_WITH_ARGS("Login",
+			SD_BUS_ARGS("s", name, "s", coordinator),
+			SD_BUS_NO_RESULT,
+			method_login,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("Logout",
+			SD_BUS_NO_ARGS,
+			SD_BUS_NO_RESULT,
+			method_logout,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("SendMessage",
+			SD_BUS_ARGS("s", peer, "s", text),
+			SD_BUS_RESULT("s", id),
+			method_send_message,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("ListPeers",
+			SD_BUS_NO_ARGS,
+			SD_BUS_RESULT("a(ssba{sv})", peers),
+			method_list_peers,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+
+	SD_BUS_SIGNAL_WITH_ARGS("PeerJoined",
+			SD_BUS_ARGS("s", name, "s", endpoint, "a{sv}", extra),
+			0),
+	SD_BUS_SIGNAL_WITH_ARGS("PeerLeft",
+			SD_BUS_ARGS("s", name, "a{sv}", extra),
+			0),
+	SD_BUS_SIGNAL_WITH_ARGS("MessageReceived",
+			SD_BUS_ARGS("s", id, "s", peer, "s", text, "t", timestamp_usec,
+					"a{sv}", extra),
+			0),
+	SD_BUS_SIGNAL_WITH_ARGS("MessageDelivered",
+			SD_BUS_ARGS("s", id, "s", peer, "a{sv}", extra),
+			0),
+	SD_BUS_SIGNAL_WITH_ARGS("MessageFailed",
+			SD_BUS_ARGS("s", id, "s", peer, "s", reason, "a{sv}", extra),
+			0),
+	SD_BUS_SIGNAL_WITH_ARGS("MessageSent",
+			SD_BUS_ARGS("s", id, "s", peer, "a{sv}", extra),
+			0),
+
+	SD_BUS_VTABLE_END,
+};
+
+int manager_bus_register(Manager *m) {
+	int r;
+
+	r = sd_bus_add_object_vtable(m->bus, &m->manager_slot, MANAGER_OBJECT_PATH,
+			MANAGER_INTERFACE, manager_vtable, m);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to register manager object: %m");
+	}
+	return 0;
+}

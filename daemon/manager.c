@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The Manager: created by main() before anything else and freed last.  It
+ * owns the bus connection, the UDP socket every peer datagram goes through,
+ * the roster, the coordinator link and the messenger, and keeps the login
+ * state (offline -> connecting -> online, back to connecting while the
+ * coordinator is lost, offline again after Logout() or a failed Login()).
+ */
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "common/wire.h"
+#include "daemon/bus-errors.h"
+#include "daemon/coordinator-link.h"
+#include "daemon/manager-bus.h"
+#include "daemon/manager.h"
+#include "daemon/message.h"
+#include "daemon/peer-bus.h"
+#include "daemon/peer.h"
+
+typedef union SockaddrUnion {
+	struct sockaddr sa;
+	struct sockaddr_storage storage;
+} SockaddrUnion;
+
+static const char *const state_table[_MANAGER_STATE_MAX] = {
+	[MANAGER_STATE_OFFLINE] = "offline",
+	[MANAGER_STATE_CONNECTING] = "connecting",
+	[MANAGER_STATE_ONLINE] = "online",
+};
+
+const char *manager_state_to_string(ManagerState s) {
+	if (s < 0 || s >= _MANAGER_STATE_MAX) {
+		return NULL;
+	}
+	return state_table[s];
+}
+
+int manager_new(sd_event *event, const Endpoint *bind_address, Manager **ret) {
+	_cleanup_(manager_freep) Manager *m = NULL;
+	int r;
+
+	m = calloc(1, sizeof(*m));
+	if (!m) {
+		return -ENOMEM;
+	}
+	m->udp_fd = -EBADF;
+	m->event = sd_event_ref(event);
+	m->bind_address = *bind_address;
+	r = coordinator_link_new(m, &m->link);
+	if (r < 0) {
+		return r;
+	}
+	r = messenger_new(m, &m->messenger);
+	if (r < 0) {
+		return r;
+	}
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+Manager *manager_free(Manager *m) {
+	if (!m) {
+		return NULL;
+	}
+	m->login_call = sd_bus_message_unref(m->login_call);
+	m->link = coordinator_link_free(m->link);
+	m->messenger = messenger_free(m->messenger);
+	roster_clear(m);
+
+	m->object_manager_slot = sd_bus_slot_unref(m->object_manager_slot);
+	m->enumerator_slot = sd_bus_slot_unref(m->enumerator_slot);
+	m->peer_slot = sd_bus_slot_unref(m->peer_slot);
+	m->manager_slot = sd_bus_slot_unref(m->manager_slot);
+	m->bus = sd_bus_flush_close_unref(m->bus);
+
+	m->udp_source = sd_event_source_disable_unref(m->udp_source);
+	m->udp_fd = safe_close(m->udp_fd);
+	m->event = sd_event_unref(m->event);
+	free(m->username);
+	free(m->coordinator);
+	free(m->local_endpoint);
+	return mfree(m);
+}
+
+int manager_send_datagram(Manager *m, const Endpoint *to, const void *buf, size_t n) {
+	if (endpoint_family(to) != endpoint_family(&m->bind_address)) {
+		return -EAFNOSUPPORT;
+	}
+	if (sendto(m->udp_fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, &to->sa, endpoint_socklen(to)) < 0) {
+		return -errno;
+	}
+	return 0;
+}
+
+static void dispatch_datagram(Manager *m, const uint8_t *buf, size_t n, const Endpoint *from) {
+	WireMessage w = {};
+	int r;
+
+	if (n > 0 && buf[0] == '{') {
+		messenger_handle_json(m->messenger, (const char *) buf, n, from);
+		return;
+	}
+	r = wire_parse_datagram(buf, n, &w, NULL);
+	if (r < 0) {
+		log_debug_errno(r, "Dropping malformed datagram: %m");
+		return;
+	}
+	switch (w.type) {
+	case WIRE_TYPE_TALK:
+		messenger_handle_talk(m->messenger, &w, from);
+		break;
+	case WIRE_TYPE_ACCEPT:
+	case WIRE_TYPE_REJECT:
+	case WIRE_TYPE_LOGIN:
+	case WIRE_TYPE_LOGOUT:
+		if (m->username) {
+			coordinator_link_handle_datagram(m->link, &w, from);
+		}
+		break;
+	case WIRE_TYPE_HELLO:
+	case WIRE_TYPE_WELCOME:
+	case WIRE_TYPE_PING:
+	case WIRE_TYPE_PONG:
+		log_debug("Dropping '%s' datagram: only valid on the TCP session.",
+				wire_type_to_string(w.type));
+		break;
+	case _WIRE_TYPE_MAX:
+	case _WIRE_TYPE_INVALID:
+		abort();
+	}
+	wire_message_done(&w);
+}
+
+static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+	static uint8_t buf[WIRE_DATAGRAM_MAX + 1];
+	Manager *m = userdata;
+
+	/* Bounded, so that a flood cannot starve the bus. */
+	for (int i = 0; i < 256; i++) {
+		SockaddrUnion ss;
+		socklen_t len = sizeof(ss);
+		Endpoint from;
+		ssize_t n;
+
+		n = recvfrom(fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC, &ss.sa,
+				&len);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR) {
+				return 0;
+			}
+			log_debug_errno(errno, "Failed to receive datagram, ignoring: %m");
+			return 0;
+		}
+		if ((size_t) n > WIRE_DATAGRAM_MAX) {
+			continue;
+		}
+		if (endpoint_from_sockaddr(&ss.sa, len, &from) < 0) {
+			continue;
+		}
+		dispatch_datagram(m, buf, (size_t) n, &from);
+	}
+	return 0;
+}
+
+static int bind_udp(Manager *m) {
+	_cleanup_close_ int fd = -EBADF;
+	SockaddrUnion ss;
+	socklen_t len = sizeof(ss);
+	char buf[ENDPOINT_STRLEN];
+	int r;
+
+	fd = socket(endpoint_family(&m->bind_address), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			0);
+	if (fd < 0) {
+		return log_error_errno(errno, "Failed to create UDP socket: %m");
+	}
+	if (bind(fd, &m->bind_address.sa, endpoint_socklen(&m->bind_address)) < 0) {
+		return log_error_errno(errno, "Failed to bind UDP socket to '%s': %m",
+				endpoint_format(&m->bind_address, buf));
+	}
+	if (getsockname(fd, &ss.sa, &len) < 0) {
+		return log_error_errno(errno, "Failed to read UDP socket address: %m");
+	}
+	r = endpoint_from_sockaddr(&ss.sa, len, &m->bind_address);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to read UDP socket address: %m");
+	}
+	r = sd_event_add_io(m->event, &m->udp_source, fd, EPOLLIN, on_udp, m);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to watch UDP socket: %m");
+	}
+	m->udp_fd = TAKE_FD(fd);
+	log_debug("Peer socket bound to %s.", endpoint_format(&m->bind_address, buf));
+	return 0;
+}
+
+int manager_start(Manager *m) {
+	int r;
+
+	r = bind_udp(m);
+	if (r < 0) {
+		return r;
+	}
+	r = bus_errors_register();
+	if (r < 0) {
+		return log_error_errno(r, "Failed to register D-Bus error map: %m");
+	}
+	r = sd_bus_open_user(&m->bus);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to connect to the session bus: %m");
+	}
+	r = manager_bus_register(m);
+	if (r < 0) {
+		return r;
+	}
+	r = peer_bus_register(m);
+	if (r < 0) {
+		return r;
+	}
+	/* Objects first, then the name: a client that sees the name finds them. */
+	r = sd_bus_request_name(m->bus, MANAGER_BUS_NAME, 0);
+	if (r == -EEXIST) {
+		return log_error_errno(r, "Bus name '%s' is already owned: another p2pchatd is "
+				"running for this user.", MANAGER_BUS_NAME);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to request bus name '%s': %m", MANAGER_BUS_NAME);
+	}
+	r = sd_bus_attach_event(m->bus, m->event, SD_EVENT_PRIORITY_NORMAL);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to attach bus to event loop: %m");
+	}
+	r = sd_bus_set_exit_on_disconnect(m->bus, true);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to set exit on disconnect: %m");
+	}
+	return 0;
+}
+
+/*
+ * "HOST:PORT", where HOST is an IP address ("[v6]" for IPv6) or localhost;
+ * ":PORT" may be left out, and "" means localhost.
+ */
+static int parse_coordinator(const char *s, Endpoint *ret) {
+	char buf[ENDPOINT_STRLEN + 16];
+	size_t n = strlen(s);
+
+	if (n == 0) {
+		s = "localhost";
+		n = strlen(s);
+	}
+	if (n >= ENDPOINT_STRLEN) {
+		return -EINVAL;
+	}
+	if (strncmp(s, "localhost", 9) == 0 && (s[9] == '\0' || s[9] == ':')) {
+		(void) snprintf(buf, sizeof(buf), "127.0.0.1%s", s + 9);
+		s = buf;
+		n = strlen(s);
+	}
+	if (endpoint_parse(s, n, ret) >= 0) {
+		return 0;
+	}
+	/* Without a port: an IPv4 address or a bracketed IPv6 one. */
+	if (snprintf(buf, sizeof(buf), "%s:%d", s, MANAGER_DEFAULT_COORDINATOR_PORT) >=
+			(int) sizeof(buf)) {
+		return -EINVAL;
+	}
+	return endpoint_parse(buf, strlen(buf), ret);
+}
+
+/* The address the kernel would send from to reach the coordinator, with our port. */
+static int find_declared_endpoint(Manager *m, Endpoint *ret) {
+	_cleanup_close_ int fd = -EBADF;
+	SockaddrUnion ss;
+	socklen_t len = sizeof(ss);
+	Endpoint e;
+	int r;
+
+	if (!endpoint_is_any(&m->bind_address)) {
+		*ret = m->bind_address;
+		return 0;
+	}
+	fd = socket(endpoint_family(&m->coordinator_address), SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return -errno;
+	}
+	if (connect(fd, &m->coordinator_address.sa, endpoint_socklen(&m->coordinator_address)) <
+			0) {
+		return -errno;
+	}
+	if (getsockname(fd, &ss.sa, &len) < 0) {
+		return -errno;
+	}
+	r = endpoint_from_sockaddr(&ss.sa, len, &e);
+	if (r < 0) {
+		return r;
+	}
+	if (endpoint_is_any(&e)) {
+		return -EADDRNOTAVAIL;
+	}
+	endpoint_set_port(&e, endpoint_port(&m->bind_address));
+	*ret = e;
+	return 0;
+}
+
+static void set_state(Manager *m, ManagerState state) {
+	if (m->state == state) {
+		return;
+	}
+	log_debug("State: %s -> %s", manager_state_to_string(m->state),
+			manager_state_to_string(state));
+	m->state = state;
+	manager_emit_properties_changed(m);
+}
+
+int manager_login(Manager *m, const char *name, const char *coordinator) {
+	char buf[ENDPOINT_STRLEN];
+	Endpoint coord;
+	int r;
+
+	assert(m->state == MANAGER_STATE_OFFLINE);
+
+	r = parse_coordinator(coordinator, &coord);
+	if (r < 0) {
+		return -EINVAL;
+	}
+	if (endpoint_family(&coord) != endpoint_family(&m->bind_address)) {
+		log_warning("Coordinator '%s' is not reachable from a socket bound to %s.",
+				coordinator, endpoint_format(&m->bind_address, buf));
+		return -EINVAL;
+	}
+	m->coordinator_address = coord;
+	r = find_declared_endpoint(m, &m->declared);
+	if (r < 0) {
+		return log_warning_errno(r, "Failed to find a local address towards '%s': %m",
+				coordinator);
+	}
+
+	if (free_and_strdup(&m->username, name) < 0 ||
+			free_and_strdup(&m->coordinator, coordinator) < 0 ||
+			free_and_strdup(&m->local_endpoint, endpoint_format(&m->declared, buf)) < 0) {
+		return -ENOMEM;
+	}
+	log_info("Logging in as '%s' at '%s', declaring %s.", name, coordinator, buf);
+	set_state(m, MANAGER_STATE_CONNECTING);
+
+	r = coordinator_link_start(m->link);
+	if (r < 0) {
+		manager_link_failed(m, r, "internal error");
+		return r;
+	}
+	return 0;
+}
+
+static void emit_left(Peer *p, void *userdata) {
+	if (p->online) {
+		manager_emit_peer_left(p->manager, p);
+	}
+}
+
+/* Everything of a login goes; @reason tells messages in flight why. */
+static void go_offline(Manager *m, const char *reason) {
+	messenger_fail_all(m->messenger, reason);
+	roster_foreach(m, emit_left, NULL);
+	roster_clear(m);
+	m->username = mfree(m->username);
+	m->coordinator = mfree(m->coordinator);
+	m->local_endpoint = mfree(m->local_endpoint);
+	set_state(m, MANAGER_STATE_OFFLINE);
+}
+
+static void reply_login(Manager *m, int error, const char *message) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = TAKE_PTR(m->login_call);
+	int r;
+
+	if (!call) {
+		return;
+	}
+	if (error < 0) {
+		r = sd_bus_reply_method_errnof(call, error, "%s", message);
+	} else {
+		r = sd_bus_reply_method_return(call, NULL);
+	}
+	if (r < 0) {
+		log_warning_errno(r, "Failed to reply to Login(), ignoring: %m");
+	}
+}
+
+int manager_logout(Manager *m) {
+	if (m->state == MANAGER_STATE_OFFLINE) {
+		return 0;
+	}
+	log_info("Logging out '%s'.", m->username);
+	coordinator_link_stop(m->link, true);
+	reply_login(m, -ECANCELED, "Login cancelled by Logout() or shutdown");
+	go_offline(m, "logged-out");
+	return 0;
+}
+
+void manager_link_online(Manager *m) {
+	log_info("Online as '%s' with %zu peers known.", m->username, roster_size(m));
+	set_state(m, MANAGER_STATE_ONLINE);
+	reply_login(m, 0, NULL);
+}
+
+void manager_link_lost(Manager *m) {
+	set_state(m, MANAGER_STATE_CONNECTING);
+}
+
+void manager_link_failed(Manager *m, int error, const char *reason) {
+	char message[256];
+
+	switch (error) {
+	case -EHOSTUNREACH:
+		(void) snprintf(message, sizeof(message), "Coordinator '%s' unreachable: %s",
+				m->coordinator, reason);
+		break;
+	case -EADDRINUSE:
+		(void) snprintf(message, sizeof(message), "Name '%s' is taken (%s)", m->username,
+				reason);
+		break;
+	case -EDOM:
+		(void) snprintf(message, sizeof(message), "Coordinator refused name '%s' (%s)",
+				m->username, reason);
+		break;
+	default:
+		(void) snprintf(message, sizeof(message), "Coordinator refused login: %s", reason);
+		break;
+	}
+	log_warning("Login failed: %s", message);
+	coordinator_link_stop(m->link, false);
+	reply_login(m, error, message);
+	go_offline(m, "logged-out");
+}

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The Manager: one per daemon.  It owns the bus connection, the one UDP socket
+ * for all peer traffic, the roster, the coordinator link and the message
+ * engine, and runs the login state machine behind org.p2pchat.chat1.Manager.
+ */
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "common/endpoint.h"
+#include "common/macro.h"
+
+#define MANAGER_BUS_NAME "org.p2pchat.chat1"
+#define MANAGER_OBJECT_PATH "/org/p2pchat/chat1"
+#define MANAGER_INTERFACE "org.p2pchat.chat1.Manager"
+#define PEER_INTERFACE "org.p2pchat.chat1.Peer"
+#define PEER_PATH_PREFIX "/org/p2pchat/chat1/peer"
+
+/* The coordinator port when "HOST" comes without ":PORT". */
+#define MANAGER_DEFAULT_COORDINATOR_PORT 7474
+
+typedef struct CoordinatorLink CoordinatorLink;
+typedef struct Messenger Messenger;
+
+typedef enum ManagerState {
+	MANAGER_STATE_OFFLINE,
+	MANAGER_STATE_CONNECTING,
+	MANAGER_STATE_ONLINE,
+	_MANAGER_STATE_MAX,
+	_MANAGER_STATE_INVALID = -EINVAL,
+} ManagerState;
+
+typedef struct Manager {
+	sd_event *event;
+	sd_bus *bus;
+	sd_bus_slot *manager_slot;
+	sd_bus_slot *peer_slot;
+	sd_bus_slot *enumerator_slot;
+	sd_bus_slot *object_manager_slot;
+
+	Endpoint bind_address;
+	int udp_fd;
+	sd_event_source *udp_source;
+
+	ManagerState state;
+	char *username;       /* NULL when offline */
+	char *coordinator;    /* as the caller wrote it; NULL when offline */
+	char *local_endpoint; /* declared endpoint text; NULL when offline */
+	Endpoint coordinator_address;
+	Endpoint declared;
+
+	void *peers; /* tsearch() tree of Peer*, by name */
+	size_t n_peers;
+	unsigned generation;
+
+	CoordinatorLink *link;
+	Messenger *messenger;
+
+	sd_bus_message *login_call; /* a pending Login(), replied exactly once */
+} Manager;
+
+int manager_new(sd_event *event, const Endpoint *bind_address, Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
+
+/* Binds the UDP socket, connects to the bus, exports objects, takes the name. */
+int manager_start(Manager *m);
+
+int manager_login(Manager *m, const char *name, const char *coordinator);
+/* Logs out (if logged in), replies to a pending Login() and fails messages. */
+int manager_logout(Manager *m);
+
+/* Sends a datagram on the peer socket. */
+int manager_send_datagram(Manager *m, const Endpoint *to, const void *buf, size_t n);
+
+/* Called by the coordinator link. */
+void manager_link_online(Manager *m);
+void manager_link_lost(Manager *m);
+void manager_link_failed(Manager *m, int error, const char *reason);
+
+const char *manager_state_to_string(ManagerState s);

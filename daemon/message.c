@@ -1,0 +1,634 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Chat messages between peers.  The Messenger owns every outgoing message
+ * until its outcome is known:
+ *
+ *  - native peers (caps "native1") get a JSON datagram
+ *    {"type":"msg","id":…,"from":…,"ts":…,"body":…}, resent with exponential
+ *    backoff until the peer's {"type":"ack",…} arrives (MessageDelivered) or
+ *    MESSAGE_GIVE_UP_USEC passed (MessageFailed "timeout");
+ *  - reference peers get one UTF-16LE "talk" datagram; the reference
+ *    protocol has no acks, so the outcome is MessageSent, never Delivered.
+ *
+ * Each outgoing message is freed when its final signal has been emitted.  The
+ * outcome is always emitted from a timer, after the SendMessage() reply was
+ * queued, so a caller never sees a signal for an id it does not know yet.
+ *
+ * Incoming messages are accepted only from the roster endpoint of the sender
+ * they name (the IP only for reference peers, which send from throwaway
+ * ports), acked every time, and announced once: a ring of recent ids drops
+ * the duplicates that retries produce.
+ */
+
+#include <search.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "daemon/manager-bus.h"
+#include "daemon/manager.h"
+#include "daemon/message.h"
+#include "daemon/peer.h"
+
+#define MESSAGE_FIRST_RETRY_USEC (250 * USEC_PER_MSEC)
+#define MESSAGE_MAX_RETRY_USEC (4 * USEC_PER_SEC)
+#define MESSAGE_GIVE_UP_USEC (12 * USEC_PER_SEC)
+#define MESSAGE_ID_BYTES 16
+#define MESSAGE_JSON_DEPTH 4
+
+typedef enum OutgoingKind {
+	OUTGOING_NATIVE,    /* waits for an ack */
+	OUTGOING_REFERENCE, /* sent once: MessageSent */
+	OUTGOING_DOOMED,    /* fails at the first timer: reason says why */
+	_OUTGOING_KIND_MAX,
+	_OUTGOING_KIND_INVALID = -EINVAL,
+} OutgoingKind;
+
+typedef struct Outgoing {
+	Messenger *messenger; /* not owned */
+	char id[MESSAGE_ID_STRLEN];
+	char *peer;
+	OutgoingKind kind;
+	const char *reason; /* static string, for OUTGOING_DOOMED */
+	char *json;
+	size_t json_len;
+	unsigned attempts;
+	uint64_t started;
+	uint64_t interval;
+	sd_event_source *timer;
+} Outgoing;
+
+struct Messenger {
+	Manager *manager; /* not owned */
+	void *outgoing;   /* tsearch() tree of Outgoing*, by id */
+	size_t n_outgoing;
+	uint8_t recent[MESSENGER_RECENT_IDS][MESSAGE_ID_BYTES];
+	size_t n_recent;
+	size_t recent_next;
+};
+
+static int outgoing_compare(const void *a, const void *b) {
+	const Outgoing *x = a, *y = b;
+
+	return strcmp(x->id, y->id);
+}
+
+static Outgoing *outgoing_free(Outgoing *o) {
+	if (!o) {
+		return NULL;
+	}
+	if (o->messenger && tdelete(o, &o->messenger->outgoing, outgoing_compare)) {
+		o->messenger->n_outgoing--;
+	}
+	sd_event_source_disable_unref(o->timer);
+	free(o->peer);
+	free(o->json);
+	return mfree(o);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(Outgoing *, outgoing_free);
+
+int messenger_new(Manager *m, Messenger **ret) {
+	Messenger *s;
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		return -ENOMEM;
+	}
+	s->manager = m;
+	*ret = s;
+	return 0;
+}
+
+static void take_first(const void *nodep, VISIT which, void *closure) {
+	Outgoing **first = closure;
+
+	if (!*first && (which == leaf || which == postorder)) {
+		*first = *(Outgoing *const *) nodep;
+	}
+}
+
+Messenger *messenger_free(Messenger *s) {
+	Outgoing *o;
+
+	if (!s) {
+		return NULL;
+	}
+	/* Callers fail every message first; this only frees what is left. */
+	while (s->outgoing) {
+		o = NULL;
+		twalk_r(s->outgoing, take_first, &o);
+		outgoing_free(o);
+	}
+	return mfree(s);
+}
+
+size_t messenger_in_flight(Messenger *s) {
+	return s->n_outgoing;
+}
+
+static int new_id(char ret[static MESSAGE_ID_STRLEN]) {
+	uint8_t b[MESSAGE_ID_BYTES];
+	ssize_t n;
+
+	n = getrandom(b, sizeof(b), 0);
+	if (n < 0) {
+		return -errno;
+	}
+	if ((size_t) n != sizeof(b)) {
+		return -EIO;
+	}
+	for (size_t i = 0; i < sizeof(b); i++) {
+		(void) snprintf(ret + 2 * i, 3, "%02x", b[i]);
+	}
+	return 0;
+}
+
+static int hex_value(char c) {
+	if (c >= '0' && c <= '9') {
+		return c - '0';
+	}
+	if (c >= 'a' && c <= 'f') {
+		return c - 'a' + 10;
+	}
+	return -EINVAL;
+}
+
+/* Only the canonical form (32 lowercase hex digits) is an id. */
+static int id_parse(const char *s, size_t n, uint8_t ret[static MESSAGE_ID_BYTES]) {
+	uint8_t b[MESSAGE_ID_BYTES];
+
+	if (n != 2 * MESSAGE_ID_BYTES) {
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < MESSAGE_ID_BYTES; i++) {
+		int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			return -EINVAL;
+		}
+		b[i] = (uint8_t) (hi << 4 | lo);
+	}
+	memcpy(ret, b, sizeof(b));
+	return 0;
+}
+
+static uint64_t now_usec(clockid_t clock) {
+	struct timespec ts;
+
+	(void) clock_gettime(clock, &ts);
+	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
+}
+
+static int json_add_string(json_object *o, const char *key, const char *s) {
+	json_object *v;
+
+	v = json_object_new_string(s);
+	if (!v) {
+		return -ENOMEM;
+	}
+	if (json_object_object_add(o, key, v) < 0) {
+		json_object_put(v);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int build_json(const char *type, const char *id, const char *from, const char *body,
+		char **ret, size_t *ret_len) {
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	const char *s;
+	size_t len;
+	int r;
+
+	o = json_object_new_object();
+	if (!o) {
+		return -ENOMEM;
+	}
+	r = json_add_string(o, "type", type);
+	if (r >= 0) {
+		r = json_add_string(o, "id", id);
+	}
+	if (r >= 0) {
+		r = json_add_string(o, "from", from);
+	}
+	if (r >= 0 && body) {
+		json_object *ts = json_object_new_int64((int64_t) now_usec(CLOCK_REALTIME));
+
+		if (!ts || json_object_object_add(o, "ts", ts) < 0) {
+			json_object_put(ts);
+			r = -ENOMEM;
+		}
+	}
+	if (r >= 0 && body) {
+		r = json_add_string(o, "body", body);
+	}
+	if (r < 0) {
+		return r;
+	}
+	s = json_object_to_json_string_length(o,
+			JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+	if (!s) {
+		return -ENOMEM;
+	}
+	if (len > WIRE_DATAGRAM_MAX) {
+		return -EMSGSIZE;
+	}
+	*ret = strndup(s, len);
+	if (!*ret) {
+		return -ENOMEM;
+	}
+	*ret_len = len;
+	return 0;
+}
+
+static int send_talk(Messenger *s, Peer *p, const char *text, size_t len) {
+	_cleanup_free_ uint8_t *buf = NULL;
+	WireMessage w = { .type = WIRE_TYPE_TALK };
+	struct tm tm;
+	time_t t;
+	size_t n;
+	int r;
+
+	t = time(NULL);
+	if (!localtime_r(&t, &tm) || strftime(w.time, sizeof(w.time), "%H:%M:%S", &tm) == 0) {
+		return -EINVAL;
+	}
+	(void) snprintf(w.name, sizeof(w.name), "%s", s->manager->username);
+	w.text = (char *) text;
+	w.text_len = len;
+	r = wire_format_datagram(&w, WIRE_ENCODING_UTF16LE, &buf, &n);
+	if (r < 0) {
+		return r;
+	}
+	return manager_send_datagram(s->manager, &p->endpoint, buf, n);
+}
+
+static void outgoing_finish_failed(Outgoing *o, const char *reason) {
+	log_debug("Message %s to '%s' failed: %s", o->id, o->peer, reason);
+	manager_emit_message_failed(o->messenger->manager, o->id, o->peer, reason);
+	outgoing_free(o);
+}
+
+static int outgoing_transmit(Outgoing *o) {
+	Messenger *s = o->messenger;
+	Peer *p;
+
+	p = peer_get(s->manager, o->peer);
+	if (!p || !p->online) {
+		return -EHOSTDOWN;
+	}
+	o->attempts++;
+	return manager_send_datagram(s->manager, &p->endpoint, o->json, o->json_len);
+}
+
+static int on_outgoing_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+	Outgoing *o = userdata;
+	uint64_t now, next;
+	int r;
+
+	switch (o->kind) {
+	case OUTGOING_DOOMED:
+		outgoing_finish_failed(o, o->reason);
+		return 0;
+	case OUTGOING_REFERENCE:
+		manager_emit_message_sent(o->messenger->manager, o->id, o->peer);
+		outgoing_free(o);
+		return 0;
+	case OUTGOING_NATIVE:
+		break;
+	case _OUTGOING_KIND_MAX:
+	case _OUTGOING_KIND_INVALID:
+		abort();
+	}
+
+	now = now_usec(CLOCK_MONOTONIC);
+	if (now - o->started >= MESSAGE_GIVE_UP_USEC) {
+		outgoing_finish_failed(o, "timeout");
+		return 0;
+	}
+	r = outgoing_transmit(o);
+	if (r == -EHOSTDOWN) {
+		outgoing_finish_failed(o, "peer-offline");
+		return 0;
+	}
+	if (r < 0) {
+		log_debug_errno(r, "Failed to resend message %s, retrying later: %m", o->id);
+	}
+
+	o->interval = MIN(o->interval * 2, MESSAGE_MAX_RETRY_USEC);
+	next = MIN(now + o->interval, o->started + MESSAGE_GIVE_UP_USEC);
+	r = sd_event_source_set_time(source, next);
+	if (r >= 0) {
+		r = sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+	}
+	if (r < 0) {
+		log_warning_errno(r, "Failed to rearm retry timer: %m");
+		outgoing_finish_failed(o, "internal-error");
+	}
+	return 0;
+}
+
+int messenger_send(Messenger *s, const char *peer, const char *text, size_t len,
+		char ret_id[static MESSAGE_ID_STRLEN]) {
+	_cleanup_(outgoing_freep) Outgoing *o = NULL;
+	uint64_t delay = 0;
+	Peer *p;
+	int r;
+
+	p = peer_get(s->manager, peer);
+	if (!p) {
+		return -ENXIO;
+	}
+	if (s->n_outgoing >= MESSENGER_MAX_IN_FLIGHT) {
+		return -ENOBUFS;
+	}
+
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		return -ENOMEM;
+	}
+	r = new_id(o->id);
+	if (r < 0) {
+		return r;
+	}
+	o->messenger = s; /* tdelete() in outgoing_free() finds nothing yet */
+	o->peer = strdup(peer);
+	if (!o->peer) {
+		return -ENOMEM;
+	}
+	o->started = now_usec(CLOCK_MONOTONIC);
+	o->interval = MESSAGE_FIRST_RETRY_USEC;
+
+	if (!p->online) {
+		o->kind = OUTGOING_DOOMED;
+		o->reason = "peer-offline";
+	} else if (!p->native) {
+		o->kind = OUTGOING_REFERENCE;
+		r = send_talk(s, p, text, len);
+		if (r < 0) {
+			log_debug_errno(r, "Failed to send talk to '%s': %m", peer);
+			o->kind = OUTGOING_DOOMED;
+			o->reason = "send-failed";
+		}
+	} else {
+		o->kind = OUTGOING_NATIVE;
+		r = build_json("msg", o->id, s->manager->username, text, &o->json, &o->json_len);
+		if (r == -EMSGSIZE) {
+			o->kind = OUTGOING_DOOMED;
+			o->reason = "too-large";
+		} else if (r < 0) {
+			return r;
+		} else {
+			r = outgoing_transmit(o);
+			if (r < 0) {
+				log_debug_errno(r, "Failed to send message %s, retrying: %m", o->id);
+			}
+			delay = MESSAGE_FIRST_RETRY_USEC;
+		}
+	}
+
+	r = sd_event_add_time_relative(s->manager->event, &o->timer, CLOCK_MONOTONIC, delay, 0,
+			on_outgoing_timer, o);
+	if (r < 0) {
+		return r;
+	}
+	if (!tsearch(o, &s->outgoing, outgoing_compare)) {
+		return -ENOMEM;
+	}
+	s->n_outgoing++;
+	memcpy(ret_id, o->id, MESSAGE_ID_STRLEN);
+	TAKE_PTR(o);
+	return 0;
+}
+
+static Outgoing *outgoing_get(Messenger *s, const char *id) {
+	Outgoing key = {};
+	void **node;
+
+	(void) snprintf(key.id, sizeof(key.id), "%s", id);
+	node = tfind(&key, &s->outgoing, outgoing_compare);
+	return node ? *node : NULL;
+}
+
+/* Returns true if @id was seen recently, and remembers it otherwise. */
+static bool recent_check_and_add(Messenger *s, const uint8_t id[static MESSAGE_ID_BYTES]) {
+	for (size_t i = 0; i < s->n_recent; i++) {
+		if (memcmp(s->recent[i], id, MESSAGE_ID_BYTES) == 0) {
+			return true;
+		}
+	}
+	memcpy(s->recent[s->recent_next], id, MESSAGE_ID_BYTES);
+	s->recent_next = (s->recent_next + 1) % MESSENGER_RECENT_IDS;
+	if (s->n_recent < MESSENGER_RECENT_IDS) {
+		s->n_recent++;
+	}
+	return false;
+}
+
+static const char *json_get_string(json_object *o, const char *key, size_t *ret_len) {
+	json_object *v;
+	const char *s;
+	int len;
+
+	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string)) {
+		return NULL;
+	}
+	s = json_object_get_string(v);
+	len = json_object_get_string_len(v);
+	/* "\u0000" would hide the rest of the string from C. */
+	if (!s || len < 0 || strlen(s) != (size_t) len) {
+		return NULL;
+	}
+	if (ret_len) {
+		*ret_len = (size_t) len;
+	}
+	return s;
+}
+
+static void handle_msg(Messenger *s, json_object *o, const char *id, const uint8_t *id_bytes,
+		const char *from, const Endpoint *source) {
+	_cleanup_free_ char *ack = NULL;
+	uint64_t ts = 0;
+	const char *body;
+	json_object *v;
+	size_t len, ack_len;
+	Peer *p;
+	int r;
+
+	body = json_get_string(o, "body", &len);
+	if (!body || len == 0 || len > WIRE_TEXT_MAX || !utf8_is_valid(body, len)) {
+		log_debug("Dropping message %s from '%s': bad body.", id, from);
+		return;
+	}
+	if (json_object_object_get_ex(o, "ts", &v) && json_object_is_type(v, json_type_int) &&
+			json_object_get_int64(v) > 0) {
+		ts = (uint64_t) json_object_get_int64(v);
+	}
+	if (ts == 0) {
+		ts = now_usec(CLOCK_REALTIME);
+	}
+
+	p = peer_get(s->manager, from);
+	if (!p || !peer_accepts_from(p, source, true)) {
+		log_debug("Dropping message claiming to be from '%s': not its roster endpoint.",
+				from);
+		return;
+	}
+
+	/* Ack every copy: the ack of the first one may have been lost. */
+	r = build_json("ack", id, s->manager->username, NULL, &ack, &ack_len);
+	if (r >= 0) {
+		r = manager_send_datagram(s->manager, &p->endpoint, ack, ack_len);
+	}
+	if (r < 0) {
+		log_debug_errno(r, "Failed to ack message %s, ignoring: %m", id);
+	}
+
+	if (recent_check_and_add(s, id_bytes)) {
+		log_debug("Dropping duplicate message %s from '%s'.", id, from);
+		return;
+	}
+	manager_emit_message_received(s->manager, id, from, body, ts, true, NULL);
+}
+
+static void handle_ack(Messenger *s, const char *id, const char *from, const Endpoint *source) {
+	Outgoing *o;
+	Peer *p;
+
+	o = outgoing_get(s, id);
+	if (!o || o->kind != OUTGOING_NATIVE || !streq(o->peer, from)) {
+		return;
+	}
+	p = peer_get(s->manager, from);
+	if (!p || !peer_accepts_from(p, source, true)) {
+		log_debug("Dropping ack claiming to be from '%s': not its roster endpoint.", from);
+		return;
+	}
+	manager_emit_message_delivered(s->manager, o->id, o->peer, o->attempts);
+	outgoing_free(o);
+}
+
+void messenger_handle_json(Messenger *s, const char *buf, size_t n, const Endpoint *from) {
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	uint8_t id_bytes[MESSAGE_ID_BYTES];
+	const char *type, *id, *sender;
+	json_tokener *tok;
+	size_t id_len, sender_len;
+
+	if (!s->manager->username || !utf8_is_valid(buf, n)) {
+		return;
+	}
+	tok = json_tokener_new_ex(MESSAGE_JSON_DEPTH);
+	if (!tok) {
+		return;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+	o = json_tokener_parse_ex(tok, buf, (int) n);
+	if (json_tokener_get_error(tok) != json_tokener_success ||
+			json_tokener_get_parse_end(tok) != n) {
+		json_object_putp(&o);
+	}
+	json_tokener_free(tok);
+	if (!o || !json_object_is_type(o, json_type_object)) {
+		log_debug("Dropping malformed JSON datagram.");
+		return;
+	}
+
+	type = json_get_string(o, "type", NULL);
+	id = json_get_string(o, "id", &id_len);
+	sender = json_get_string(o, "from", &sender_len);
+	if (!type || !id || !sender || id_parse(id, id_len, id_bytes) < 0 ||
+			!wire_name_is_valid(sender, sender_len)) {
+		log_debug("Dropping JSON datagram without a valid type, id or sender.");
+		return;
+	}
+	if (streq(type, "msg")) {
+		handle_msg(s, o, id, id_bytes, sender, from);
+	} else if (streq(type, "ack")) {
+		handle_ack(s, id, sender, from);
+	} else {
+		log_debug("Dropping JSON datagram of unknown type.");
+	}
+}
+
+void messenger_handle_talk(Messenger *s, const WireMessage *msg, const Endpoint *from) {
+	char id[MESSAGE_ID_STRLEN];
+	Peer *p;
+
+	if (!s->manager->username) {
+		return;
+	}
+	p = peer_get(s->manager, msg->name);
+	if (!p || !peer_accepts_from(p, from, false)) {
+		log_debug("Dropping talk claiming to be from '%s': not its roster address.",
+				msg->name);
+		return;
+	}
+	if (msg->text_len == 0 || msg->text_len > WIRE_TEXT_MAX) {
+		return;
+	}
+	if (new_id(id) < 0) {
+		return;
+	}
+	manager_emit_message_received(s->manager, id, p->name, msg->text,
+			now_usec(CLOCK_REALTIME), false, msg->time);
+}
+
+typedef struct FailContext {
+	const char *peer; /* NULL: all */
+	Outgoing **list;
+	size_t n;
+} FailContext;
+
+static void collect_outgoing(const void *nodep, VISIT which, void *closure) {
+	Outgoing *o = *(Outgoing *const *) nodep;
+	FailContext *c = closure;
+
+	if (which != leaf && which != postorder) {
+		return;
+	}
+	if (!c->peer || streq(c->peer, o->peer)) {
+		c->list[c->n++] = o;
+	}
+}
+
+static void fail_matching(Messenger *s, const char *peer, const char *reason) {
+	_cleanup_free_ Outgoing **list = NULL;
+	FailContext c = { .peer = peer };
+
+	if (!s || s->n_outgoing == 0) {
+		return;
+	}
+	list = calloc(s->n_outgoing, sizeof(Outgoing *));
+	if (!list) {
+		log_oom();
+		return;
+	}
+	c.list = list;
+	twalk_r(s->outgoing, collect_outgoing, &c);
+	for (size_t i = 0; i < c.n; i++) {
+		/* A talk already went out: its outcome stays "sent". */
+		if (list[i]->kind == OUTGOING_REFERENCE) {
+			manager_emit_message_sent(s->manager, list[i]->id, list[i]->peer);
+			outgoing_free(list[i]);
+			continue;
+		}
+		outgoing_finish_failed(list[i], list[i]->kind == OUTGOING_DOOMED ?
+				list[i]->reason : reason);
+	}
+}
+
+void messenger_peer_left(Messenger *s, const char *peer) {
+	fail_matching(s, peer, "peer-offline");
+}
+
+void messenger_fail_all(Messenger *s, const char *reason) {
+	fail_matching(s, NULL, reason);
+}

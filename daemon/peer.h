@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The roster: every user the coordinator has told us about since we logged
+ * in, online or not, keyed by name.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/endpoint.h"
+#include "common/wire.h"
+
+typedef struct Manager Manager;
+
+/* Hostile coordinators cannot make the roster grow past this. */
+#define ROSTER_MAX_PEERS 65536
+
+typedef struct Peer {
+	Manager *manager; /* not owned */
+	char *name;
+	char *path; /* D-Bus object path */
+	Endpoint endpoint;
+	char caps[WIRE_CAPS_MAX + 1];
+	bool online;
+	bool native;
+	unsigned generation; /* of the last list that named this peer */
+} Peer;
+
+Peer *peer_get(Manager *m, const char *name);
+bool peer_accepts_from(const Peer *p, const Endpoint *from, bool same_port);
+
+/* Returns the number of peers, or -errno when the roster is full / on OOM. */
+int roster_add_or_update(Manager *m, const char *name, const Endpoint *ep, const char *caps);
+void roster_mark_offline(Manager *m, const char *name, const Endpoint *ep);
+int roster_apply_list(Manager *m, const WireListEntry *entries, size_t n);
+size_t roster_size(Manager *m);
+
+typedef void (*PeerCallback)(Peer *p, void *userdata);
+void roster_foreach(Manager *m, PeerCallback cb, void *userdata);
+
+/* Empties the roster: ObjectRemoved for every object, no PeerLeft. */
+void roster_clear(Manager *m);
