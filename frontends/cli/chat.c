@@ -161,7 +161,7 @@ static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 		goto finish;
 	}
 	ev = json_object_new_object();
-	if (!ev || json_object_object_add(ev, "event", json_object_new_string("messageSent")) < 0 ||
+	if (!ev || json_object_object_add(ev, "event", json_object_new_string("messageQueued")) < 0 ||
 			json_object_object_add(ev, "id", json_object_new_string(id)) < 0 ||
 			json_object_object_add(ev, "peer", json_object_new_string(c->peer)) < 0 ||
 			json_object_object_add(ev, "text", json_object_new_string(s->text)) < 0) {
@@ -298,7 +298,7 @@ static bool chat_wants_event(Chat *c, json_object *ev) {
 		return streq_ptr(event_get_string(ev, "name"), c->peer);
 	}
 	/* Delivery confirmations are only noise on a terminal. */
-	if (event_is(ev, "messageDelivered")) {
+	if (event_is(ev, "messageDelivered") || event_is(ev, "messageSent")) {
 		return arg_json != JSON_FORMAT_OFF &&
 			streq_ptr(event_get_string(ev, "peer"), c->peer);
 	}
@@ -308,13 +308,8 @@ static bool chat_wants_event(Chat *c, json_object *ev) {
 static int on_chat_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
 	_cleanup_(json_object_putp) json_object *ev = NULL;
 	Chat *c = userdata;
-	int r;
 
-	r = client_event_from_signal(m, &ev);
-	if (r <= 0) {
-		if (r < 0) {
-			log_debug_errno(r, "Ignoring malformed signal: %m");
-		}
+	if (client_event_from_signal(m, &ev) <= 0) {
 		return 0;
 	}
 	if (chat_wants_event(c, ev)) {
@@ -353,6 +348,10 @@ static void chat_done(Chat *c) {
 	if (c->interactive && active_chat == c) {
 		rl_callback_handler_remove();
 		active_chat = NULL;
+		if (!c->eof) {
+			/* Interrupted: leave the shell prompt on a line of its own. */
+			(void) fputc('\n', stdout);
+		}
 	}
 	c->prompt = mfree(c->prompt);
 	c->inbuf = mfree(c->inbuf);

@@ -235,11 +235,13 @@ static const struct {
 	{ "PeerLeft", "peerLeft", "s", { "name" } },
 	{ "MessageReceived", "messageReceived", "sss", { "id", "peer", "text" } },
 	{ "MessageDelivered", "messageDelivered", "ss", { "id", "peer" } },
+	/* Sent to a reference peer, which never acknowledges. */
+	{ "MessageSent", "messageSent", "ss", { "id", "peer" } },
 	{ "MessageFailed", "messageFailed", "sss", { "id", "peer", "reason" } },
 };
 
 static int event_from_properties_changed(sd_bus_message *m, json_object **ret) {
-	_cleanup_(json_object_putp) json_object *o = NULL;
+	_cleanup_(json_object_putp) json_object *o = NULL, *ev = NULL;
 	const char *iface;
 	int r;
 
@@ -258,15 +260,21 @@ static int event_from_properties_changed(sd_bus_message *m, json_object **ret) {
 		/* Only invalidated properties: nothing worth an event. */
 		return 0;
 	}
-	r = add_string(o, "event", "propertiesChanged");
-	if (r < 0) {
-		return r;
+	/* "event" goes first, like in every other event. */
+	ev = json_object_new_object();
+	if (!ev || add_string(ev, "event", "propertiesChanged") < 0) {
+		return -ENOMEM;
 	}
-	*ret = TAKE_PTR(o);
+	json_object_object_foreach(o, key, value) {
+		if (json_object_object_add(ev, key, json_object_get(value)) < 0) {
+			return -ENOMEM;
+		}
+	}
+	*ret = TAKE_PTR(ev);
 	return 1;
 }
 
-int client_event_from_signal(sd_bus_message *m, json_object **ret) {
+static int event_from_signal(sd_bus_message *m, json_object **ret) {
 	_cleanup_(json_object_putp) json_object *o = NULL, *extra = NULL;
 	size_t i;
 	int r;
@@ -329,6 +337,18 @@ int client_event_from_signal(sd_bus_message *m, json_object **ret) {
 	}
 	*ret = TAKE_PTR(o);
 	return 1;
+}
+
+int client_event_from_signal(sd_bus_message *m, json_object **ret) {
+	int r;
+
+	r = event_from_signal(m, ret);
+	if (r < 0) {
+		log_debug_errno(r, "Ignoring malformed %s signal: %m",
+			strempty(sd_bus_message_get_member(m)));
+		return 0;
+	}
+	return r;
 }
 
 const char *event_get_string(json_object *ev, const char *key) {
@@ -415,6 +435,10 @@ char *event_format_line(json_object *ev, bool show_ids) {
 	} else if (event_is(ev, "messageDelivered")) {
 		r = asprintf(&line, "%s[%s] * message %s%sdelivered to %s%s", ansi_grey(),
 			clock, show_ids ? id : "", show_ids ? " " : "", peer, ansi_normal());
+	} else if (event_is(ev, "messageSent")) {
+		r = asprintf(&line, "%s[%s] * message %s%ssent to %s (no delivery receipt)%s",
+			ansi_grey(), clock, show_ids ? id : "", show_ids ? " " : "", peer,
+			ansi_normal());
 	} else if (event_is(ev, "messageFailed")) {
 		reason = text_escape(strempty(event_get_string(ev, "reason")));
 		if (!reason) {

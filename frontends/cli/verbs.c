@@ -93,16 +93,12 @@ static int print_status(json_object *o) {
 	return fflush(stdout) == 0 ? 0 : -EIO;
 }
 
-int verb_status(int argc, char *argv[], void *userdata) {
+/* Gets and prints the status (text or --json); logs. */
+static int show_status(sd_bus *bus) {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	_cleanup_(json_object_putp) json_object *o = NULL;
 	int r;
 
-	r = client_connect(&bus);
-	if (r < 0) {
-		return r;
-	}
 	r = get_status(bus, &error, &o);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to get status: %s",
@@ -115,25 +111,20 @@ int verb_status(int argc, char *argv[], void *userdata) {
 	return 0;
 }
 
-/* After login and logout, --json prints the new status. */
-static int print_status_if_json(sd_bus *bus) {
-	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	_cleanup_(json_object_putp) json_object *o = NULL;
+int verb_status(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	int r;
 
-	if (arg_json == JSON_FORMAT_OFF) {
-		return 0;
-	}
-	r = get_status(bus, &error, &o);
+	r = client_connect(&bus);
 	if (r < 0) {
-		return log_error_errno(r, "Failed to get status: %s",
-			client_error_message(&error, r));
+		return r;
 	}
-	r = json_print(o, arg_json);
-	if (r < 0) {
-		return log_error_errno(r, "Failed to print status: %m");
-	}
-	return 0;
+	return show_status(bus);
+}
+
+/* After login and logout, --json prints the new status. */
+static int print_status_if_json(sd_bus *bus) {
+	return arg_json == JSON_FORMAT_OFF ? 0 : show_status(bus);
 }
 
 int verb_login(int argc, char *argv[], void *userdata) {
@@ -314,23 +305,19 @@ int read_message_text(int argc, char *argv[], char **ret) {
 typedef struct SendWait {
 	const char *peer;
 	char *id;                /* NULL until SendMessage replied */
-	json_object *outcome;    /* messageDelivered/messageFailed event */
+	json_object *outcome;    /* messageDelivered/Sent/Failed event */
 } SendWait;
 
 static int on_send_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
 	_cleanup_(json_object_putp) json_object *ev = NULL;
 	SendWait *w = userdata;
-	int r;
 
-	r = client_event_from_signal(m, &ev);
-	if (r <= 0) {
-		if (r < 0) {
-			log_debug_errno(r, "Ignoring malformed signal: %m");
-		}
+	if (client_event_from_signal(m, &ev) <= 0) {
 		return 0;
 	}
 	if (!w->id || w->outcome || !streq_ptr(event_get_string(ev, "id"), w->id) ||
-			!(event_is(ev, "messageDelivered") || event_is(ev, "messageFailed"))) {
+			!(event_is(ev, "messageDelivered") || event_is(ev, "messageSent") ||
+				event_is(ev, "messageFailed"))) {
 		return 0;
 	}
 	w->outcome = TAKE_PTR(ev);
@@ -372,7 +359,7 @@ static int send_wait(sd_bus *bus, sd_event *event, SendWait *w) {
 				json_object_object_add(o, "peer", json_object_new_string(w->peer)) < 0 ||
 				json_object_object_add(o, "status", json_object_new_string(
 					event_is(w->outcome, "messageDelivered") ? "delivered" :
-					"failed")) < 0) {
+					event_is(w->outcome, "messageSent") ? "sent" : "failed")) < 0) {
 			return log_oom();
 		}
 		if (event_is(w->outcome, "messageFailed") &&
@@ -489,11 +476,7 @@ static int on_listen_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret
 	_cleanup_(json_object_putp) json_object *ev = NULL;
 	int r;
 
-	r = client_event_from_signal(m, &ev);
-	if (r <= 0) {
-		if (r < 0) {
-			log_debug_errno(r, "Ignoring malformed signal: %m");
-		}
+	if (client_event_from_signal(m, &ev) <= 0) {
 		return 0;
 	}
 	r = print_event(ev, true);
