@@ -1,0 +1,304 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * p2pchat-coordinator: option parsing and setup.  The Server (server.c) does
+ * the work; main() owns the event loop and the Server and frees both on exit.
+ */
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
+
+#include "common/log.h"
+#include "coordinator/server.h"
+
+static ServerConfig arg_config;
+
+static void help(void) {
+	printf("%s [OPTIONS...]\n\n"
+	       "Tracks who is online and forwards logins and logouts (p2pchat).\n\n"
+	       "  -h --help                     Show this help\n"
+	       "     --version                  Show package version\n"
+	       "  -v --verbose                  Log debug messages\n"
+	       "  -l --listen=ADDR:PORT         UDP (and TCP) address (default 0.0.0.0:%d)\n"
+	       "     --tcp-port=PORT            TCP port (default: the listen port)\n"
+	       "     --max-users=N              Users online at once (default %u)\n"
+	       "     --max-connections=N        TCP connections at once (default %u)\n"
+	       "     --max-connections-per-ip=N TCP connections per source IP (default %u)\n"
+	       "     --login-rate=N             Logins per source IP per second, 0: no limit\n"
+	       "                                (default %u)\n"
+	       "     --login-burst=N            Logins per source IP in a burst (default %u)\n"
+	       "     --max-datagram=BYTES       Largest datagram read (default %zu)\n"
+	       "     --output-cap=BYTES         Output buffered per connection (default %zu)\n"
+	       "     --grace=MSEC               Time a connection has to say hello (default %" PRIu64 ")\n"
+	       "     --lease=SEC                Lifetime of a user without a session unless it\n"
+	       "                                logs in again (default %" PRIu64 ")\n"
+	       "     --session-wait=SEC         Time a native login has to open its session\n"
+	       "                                (default %" PRIu64 ")\n"
+	       "     --ping-interval=SEC        Session liveness check interval (default %" PRIu64 ")\n",
+	       program_invocation_short_name, COORDINATOR_DEFAULT_PORT, arg_config.max_users,
+	       arg_config.max_connections, arg_config.max_conns_per_ip, arg_config.login_rate,
+	       arg_config.login_burst, arg_config.max_datagram, arg_config.output_cap,
+	       arg_config.grace / USEC_PER_MSEC, arg_config.lease / USEC_PER_SEC,
+	       arg_config.session_wait / USEC_PER_SEC, arg_config.ping_interval / USEC_PER_SEC);
+}
+
+/* A decimal number in [min, max], nothing else. */
+static int parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
+	unsigned long long v;
+	char *end;
+
+	if (!s[0] || s[0] == '-' || s[0] == '+' || s[0] == ' ') {
+		return -EINVAL;
+	}
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0 || *end) {
+		return -EINVAL;
+	}
+	if (v < min || v > max) {
+		return -ERANGE;
+	}
+	*ret = v;
+	return 0;
+}
+
+/* endpoint_parse() plus port 0, which asks for a free port. */
+static int parse_listen(const char *s, Endpoint *ret) {
+	size_t n = strlen(s);
+	_cleanup_free_ char *t = NULL;
+	int r;
+
+	if (n >= 2 && streq(s + n - 2, ":0")) {
+		t = strdup(s);
+		if (!t) {
+			return -ENOMEM;
+		}
+		t[n - 1] = '1';
+		r = endpoint_parse(t, n, ret);
+		if (r >= 0) {
+			endpoint_set_port(ret, 0);
+		}
+		return r;
+	}
+	return endpoint_parse(s, n, ret);
+}
+
+static const char *option_name(const struct option *options, int id) {
+	for (; options->name; options++) {
+		if (options->val == id) {
+			return options->name;
+		}
+	}
+	return "?";
+}
+
+static int parse_argv(int argc, char *argv[]) {
+	enum {
+		ARG_VERSION = 0x100,
+		ARG_TCP_PORT,
+		ARG_MAX_USERS,
+		ARG_MAX_CONNECTIONS,
+		ARG_MAX_CONNECTIONS_PER_IP,
+		ARG_LOGIN_RATE,
+		ARG_LOGIN_BURST,
+		ARG_MAX_DATAGRAM,
+		ARG_OUTPUT_CAP,
+		ARG_GRACE,
+		ARG_LEASE,
+		ARG_SESSION_WAIT,
+		ARG_PING_INTERVAL,
+	};
+	static const struct option options[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, ARG_VERSION },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "tcp-port", required_argument, NULL, ARG_TCP_PORT },
+		{ "max-users", required_argument, NULL, ARG_MAX_USERS },
+		{ "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
+		{ "max-connections-per-ip", required_argument, NULL, ARG_MAX_CONNECTIONS_PER_IP },
+		{ "login-rate", required_argument, NULL, ARG_LOGIN_RATE },
+		{ "login-burst", required_argument, NULL, ARG_LOGIN_BURST },
+		{ "max-datagram", required_argument, NULL, ARG_MAX_DATAGRAM },
+		{ "output-cap", required_argument, NULL, ARG_OUTPUT_CAP },
+		{ "grace", required_argument, NULL, ARG_GRACE },
+		{ "lease", required_argument, NULL, ARG_LEASE },
+		{ "session-wait", required_argument, NULL, ARG_SESSION_WAIT },
+		{ "ping-interval", required_argument, NULL, ARG_PING_INTERVAL },
+		{}
+	};
+	/* Each numeric option: where it goes, its unit and its range. */
+	static const struct {
+		int id;
+		uint64_t min, max, unit;
+	} numbers[] = {
+		{ ARG_TCP_PORT, 0, 65535, 1 },
+		{ ARG_MAX_USERS, 1, WIRE_LIST_MAX_ENTRIES, 1 },
+		{ ARG_MAX_CONNECTIONS, 1, 1000000, 1 },
+		{ ARG_MAX_CONNECTIONS_PER_IP, 1, 1000000, 1 },
+		{ ARG_LOGIN_RATE, 0, 1000000, 1 },
+		{ ARG_LOGIN_BURST, 1, 1000000, 1 },
+		{ ARG_MAX_DATAGRAM, 64, WIRE_DATAGRAM_MAX, 1 },
+		{ ARG_OUTPUT_CAP, 4096, 1024 * 1024 * 1024, 1 },
+		{ ARG_GRACE, 1, 60000, USEC_PER_MSEC },
+		{ ARG_LEASE, 1, 7 * 24 * 3600, USEC_PER_SEC },
+		{ ARG_SESSION_WAIT, 1, 3600, USEC_PER_SEC },
+		{ ARG_PING_INTERVAL, 1, 3600, USEC_PER_SEC },
+	};
+	int c, r;
+
+	while ((c = getopt_long(argc, argv, "hvl:", options, NULL)) >= 0) {
+		uint64_t v = 0;
+
+		for (size_t i = 0; i < ELEMENTSOF(numbers); i++) {
+			if (numbers[i].id != c) {
+				continue;
+			}
+			r = parse_number(optarg, numbers[i].min, numbers[i].max, &v);
+			if (r < 0) {
+				log_error("Invalid value '%s' for --%s (%" PRIu64 "-%" PRIu64 ").", optarg,
+						option_name(options, c), numbers[i].min, numbers[i].max);
+				return r;
+			}
+			v *= numbers[i].unit;
+		}
+
+		switch (c) {
+		case 'h':
+			help();
+			return 0;
+		case ARG_VERSION:
+			printf("p2pchat-coordinator %s\n", PACKAGE_VERSION);
+			return 0;
+		case 'v':
+			log_set_max_level(LOG_DEBUG);
+			break;
+		case 'l':
+			r = parse_listen(optarg, &arg_config.listen);
+			if (r < 0) {
+				return log_error_errno(r, "Invalid listen address '%s' (want ADDR:PORT).",
+						optarg);
+			}
+			break;
+		case ARG_TCP_PORT:
+			arg_config.tcp_port = (int) v;
+			break;
+		case ARG_MAX_USERS:
+			arg_config.max_users = (unsigned) v;
+			break;
+		case ARG_MAX_CONNECTIONS:
+			arg_config.max_connections = (unsigned) v;
+			break;
+		case ARG_MAX_CONNECTIONS_PER_IP:
+			arg_config.max_conns_per_ip = (unsigned) v;
+			break;
+		case ARG_LOGIN_RATE:
+			arg_config.login_rate = (unsigned) v;
+			break;
+		case ARG_LOGIN_BURST:
+			arg_config.login_burst = (unsigned) v;
+			break;
+		case ARG_MAX_DATAGRAM:
+			arg_config.max_datagram = v;
+			break;
+		case ARG_OUTPUT_CAP:
+			arg_config.output_cap = v;
+			break;
+		case ARG_GRACE:
+			arg_config.grace = v;
+			break;
+		case ARG_LEASE:
+			arg_config.lease = v;
+			break;
+		case ARG_SESSION_WAIT:
+			arg_config.session_wait = v;
+			break;
+		case ARG_PING_INTERVAL:
+			arg_config.ping_interval = v;
+			break;
+		case '?':
+			return -EINVAL;
+		default:
+			abort();
+		}
+	}
+	if (optind < argc) {
+		log_error("%s takes no arguments.", program_invocation_short_name);
+		return -EINVAL;
+	}
+	return 1;
+}
+
+/* One descriptor per session: take all the kernel allows us. */
+static void raise_nofile(void) {
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max) {
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		log_debug_errno(errno, "Failed to raise RLIMIT_NOFILE, ignoring: %m");
+	}
+}
+
+static int run(int argc, char *argv[]) {
+	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
+	_cleanup_(server_freep) Server *server = NULL;
+	sigset_t mask;
+	int r;
+
+	log_set_program_name(program_invocation_short_name);
+	server_config_init(&arg_config);
+
+	r = parse_argv(argc, argv);
+	if (r <= 0) {
+		return r;
+	}
+
+	raise_nofile();
+	(void) signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	(void) sigprocmask(SIG_BLOCK, &mask, NULL);
+
+	r = sd_event_default(&event);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to allocate event loop: %m");
+	}
+	r = sd_event_add_signal(event, NULL, SIGTERM, NULL, NULL);
+	if (r >= 0) {
+		r = sd_event_add_signal(event, NULL, SIGINT, NULL, NULL);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to watch signals: %m");
+	}
+
+	r = server_new(&arg_config, event, &server);
+	if (r < 0) {
+		return r;
+	}
+
+	(void) sd_notify(false, "READY=1\nSTATUS=0 users online");
+	r = sd_event_loop(event);
+	(void) sd_notify(false, "STOPPING=1");
+	if (r < 0) {
+		return log_error_errno(r, "Event loop failed: %m");
+	}
+	return 0;
+}
+
+int main(int argc, char *argv[]) {
+	return run(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

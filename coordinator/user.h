@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The registry of online users, the roster text every list frame is cut
+ * from, and the per-source-IP accounting behind the abuse limits.  Pure
+ * bookkeeping: no sockets, no event loop; the time is passed in.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/endpoint.h"
+#include "common/macro.h"
+#include "common/wire.h"
+#include "coordinator/hashmap.h"
+#include "coordinator/list.h"
+#include "coordinator/timeout-queue.h"
+
+typedef struct Connection Connection;
+
+typedef struct User {
+	HashNode hash_node;     /* Registry.users, by name */
+	ListNode roster_node;   /* Registry.roster, in login order */
+	TimeoutLink timeout;    /* lease or session wait; see server.c */
+	Connection *session;    /* not owned; NULL without a session */
+	Endpoint declared;      /* the endpoint in the login */
+	Endpoint source;        /* the login datagram's source address */
+	Endpoint announced;     /* what others are told: see user_new() */
+	WireEncoding encoding;  /* of the login datagram */
+	bool udp_reachable;     /* declared IP == source IP */
+	bool native;            /* caps hold WIRE_CAPS_NATIVE */
+	char *entry;            /* "name,ep[,caps]" for list frames */
+	size_t entry_len;
+	size_t name_len;
+	char name[WIRE_NAME_MAX_BYTES + 1];
+	char caps[WIRE_CAPS_MAX + 1];
+} User;
+
+typedef struct RegistryLimits {
+	unsigned max_users;
+	unsigned login_rate;  /* logins per source IP per second; 0: unlimited */
+	unsigned login_burst; /* bucket size */
+	unsigned max_conns_per_ip;
+	unsigned max_ips;     /* source IPs tracked at once */
+} RegistryLimits;
+
+typedef struct Registry Registry;
+
+int registry_new(const RegistryLimits *limits, Registry **ret);
+Registry *registry_free(Registry *reg);
+
+size_t registry_n_users(const Registry *reg);
+User *registry_find(const Registry *reg, const char *name);
+
+/* The first user in login order, and the one after @u (NULL at the end). */
+User *registry_first(const Registry *reg);
+User *registry_next(const Registry *reg, const User *u);
+
+/*
+ * registry_add() - register a new user.
+ * @m: a parsed login (name, endpoint, caps)
+ * @source: where the login datagram came from
+ * @enc: its encoding
+ *
+ * The name must not be online (see registry_find()).
+ * Return: 0, -ENOSPC when max_users are online, -ENOMEM.
+ */
+int registry_add(Registry *reg, const WireMessage *m, const Endpoint *source, WireEncoding enc,
+		User **ret);
+
+/* Whether a login would only repeat what @u already is (same endpoint, caps, encoding). */
+bool user_login_is_same(const User *u, const WireMessage *m, WireEncoding enc);
+
+/* Unregisters and frees @u. */
+void registry_remove(Registry *reg, User *u);
+
+/* "e1;e2;...;end" for every online user, in login order; borrowed until the next change. */
+int registry_get_list(Registry *reg, const char **ret, size_t *ret_len);
+
+/*
+ * registry_take_login_token() - charge one login to @ip's token bucket.
+ * Return: 1 when allowed, 0 when the IP is over its rate, -ENOMEM/-ENOSPC
+ * when the IP cannot be tracked (treat as over the rate).
+ */
+int registry_take_login_token(Registry *reg, const Endpoint *ip, uint64_t now);
+
+/* Counts a TCP connection from @ip: 1 allowed, 0 over max_conns_per_ip, <0 error. */
+int registry_conn_add(Registry *reg, const Endpoint *ip, uint64_t now);
+void registry_conn_remove(Registry *reg, const Endpoint *ip);
+
+/* Forgets IPs with no connections and a full bucket; returns how many. */
+size_t registry_gc_ips(Registry *reg, uint64_t now);
+size_t registry_n_ips(const Registry *reg);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(Registry *, registry_free);

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""The coordinator against a reference-client emulator (UTF-16LE datagrams
+from throwaway ports, list over TCP then close), as in
+shared/seed/reference-wire.md."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+
+from refclient import Coordinator, RefClient, Tap  # noqa: E402
+
+
+def main():
+    tap = Tap()
+    clients = []
+    with Coordinator("--verbose") as coord:
+        alice = RefClient("alice", coord.udp_addr)
+        bob = RefClient("bob", coord.udp_addr)
+        clients += [alice, bob]
+
+        alice.login()
+        port = alice.wait_accept()
+        tap.ok(port == coord.tcp_port, "login gets Accept with the TCP port",
+               "got %r" % port)
+        tap.ok(alice.accept_from and alice.accept_from[0] == "127.0.0.1",
+               "Accept comes from the listen address", alice.accept_from)
+
+        entries, closed = alice.fetch_list(port)
+        tap.ok(entries == [("alice", alice.endpoint, "")], "list includes self",
+               entries)
+        tap.ok(closed, "coordinator closes after the list")
+
+        bob.login()
+        tap.ok(bob.wait_accept() == coord.tcp_port, "second user gets Accept")
+        fwd = alice.expect("login,")
+        tap.ok(fwd == "login,bob,%s" % bob.endpoint, "second login forwarded", fwd)
+        entries, closed = bob.fetch_list(coord.tcp_port)
+        tap.ok([e[0] for e in entries or []] == ["alice", "bob"] and closed,
+               "second list holds both, in login order", entries)
+        tap.ok(bob.drain(0.2) == [], "newcomer gets no copy of its own login")
+
+        bob.logout()
+        fwd = alice.expect("logout,")
+        tap.ok(fwd == "logout,bob,%s" % bob.endpoint, "logout forwarded", fwd)
+
+        carol = RefClient("carol", coord.udp_addr)
+        clients.append(carol)
+        carol.login()
+        tap.ok(carol.wait_accept() is not None, "third user logs in")
+        tap.ok(alice.expect("login,carol") is not None, "third login forwarded")
+        carol.logout(misspelled=True)
+        fwd = alice.expect("logout,")
+        tap.ok(fwd == "logout,carol,%s" % carol.endpoint, "lohout counts as logout", fwd)
+
+        # The same name from another IP is refused; the reply goes to the
+        # source (its declared endpoint is on 127.0.0.1).
+        mallory = RefClient("alice", coord.udp_addr, ip="127.0.0.2")
+        clients.append(mallory)
+        mallory.login()
+        text = mallory.expect("Reject,")
+        tap.ok(text == "Reject,name-taken", "duplicate name refused", text)
+
+        alice.logout(src_ip="127.0.0.2")
+        tap.ok(alice.expect("logout,", 0.3) is None, "logout from a foreign IP ignored")
+        entries, _ = alice.fetch_list(coord.tcp_port)
+        tap.ok([e[0] for e in entries or []] == ["alice"], "alice still online", entries)
+
+        # Re-login from the same address: Accept, no forward, still one entry.
+        dave = RefClient("dave", coord.udp_addr)
+        clients.append(dave)
+        dave.login()
+        tap.ok(dave.wait_accept() is not None and alice.expect("login,dave") is not None,
+               "dave logs in")
+        dave.login()
+        tap.ok(dave.wait_accept() is not None, "re-login from the same address accepted")
+        tap.ok(alice.expect("login,", 0.3) is None, "an identical re-login is not forwarded")
+
+        # A declared endpoint on a foreign IP: the Accept goes to the source,
+        # nothing goes to the declared endpoint, and others see the source.
+        eve = RefClient("eve", coord.udp_addr, ip="127.0.0.3")
+        clients.append(eve)
+        eve.login(endpoint=dave.endpoint)
+        tap.ok(eve.expect("Accept,", 0.3) is None, "no Accept to the listening socket")
+        tap.ok(dave.expect("Accept,", 0.3) is None, "no Accept reflected to a third party")
+        fwd = alice.expect("login,eve")
+        tap.ok(fwd is not None and fwd.startswith("login,eve,127.0.0.3:")
+               and dave.endpoint not in fwd, "others see eve's source address", fwd)
+
+        tap.ok(coord.alive(), "coordinator still running")
+    for c in clients:
+        c.close()
+    tap.exit()
+
+
+if __name__ == "__main__":
+    main()
