@@ -1,0 +1,102 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""p2pchat end to end: the real coordinator on a random loopback port and two
+users (alice, bob), each with a private dbus-daemon, temporary HOME/XDG dirs
+and the real p2pchatd, driven only through "p2pchat --json".
+"""
+
+import json
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
+import cli  # noqa: E402
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+PLANNED = 14
+
+
+def received(text):
+    return lambda l: (json.loads(l).get("event") == "messageReceived" and
+                      json.loads(l).get("text") == text)
+
+
+def body(tap):
+    coordinator = cli.start_coordinator()
+    alice, bob = cli.User("alice"), cli.User("bob")
+    alice.start_daemon()
+    bob.start_daemon()
+    listen = {}
+    for u in (alice, bob):
+        p = u.popen("--json", "listen")
+        listen[u.name] = cli.LineReader(p.stdout)
+    # listen subscribes synchronously at start; give it a moment to do so.
+    cli.wait_for(lambda: False, timeout=0.3)
+
+    st = alice.cli_json("login", "alice", "--coordinator", coordinator)
+    tap.ok("alice logs in", st.get("state") == "online" and st.get("username") == "alice" and
+           st.get("coordinator") == coordinator and
+           st.get("localEndpoint", "").startswith("127.0.0.1:"), st)
+    st = bob.cli_json("login", "bob", "--coordinator", coordinator)
+    tap.ok("bob logs in", st.get("state") == "online", st)
+
+    def bob_online():
+        peers = alice.cli_json("peers")
+        return [p for p in peers if p["name"] == "bob" and p["online"]]
+    peers = cli.wait_for(bob_online, timeout=10)
+    tap.ok("alice's roster shows bob online and native",
+           peers and peers[0]["native"] is True and peers[0]["endpoint"].startswith("127.0.0.1:"),
+           alice.cli("--json", "peers").stdout)
+    line, seen = listen["alice"].read_until(
+        lambda l: json.loads(l).get("event") == "peerJoined" and json.loads(l)["name"] == "bob")
+    tap.ok("alice's listen --json saw peerJoined bob", line is not None, seen)
+
+    text = "hello bob, 你好"
+    r = alice.cli("--json", "send", "--wait", "bob", text)
+    o = json.loads(r.stdout or "{}")
+    tap.ok("send --wait to bob: delivered", r.returncode == 0 and
+           o.get("status") == "delivered" and HEX32.match(o.get("id", "")), r)
+    line, seen = listen["bob"].read_until(received(text))
+    tap.ok("bob's listen --json got the message from alice",
+           line is not None and json.loads(line)["peer"] == "alice" and
+           json.loads(line)["timestampUsec"] > 0, seen)
+
+    r = bob.cli("send", "alice", "-", input="multi\nline from bob\n")
+    line, seen = listen["alice"].read_until(received("multi\nline from bob"))
+    tap.ok("send - from bob arrives at alice", r.returncode == 0 and line is not None,
+           (r, seen))
+
+    r = alice.cli("send", "nobody", "hi")
+    tap.ok("send to an unknown peer: one error line naming it, exit 1",
+           r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1 and
+           r.stderr.startswith("Failed to send message to 'nobody': "), r)
+
+    chat = alice.popen("chat", "bob")
+    out = cli.LineReader(chat.stdout)
+    r = bob.cli("send", "alice", "ping from bob")
+    line, seen = out.read_until(lambda l: l.endswith("bob: ping from bob"))
+    tap.ok("alice's chat with pipes prints bob's message", line is not None, (r, seen))
+    chat.stdin.write("pong from alice\n")
+    chat.stdin.flush()
+    line, seen = listen["bob"].read_until(received("pong from alice"))
+    tap.ok("a line written to alice's chat reaches bob", line is not None, seen)
+    chat.stdin.close()
+    tap.ok("alice's chat exits 0 at end of input", chat.wait(15) == 0, chat.stderr.read())
+
+    r = bob.cli("logout")
+    line, seen = listen["alice"].read_until(
+        lambda l: json.loads(l).get("event") == "peerLeft" and json.loads(l)["name"] == "bob")
+    tap.ok("bob logs out; alice sees peerLeft", r.returncode == 0 and line is not None,
+           (r, seen))
+    r = bob.cli("send", "alice", "hi")
+    tap.ok("send while logged out: named error", r.returncode == 1 and
+           r.stderr.startswith("Failed to send message to 'alice': ") and r.stdout == "", r)
+    r = alice.cli("status")
+    tap.ok("alice's status block", r.returncode == 0 and
+           re.search(r"^\s*State: online$", r.stdout, re.M) and
+           re.search(rf"^\s*Coordinator: {re.escape(coordinator)}$", r.stdout, re.M), r)
+
+
+if __name__ == "__main__":
+    sys.exit(cli.main_wrapper(PLANNED, body))
