@@ -41,6 +41,8 @@
 #define LINK_PING_USEC (5 * USEC_PER_SEC)
 #define LINK_DEAD_USEC (15 * USEC_PER_SEC)
 #define LINK_REFETCH_USEC (5 * USEC_PER_SEC)
+/* How long peers missing from the first list after a reconnect may take to return. */
+#define LINK_RECONCILE_GRACE_USEC (5 * USEC_PER_SEC)
 
 typedef enum LinkPhase {
 	LINK_IDLE,
@@ -259,7 +261,8 @@ static int handle_list(CoordinatorLink *l, const char *s, size_t n) {
 	if (r < 0) {
 		return log_warning_errno(r, "Failed to parse the coordinator's list: %m");
 	}
-	return roster_apply_list(l->manager, entries, n_entries);
+	return roster_apply_list(l->manager, entries, n_entries,
+			l->phase == LINK_HANDSHAKE && l->established ? LINK_RECONCILE_GRACE_USEC : 0);
 }
 
 static void handle_push(CoordinatorLink *l, const WireMessage *w) {

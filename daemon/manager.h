@@ -59,6 +59,7 @@ typedef struct Manager {
 	void *peers; /* tsearch() tree of Peer*, by name */
 	size_t n_peers;
 	unsigned generation;
+	sd_event_source *reconcile_timer;
 
 	CoordinatorLink *link;
 	Messenger *messenger;

@@ -119,9 +119,19 @@ int roster_add_or_update(Manager *m, const char *name, const Endpoint *ep, const
 	p->generation = m->generation;
 	was_online = p->online;
 	changed_ep = !endpoint_equal(&p->endpoint, ep);
+	/*
+	 * A reference server's list drops the caps that its forwarded login
+	 * carried: the same login at the same endpoint keeps what we know.
+	 */
+	if (was_online && !changed_ep && caps[0] == '\0') {
+		caps = p->caps;
+		native = p->native;
+	}
 	changed_native = p->native != native;
 	p->endpoint = *ep;
-	(void) snprintf(p->caps, sizeof(p->caps), "%s", caps);
+	if (caps != p->caps) {
+		(void) snprintf(p->caps, sizeof(p->caps), "%s", caps);
+	}
 	p->native = native;
 	p->online = true;
 
@@ -188,13 +198,36 @@ static void collect_stale(Peer *p, void *userdata) {
 	}
 }
 
+static void roster_drop_stale(Manager *m) {
+	_cleanup_free_ Peer **stale = NULL;
+	Peer **next;
+
+	/* Collect first: going offline emits signals and must not race the walk. */
+	stale = calloc(m->n_peers + 1, sizeof(Peer *));
+	if (!stale) {
+		log_oom();
+		return;
+	}
+	next = stale;
+	roster_foreach(m, collect_stale, &next);
+	for (Peer **p = stale; p < next; p++) {
+		peer_set_offline(*p);
+	}
+}
+
+static int on_reconcile(sd_event_source *s, uint64_t usec, void *userdata) {
+	roster_drop_stale(userdata);
+	return 0;
+}
+
 /*
  * A full list replaces what we knew: peers it names are online (PeerJoined
  * only for those that were not), online peers it does not name have left.
+ * After a reconnect the list may be partial (the others are logging in to a
+ * restarted coordinator too): peers it misses get @grace to show up in a
+ * login push before they count as gone.
  */
-int roster_apply_list(Manager *m, const WireListEntry *entries, size_t n) {
-	_cleanup_free_ Peer **stale = NULL;
-	Peer **next;
+int roster_apply_list(Manager *m, const WireListEntry *entries, size_t n, uint64_t grace) {
 	int r;
 
 	m->generation++;
@@ -205,15 +238,16 @@ int roster_apply_list(Manager *m, const WireListEntry *entries, size_t n) {
 		}
 	}
 
-	/* Collect first: going offline emits signals and must not race the walk. */
-	stale = calloc(m->n_peers + 1, sizeof(Peer *));
-	if (!stale) {
-		return log_oom();
+	m->reconcile_timer = sd_event_source_disable_unref(m->reconcile_timer);
+	if (grace == 0) {
+		roster_drop_stale(m);
+		return 0;
 	}
-	next = stale;
-	roster_foreach(m, collect_stale, &next);
-	for (Peer **p = stale; p < next; p++) {
-		peer_set_offline(*p);
+	r = sd_event_add_time_relative(m->event, &m->reconcile_timer, CLOCK_MONOTONIC, grace, 0,
+			on_reconcile, m);
+	if (r < 0) {
+		log_warning_errno(r, "Failed to arm reconcile timer, reconciling now: %m");
+		roster_drop_stale(m);
 	}
 	return 0;
 }
@@ -227,6 +261,7 @@ static void emit_removed(Peer *p, void *userdata) {
 }
 
 void roster_clear(Manager *m) {
+	m->reconcile_timer = sd_event_source_disable_unref(m->reconcile_timer);
 	roster_foreach(m, emit_removed, NULL);
 	tdestroy(m->peers, peer_free_void);
 	m->peers = NULL;

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/endpoint.h"
 #include "common/wire.h"
@@ -34,7 +35,7 @@ bool peer_accepts_from(const Peer *p, const Endpoint *from, bool same_port);
 /* Returns the number of peers, or -errno when the roster is full / on OOM. */
 int roster_add_or_update(Manager *m, const char *name, const Endpoint *ep, const char *caps);
 void roster_mark_offline(Manager *m, const char *name, const Endpoint *ep);
-int roster_apply_list(Manager *m, const WireListEntry *entries, size_t n);
+int roster_apply_list(Manager *m, const WireListEntry *entries, size_t n, uint64_t grace);
 size_t roster_size(Manager *m);
 
 typedef void (*PeerCallback)(Peer *p, void *userdata);
