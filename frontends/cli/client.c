@@ -403,15 +403,32 @@ static char *format_properties(json_object *ev) {
 	return buf;
 }
 
+/* The escaped string field key of ev ("" when absent), or NULL on OOM. */
+static char *event_dup_escaped(json_object *ev, const char *key) {
+	return text_escape(strempty(event_get_string(ev, key)));
+}
+
 char *event_format_line(json_object *ev, bool show_ids) {
-	_cleanup_free_ char *text = NULL, *reason = NULL, *props = NULL;
-	const char *peer = strempty(event_get_string(ev, "peer"));
-	const char *name = strempty(event_get_string(ev, "name"));
-	const char *id = strempty(event_get_string(ev, "id"));
+	_cleanup_free_ char *text = NULL, *reason = NULL, *props = NULL, *peer = NULL,
+		*name = NULL, *id = NULL, *endpoint = NULL;
 	uint64_t ts = now_usec();
 	char clock[9], *line = NULL;
 	json_object *v;
 	int r = -EINVAL;
+
+	/* Everything here may come from the network: escape it all. */
+	peer = event_dup_escaped(ev, "peer");
+	name = event_dup_escaped(ev, "name");
+	id = event_dup_escaped(ev, "id");
+	endpoint = event_dup_escaped(ev, "endpoint");
+	text = event_dup_escaped(ev, "text");
+	reason = event_dup_escaped(ev, "reason");
+	if (!peer || !name || !id || !endpoint || !text || !reason) {
+		return NULL;
+	}
+	if (!show_ids) {
+		id[0] = '\0';
+	}
 
 	if (json_object_object_get_ex(ev, "timestampUsec", &v)) {
 		ts = json_object_get_uint64(v);
@@ -419,34 +436,24 @@ char *event_format_line(json_object *ev, bool show_ids) {
 	format_clock(ts, clock);
 
 	if (event_is(ev, "messageReceived")) {
-		text = text_escape(strempty(event_get_string(ev, "text")));
-		if (!text) {
-			return NULL;
-		}
 		r = asprintf(&line, "%s[%s]%s %s%s:%s %s", ansi_grey(), clock, ansi_normal(),
 			ansi_highlight(), peer, ansi_normal(), text);
 	} else if (event_is(ev, "peerJoined")) {
 		r = asprintf(&line, "%s[%s]%s %s* %s is online (%s)%s", ansi_grey(), clock,
-			ansi_normal(), ansi_green(), name,
-			strempty(event_get_string(ev, "endpoint")), ansi_normal());
+			ansi_normal(), ansi_green(), name, endpoint, ansi_normal());
 	} else if (event_is(ev, "peerLeft")) {
 		r = asprintf(&line, "%s[%s]%s %s* %s is offline%s", ansi_grey(), clock,
 			ansi_normal(), ansi_grey(), name, ansi_normal());
 	} else if (event_is(ev, "messageDelivered")) {
 		r = asprintf(&line, "%s[%s] * message %s%sdelivered to %s%s", ansi_grey(),
-			clock, show_ids ? id : "", show_ids ? " " : "", peer, ansi_normal());
+			clock, id, id[0] ? " " : "", peer, ansi_normal());
 	} else if (event_is(ev, "messageSent")) {
 		r = asprintf(&line, "%s[%s] * message %s%ssent to %s (no delivery receipt)%s",
-			ansi_grey(), clock, show_ids ? id : "", show_ids ? " " : "", peer,
-			ansi_normal());
+			ansi_grey(), clock, id, id[0] ? " " : "", peer, ansi_normal());
 	} else if (event_is(ev, "messageFailed")) {
-		reason = text_escape(strempty(event_get_string(ev, "reason")));
-		if (!reason) {
-			return NULL;
-		}
 		r = asprintf(&line, "%s[%s]%s %s! message %s%sto %s failed: %s%s", ansi_grey(),
-			clock, ansi_normal(), ansi_red(), show_ids ? id : "",
-			show_ids ? " " : "", peer, reason, ansi_normal());
+			clock, ansi_normal(), ansi_red(), id, id[0] ? " " : "", peer, reason,
+			ansi_normal());
 	} else if (event_is(ev, "propertiesChanged")) {
 		props = format_properties(ev);
 		if (!props) {

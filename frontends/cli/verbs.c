@@ -236,7 +236,8 @@ int verb_peers(int argc, char *argv[], void *userdata) {
 		return log_error_errno(r, "Failed to print peers: %m");
 	}
 	if (arg_legend) {
-		printf("\n%zu peers listed.\n", table_get_rows(t));
+		printf("\n%zu %s listed.\n", table_get_rows(t),
+			table_get_rows(t) == 1 ? "peer" : "peers");
 	}
 	return 0;
 }
