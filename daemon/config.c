@@ -345,8 +345,6 @@ Config *config_free(Config *c) {
 	return mfree(c);
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
-
 int config_new(const char *path, Config **ret) {
 	_cleanup_(config_freep) Config *c = NULL;
 	int r;

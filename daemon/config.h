@@ -43,6 +43,7 @@ int config_default_path(bool mkdirs, char **ret);
 /* config_new() - the defaults, for the file at @path (not read yet). */
 int config_new(const char *path, Config **ret);
 Config *config_free(Config *c);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Config *, config_free);
 
 /*
  * config_load() - read the file into @c.  A missing file is not an error.

@@ -566,8 +566,6 @@ History *history_free(History *h) {
 	return mfree(h);
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(History *, history_free);
-
 int history_open(const char *path, History **ret) {
 	_cleanup_(history_freep) History *h = NULL;
 	int rc, r;

@@ -25,6 +25,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/macro.h"
+
 /* Largest limit a query accepts; larger requests are clamped to it. */
 #define HISTORY_LIMIT_MAX 1000u
 /* Most messages that may wait in the outbox for one peer. */
@@ -95,6 +97,7 @@ int history_default_path(char **ret);
  */
 int history_open(const char *path, History **ret);
 History *history_free(History *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(History *, history_free);
 
 /* The schema version of an open database (PRAGMA user_version). */
 int history_schema_version(History *h);
