@@ -283,7 +283,9 @@ static int utf8_dup_text(const char *s, size_t n, char **ret, size_t *ret_len) {
 	if (!t) {
 		return -ENOMEM;
 	}
-	memcpy(t, s, n);
+	if (n > 0) {
+		memcpy(t, s, n);
+	}
 	t[n] = 0;
 	*ret = t;
 	*ret_len = n;

@@ -805,6 +805,25 @@ static void test_wire_datagram_rejects(void **state) {
 	}
 }
 
+static void test_wire_empty_input(void **state) {
+	_cleanup_free_ char *text = NULL;
+	_cleanup_free_ uint8_t *u16 = NULL;
+	WireListEntry *entries = NULL;
+	WireMessage m;
+	size_t len, n;
+
+	/* NULL with length 0 is an empty input, never a crash. */
+	assert_int_equal(wire_decode_datagram(NULL, 0, NULL, &text, &len), 0);
+	assert_string_equal(text, "");
+	assert_int_equal(wire_parse_datagram(NULL, 0, &m, NULL), -EBADMSG);
+	assert_int_equal(wire_parse_line(NULL, 0, &m), -EBADMSG);
+	assert_int_equal(wire_parse_line(NULL, 1, &m), -EINVAL);
+	assert_int_equal(wire_parse_list(NULL, 0, &entries, &n), -EBADMSG);
+	assert_int_equal(utf8_to_utf16le(NULL, 0, &u16, &len), 0);
+	assert_int_equal(len, 0);
+	assert_true(utf8_is_valid(NULL, 0));
+}
+
 static void test_wire_datagram_size_limit(void **state) {
 	_cleanup_free_ uint8_t *big = NULL;
 	_cleanup_free_ char *text = NULL;
@@ -986,6 +1005,7 @@ int main(void) {
 		cmocka_unit_test(test_wire_detect_encoding),
 		cmocka_unit_test(test_wire_decode_datagram_strips_bom),
 		cmocka_unit_test(test_wire_datagram_rejects),
+		cmocka_unit_test(test_wire_empty_input),
 		cmocka_unit_test(test_wire_datagram_size_limit),
 		cmocka_unit_test(test_wire_list_vectors),
 		cmocka_unit_test(test_wire_list_rejects),
