@@ -609,15 +609,16 @@ int client_subscribe(sd_bus *bus, sd_bus_message_handler_t callback, void *userd
 	int r;
 
 	/*
-	 * No sender in the matches: the path and interface are ours alone, and
-	 * a match on the well-known name would miss a restarted daemon.
+	 * The sender is the well-known name: the broker matches it against its
+	 * owner at delivery time, so a restarted daemon is still heard and
+	 * another client on the bus cannot forge the daemon's signals.
 	 */
-	r = sd_bus_match_signal(bus, NULL, NULL, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE, NULL,
+	r = sd_bus_match_signal(bus, NULL, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE, NULL,
 		callback, userdata);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to subscribe to p2pchatd signals: %m");
 	}
-	r = sd_bus_match_signal(bus, NULL, NULL, P2PCHAT_PATH, "org.freedesktop.DBus.Properties",
+	r = sd_bus_match_signal(bus, NULL, P2PCHAT_SERVICE, P2PCHAT_PATH, "org.freedesktop.DBus.Properties",
 		"PropertiesChanged", callback, userdata);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to subscribe to p2pchatd properties: %m");

@@ -166,6 +166,20 @@ class User:
         finally:
             c.close_sync(None)
 
+    def emit_forged(self, member, signature, args):
+        """Emits a Manager signal from a connection that is not the daemon."""
+        from gi.repository import Gio, GLib
+        flags = (Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+                 Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION)
+        c = Gio.DBusConnection.new_for_address_sync(
+            self.env["DBUS_SESSION_BUS_ADDRESS"], flags, None, None)
+        try:
+            c.emit_signal(None, "/org/p2pchat/chat1", "org.p2pchat.chat1.Manager", member,
+                          GLib.Variant(signature, args))
+            c.flush_sync(None)
+        finally:
+            c.close_sync(None)
+
     def _wait_daemon(self):
         ok = wait_for(lambda: self.daemon.poll() is not None or
                       self.cli("status").returncode == 0, timeout=15)

@@ -22,7 +22,7 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 PEERS = ("bob:127.0.0.1:5000:1:1", "echo:127.0.0.1:5003:1:1",
          "off:127.0.0.1:5002:0:1", "ref:127.0.0.1:5001:1:0")
 TMUX = shutil.which("tmux")
-PLANNED = 40
+PLANNED = 42
 
 
 def one_error_line(r, needle):
@@ -213,6 +213,21 @@ def chat_tty_tests(tap, u, listen):
         tmux(sock, "kill-server")
 
 
+def listen_robustness_tests(tap, u, listen):
+    u.emit_forged("MessageReceived", "(sssta{sv})",
+                  ("f" * 32, "bob", "forged", 1, {}))
+    u.control("Inject", "(ss)", ("bob", "genuine"))
+    line, seen = listen.read_until(lambda l: json.loads(l).get("text") in ("forged", "genuine"))
+    tap.ok("listen ignores signals that do not come from p2pchatd",
+           line is not None and json.loads(line)["text"] == "genuine", seen)
+
+    cli.stop(u.daemon)
+    u.start_fake_daemon(*PEERS)
+    u.control("Inject", "(ss)", ("bob", "after restart"))
+    line, seen = listen.read_until(lambda l: json.loads(l).get("text") == "after restart")
+    tap.ok("listen keeps working across a daemon restart", line is not None, seen)
+
+
 def body(tap):
     u = cli.User("alice")
     usage_tests(tap, u)
@@ -225,6 +240,8 @@ def body(tap):
     send_tests(tap, u, listen)
     chat_pipe_tests(tap, u)
     chat_tty_tests(tap, u, listen)
+    listen_robustness_tests(tap, u, listen)
+    u.cli("login", "alice")
     st = u.cli_json("logout")
     tap.ok("logout --json prints offline", st.get("state") == "offline", st)
     listen_p.send_signal(2)
