@@ -1,0 +1,826 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ChatClient: the GTK app's one door to p2pchatd.
+ *
+ * Owns the connection to the session bus, a name watch on
+ * org.p2pchat.chat1 (with auto-start, so the daemon is activated when it is
+ * not running), and while the name has an owner the generated
+ * ChatDbusManager proxy.  When the daemon goes away the proxy is dropped and
+ * every peer is shown offline; when it comes back a new proxy is made, the
+ * login that was interrupted is repeated and the roster is listed again, so
+ * a daemon restart needs nothing from the user.
+ *
+ * It keeps the models the widgets show: the roster (a GListStore of
+ * ChatPeer, indexed by name so 10,000 peers stay cheap; peers are never
+ * removed, only marked offline) and one GListStore of ChatMessage per peer,
+ * created on first use.  Every D-Bus call is asynchronous.
+ */
+
+#include "frontends/gtk/chat-client.h"
+#include "frontends/gtk/chat-dbus.h"
+#include "frontends/gtk/chat-enums.h"
+#include "frontends/gtk/chat-util.h"
+
+#define CHAT_BUS_NAME "org.p2pchat.chat1"
+#define CHAT_MANAGER_PATH "/org/p2pchat/chat1"
+
+struct _ChatClient {
+	GObject parent_instance;
+
+	GCancellable *cancellable;	/* cancelled in dispose */
+	GCancellable *proxy_cancellable; /* per owner of the bus name */
+	GDBusConnection *connection;
+	guint watch_id;
+	ChatDbusManager *manager;	/* NULL while the name has no owner */
+
+	ChatClientState state;
+	char *username;
+	char *coordinator;
+
+	GListStore *peers;
+	GHashTable *peer_by_name;	/* name → ChatPeer, owned by peers */
+	GHashTable *conversations;	/* name → GListStore of ChatMessage */
+	GHashTable *outgoing;		/* id → ChatMessage awaiting outcome */
+	guint pending_sends;		/* SendMessage calls without reply */
+	GHashTable *early_outcomes;	/* id → ChatOutcome, see below */
+
+	/*
+	 * Set when the daemon went away while we were logged in: the login
+	 * to repeat once it is back, so a daemon restart is invisible.
+	 */
+	char *resume_name;
+	char *resume_coordinator;
+};
+
+/*
+ * An outcome signal that arrived before the reply carrying its id (the
+ * daemon may report a reference peer's MessageSent right away).  Kept only
+ * while a SendMessage reply is outstanding, so the table cannot grow with
+ * outcomes of messages other clients sent.
+ */
+typedef struct ChatOutcome {
+	ChatMessageState state;
+	char *reason;
+} ChatOutcome;
+
+static void chat_outcome_free(ChatOutcome *outcome) {
+	g_free(outcome->reason);
+	g_free(outcome);
+}
+
+G_DEFINE_FINAL_TYPE(ChatClient, chat_client, G_TYPE_OBJECT)
+
+enum {
+	PROP_0,
+	PROP_STATE,
+	PROP_USERNAME,
+	PROP_COORDINATOR,
+	PROP_PEERS,
+	N_PROPS,
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static const GDBusErrorEntry chat_client_error_entries[] = {
+	{ CHAT_CLIENT_ERROR_NOT_LOGGED_IN,
+		"org.p2pchat.chat1.Error.NotLoggedIn" },
+	{ CHAT_CLIENT_ERROR_ALREADY_LOGGED_IN,
+		"org.p2pchat.chat1.Error.AlreadyLoggedIn" },
+	{ CHAT_CLIENT_ERROR_NAME_TAKEN,
+		"org.p2pchat.chat1.Error.NameTaken" },
+	{ CHAT_CLIENT_ERROR_INVALID_NAME,
+		"org.p2pchat.chat1.Error.InvalidName" },
+	{ CHAT_CLIENT_ERROR_COORDINATOR_UNREACHABLE,
+		"org.p2pchat.chat1.Error.CoordinatorUnreachable" },
+	{ CHAT_CLIENT_ERROR_UNKNOWN_PEER,
+		"org.p2pchat.chat1.Error.UnknownPeer" },
+	{ CHAT_CLIENT_ERROR_MESSAGE_TOO_LONG,
+		"org.p2pchat.chat1.Error.MessageTooLong" },
+	{ CHAT_CLIENT_ERROR_INVALID_MESSAGE,
+		"org.p2pchat.chat1.Error.InvalidMessage" },
+};
+
+GQuark chat_client_error_quark(void) {
+	static gsize quark = 0;
+
+	g_dbus_error_register_error_domain("chat-client-error-quark", &quark,
+		chat_client_error_entries,
+		G_N_ELEMENTS(chat_client_error_entries));
+	return (GQuark) quark;
+}
+
+/* Turns a remote error into CHAT_CLIENT_ERROR with a readable message. */
+static GError *chat_client_error_from_remote(GError *error) {
+	(void) chat_client_error_quark();
+	if (g_dbus_error_is_remote_error(error)) {
+		g_dbus_error_strip_remote_error(error);
+	}
+	return error;
+}
+
+static gboolean chat_client_is_cancelled(const GError *error) {
+	return g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED);
+}
+
+const char *chat_client_state_to_string(ChatClientState state) {
+	switch (state) {
+	case CHAT_CLIENT_STATE_NO_DAEMON:
+		return "no-daemon";
+	case CHAT_CLIENT_STATE_OFFLINE:
+		return "offline";
+	case CHAT_CLIENT_STATE_CONNECTING:
+		return "connecting";
+	case CHAT_CLIENT_STATE_ONLINE:
+		return "online";
+	}
+	g_assert_not_reached();
+}
+
+static ChatClientState chat_client_state_from_string(const char *s) {
+	if (g_strcmp0(s, "online") == 0) {
+		return CHAT_CLIENT_STATE_ONLINE;
+	}
+	if (g_strcmp0(s, "connecting") == 0) {
+		return CHAT_CLIENT_STATE_CONNECTING;
+	}
+	if (s && !g_str_equal(s, "offline") && *s) {
+		g_debug("Unknown daemon state '%s', treating it as offline.", s);
+	}
+	return CHAT_CLIENT_STATE_OFFLINE;
+}
+
+static void chat_client_set_strings(ChatClient *self, const char *username,
+		const char *coordinator) {
+	if (chat_set_str(&self->username, username ? username : "")) {
+		g_object_notify_by_pspec(G_OBJECT(self),
+			properties[PROP_USERNAME]);
+	}
+	if (chat_set_str(&self->coordinator, coordinator ? coordinator : "")) {
+		g_object_notify_by_pspec(G_OBJECT(self),
+			properties[PROP_COORDINATOR]);
+	}
+}
+
+static void chat_client_mark_all_offline(ChatClient *self) {
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, self->peer_by_name);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		chat_peer_set_online(value, FALSE);
+	}
+}
+
+static void on_list_peers_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data);
+
+static void chat_client_set_state(ChatClient *self, ChatClientState state) {
+	if (self->state == state) {
+		return;
+	}
+	self->state = state;
+
+	if (state == CHAT_CLIENT_STATE_ONLINE) {
+		chat_dbus_manager_call_list_peers(self->manager,
+			self->proxy_cancellable, on_list_peers_ready, self);
+	} else {
+		chat_client_mark_all_offline(self);
+	}
+
+	g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_STATE]);
+}
+
+/* Finds a peer by name, adding it (offline) when it is new. */
+static ChatPeer *chat_client_ensure_peer(ChatClient *self, const char *name) {
+	ChatPeer *peer = g_hash_table_lookup(self->peer_by_name, name);
+	g_autoptr(ChatPeer) new_peer = NULL;
+
+	if (peer) {
+		return peer;
+	}
+	new_peer = chat_peer_new(name);
+	g_hash_table_insert(self->peer_by_name, g_strdup(name), new_peer);
+	g_list_store_append(self->peers, new_peer);
+	return new_peer;
+}
+
+static gboolean extra_get_native(GVariant *extra, gboolean fallback) {
+	gboolean native;
+
+	if (extra && g_variant_lookup(extra, "native", "b", &native)) {
+		return native;
+	}
+	return fallback;
+}
+
+static void on_list_peers_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	ChatClient *self = user_data;
+	g_autoptr(GVariant) list = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) added = NULL;
+	g_autoptr(GHashTable) listed = NULL;
+	GVariantIter iter;
+	const char *name, *endpoint;
+	GVariant *extra;
+	gboolean online;
+
+	if (!chat_dbus_manager_call_list_peers_finish(CHAT_DBUS_MANAGER(source),
+			&list, result, &error)) {
+		if (!chat_client_is_cancelled(error)) {
+			g_warning("Failed to list peers: %s", error->message);
+		}
+		return;
+	}
+
+	/*
+	 * New peers are added in one splice so that a roster of thousands
+	 * costs one items-changed, not thousands.
+	 */
+	added = g_ptr_array_new_with_free_func(g_object_unref);
+	listed = g_hash_table_new(g_str_hash, g_str_equal);
+	g_variant_iter_init(&iter, list);
+	while (g_variant_iter_next(&iter, "(&s&sb@a{sv})", &name, &endpoint,
+			&online, &extra)) {
+		ChatPeer *peer = g_hash_table_lookup(self->peer_by_name, name);
+
+		if (!peer) {
+			peer = chat_peer_new(name);
+			g_hash_table_insert(self->peer_by_name, g_strdup(name),
+				peer);
+			g_ptr_array_add(added, peer);
+		}
+		chat_peer_set_endpoint(peer, endpoint);
+		chat_peer_set_online(peer, online);
+		chat_peer_set_native(peer, extra_get_native(extra, FALSE));
+		g_hash_table_add(listed, (gpointer) chat_peer_get_name(peer));
+		g_variant_unref(extra);
+	}
+
+	/* Whoever the daemon no longer lists is offline now. */
+	for (guint i = 0; i < g_list_model_get_n_items(G_LIST_MODEL(self->peers));
+			i++) {
+		g_autoptr(ChatPeer) peer = g_list_model_get_item(
+			G_LIST_MODEL(self->peers), i);
+
+		if (!g_hash_table_contains(listed, chat_peer_get_name(peer))) {
+			chat_peer_set_online(peer, FALSE);
+		}
+	}
+
+	g_list_store_splice(self->peers,
+		g_list_model_get_n_items(G_LIST_MODEL(self->peers)), 0,
+		added->pdata, added->len);
+}
+
+static void on_manager_peer_joined(ChatDbusManager *manager, const char *name,
+		const char *endpoint, GVariant *extra, gpointer user_data) {
+	ChatClient *self = user_data;
+	ChatPeer *peer = chat_client_ensure_peer(self, name);
+
+	chat_peer_set_endpoint(peer, endpoint);
+	chat_peer_set_native(peer,
+		extra_get_native(extra, chat_peer_get_native(peer)));
+	chat_peer_set_online(peer, TRUE);
+}
+
+static void on_manager_peer_left(ChatDbusManager *manager, const char *name,
+		GVariant *extra, gpointer user_data) {
+	ChatClient *self = user_data;
+	ChatPeer *peer = g_hash_table_lookup(self->peer_by_name, name);
+
+	if (peer) {
+		chat_peer_set_online(peer, FALSE);
+	}
+}
+
+static void on_manager_message_received(ChatDbusManager *manager,
+		const char *id, const char *peer, const char *text,
+		guint64 timestamp_usec, GVariant *extra, gpointer user_data) {
+	ChatClient *self = user_data;
+	GListStore *conversation;
+	g_autoptr(ChatMessage) message = NULL;
+	gint64 time_usec = timestamp_usec > G_MAXINT64 ?
+		g_get_real_time() : (gint64) timestamp_usec;
+
+	(void) chat_client_ensure_peer(self, peer);
+	conversation = G_LIST_STORE(chat_client_get_conversation(self, peer));
+	message = chat_message_new(id, peer, CHAT_MESSAGE_DIRECTION_INCOMING,
+		text, time_usec, CHAT_MESSAGE_STATE_DELIVERED);
+	g_list_store_append(conversation, message);
+}
+
+/* Applies the one outcome p2pchatd reports for a message id. */
+static void chat_client_finish_message(ChatClient *self, const char *id,
+		ChatMessageState state, const char *reason) {
+	ChatMessage *message = g_hash_table_lookup(self->outgoing, id);
+	ChatOutcome *outcome;
+
+	if (!message) {
+		if (self->pending_sends > 0) {
+			outcome = g_new0(ChatOutcome, 1);
+			outcome->state = state;
+			outcome->reason = g_strdup(reason);
+			g_hash_table_replace(self->early_outcomes, g_strdup(id),
+				outcome);
+		}
+		return;
+	}
+	if (reason) {
+		chat_message_set_failure(message, reason);
+	}
+	chat_message_set_state(message, state);
+	g_hash_table_remove(self->outgoing, id);
+}
+
+static void on_manager_message_delivered(ChatDbusManager *manager,
+		const char *id, const char *peer, GVariant *extra,
+		gpointer user_data) {
+	chat_client_finish_message(CHAT_CLIENT(user_data), id,
+		CHAT_MESSAGE_STATE_DELIVERED, NULL);
+}
+
+static void on_manager_message_sent(ChatDbusManager *manager, const char *id,
+		const char *peer, GVariant *extra, gpointer user_data) {
+	chat_client_finish_message(CHAT_CLIENT(user_data), id,
+		CHAT_MESSAGE_STATE_SENT, NULL);
+}
+
+static void on_manager_message_failed(ChatDbusManager *manager,
+		const char *id, const char *peer, const char *reason,
+		GVariant *extra, gpointer user_data) {
+	chat_client_finish_message(CHAT_CLIENT(user_data), id,
+		CHAT_MESSAGE_STATE_FAILED, reason);
+}
+
+static void chat_client_sync_properties(ChatClient *self) {
+	chat_client_set_strings(self,
+		chat_dbus_manager_get_username(self->manager),
+		chat_dbus_manager_get_coordinator(self->manager));
+	chat_client_set_state(self, chat_client_state_from_string(
+		chat_dbus_manager_get_state(self->manager)));
+}
+
+static void on_manager_notify(GObject *object, GParamSpec *pspec,
+		gpointer user_data) {
+	chat_client_sync_properties(CHAT_CLIENT(user_data));
+}
+
+static void chat_client_drop_manager(ChatClient *self) {
+	g_cancellable_cancel(self->proxy_cancellable);
+	g_clear_object(&self->proxy_cancellable);
+	if (self->manager) {
+		g_signal_handlers_disconnect_by_data(self->manager, self);
+		g_clear_object(&self->manager);
+	}
+
+	/* Outcomes of messages in flight are lost with the daemon. */
+	g_hash_table_remove_all(self->outgoing);
+	g_hash_table_remove_all(self->early_outcomes);
+}
+
+static void on_resume_login_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GError) error = NULL;
+
+	if (!chat_dbus_manager_call_login_finish(CHAT_DBUS_MANAGER(source),
+			result, &error) && !chat_client_is_cancelled(error)) {
+		g_warning("Failed to log in again after p2pchatd restarted: %s",
+			error->message);
+	}
+}
+
+/* Repeats the login that a daemon restart interrupted, once. */
+static void chat_client_resume(ChatClient *self) {
+	g_autofree char *name = g_steal_pointer(&self->resume_name);
+	g_autofree char *coordinator =
+		g_steal_pointer(&self->resume_coordinator);
+
+	if (!name || self->state != CHAT_CLIENT_STATE_OFFLINE) {
+		return;
+	}
+	g_debug("Logging in again as '%s' after a p2pchatd restart", name);
+	chat_dbus_manager_call_login(self->manager, name, coordinator,
+		self->proxy_cancellable, on_resume_login_ready, NULL);
+}
+
+static void on_manager_proxy_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	ChatClient *self = user_data;
+	g_autoptr(GError) error = NULL;
+	ChatDbusManager *manager;
+
+	manager = chat_dbus_manager_proxy_new_finish(result, &error);
+	if (!manager) {
+		if (!chat_client_is_cancelled(error)) {
+			g_warning("Failed to create the p2pchatd proxy: %s",
+				error->message);
+		}
+		return;
+	}
+	self->manager = manager;
+
+	g_signal_connect(manager, "notify::state",
+		G_CALLBACK(on_manager_notify), self);
+	g_signal_connect(manager, "notify::username",
+		G_CALLBACK(on_manager_notify), self);
+	g_signal_connect(manager, "notify::coordinator",
+		G_CALLBACK(on_manager_notify), self);
+	g_signal_connect(manager, "peer-joined",
+		G_CALLBACK(on_manager_peer_joined), self);
+	g_signal_connect(manager, "peer-left",
+		G_CALLBACK(on_manager_peer_left), self);
+	g_signal_connect(manager, "message-received",
+		G_CALLBACK(on_manager_message_received), self);
+	g_signal_connect(manager, "message-delivered",
+		G_CALLBACK(on_manager_message_delivered), self);
+	g_signal_connect(manager, "message-sent",
+		G_CALLBACK(on_manager_message_sent), self);
+	g_signal_connect(manager, "message-failed",
+		G_CALLBACK(on_manager_message_failed), self);
+
+	/*
+	 * Leaving NO_DAEMON first makes an already-online daemon go through
+	 * set_state(ONLINE), which lists the roster.
+	 */
+	chat_client_sync_properties(self);
+	chat_client_resume(self);
+}
+
+static void on_name_appeared(GDBusConnection *connection, const char *name,
+		const char *name_owner, gpointer user_data) {
+	ChatClient *self = user_data;
+
+	g_debug("p2pchatd appeared as %s", name_owner);
+	chat_client_drop_manager(self);
+	self->proxy_cancellable = g_cancellable_new();
+	chat_dbus_manager_proxy_new(connection, G_DBUS_PROXY_FLAGS_NONE,
+		CHAT_BUS_NAME, CHAT_MANAGER_PATH, self->proxy_cancellable,
+		on_manager_proxy_ready, self);
+}
+
+static void on_name_vanished(GDBusConnection *connection, const char *name,
+		gpointer user_data) {
+	ChatClient *self = user_data;
+
+	g_debug("p2pchatd vanished");
+	if (self->state == CHAT_CLIENT_STATE_ONLINE && *self->username &&
+			*self->coordinator) {
+		chat_set_str(&self->resume_name, self->username);
+		chat_set_str(&self->resume_coordinator, self->coordinator);
+	}
+	chat_client_drop_manager(self);
+	chat_client_set_state(self, CHAT_CLIENT_STATE_NO_DAEMON);
+}
+
+static void on_bus_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	ChatClient *self = user_data;
+	g_autoptr(GError) error = NULL;
+	GDBusConnection *connection;
+
+	connection = g_bus_get_finish(result, &error);
+	if (!connection) {
+		if (!chat_client_is_cancelled(error)) {
+			g_warning("Failed to connect to the session bus: %s",
+				error->message);
+		}
+		return;
+	}
+	self->connection = connection;
+
+	/*
+	 * AUTO_START asks the bus to activate p2pchatd; the watch then keeps
+	 * following the name across daemon restarts.
+	 */
+	self->watch_id = g_bus_watch_name_on_connection(connection,
+		CHAT_BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_AUTO_START,
+		on_name_appeared, on_name_vanished, self, NULL);
+}
+
+static void chat_client_constructed(GObject *object) {
+	ChatClient *self = CHAT_CLIENT(object);
+
+	G_OBJECT_CLASS(chat_client_parent_class)->constructed(object);
+
+	g_bus_get(G_BUS_TYPE_SESSION, self->cancellable, on_bus_ready, self);
+}
+
+static void chat_client_dispose(GObject *object) {
+	ChatClient *self = CHAT_CLIENT(object);
+
+	g_cancellable_cancel(self->cancellable);
+	if (self->watch_id) {
+		g_bus_unwatch_name(self->watch_id);
+		self->watch_id = 0;
+	}
+	chat_client_drop_manager(self);
+	g_clear_object(&self->connection);
+	g_clear_object(&self->cancellable);
+	g_clear_pointer(&self->conversations, g_hash_table_unref);
+	g_clear_pointer(&self->peer_by_name, g_hash_table_unref);
+	g_clear_object(&self->peers);
+
+	G_OBJECT_CLASS(chat_client_parent_class)->dispose(object);
+}
+
+static void chat_client_finalize(GObject *object) {
+	ChatClient *self = CHAT_CLIENT(object);
+
+	g_hash_table_unref(self->outgoing);
+	g_hash_table_unref(self->early_outcomes);
+	g_free(self->resume_name);
+	g_free(self->resume_coordinator);
+	g_free(self->username);
+	g_free(self->coordinator);
+
+	G_OBJECT_CLASS(chat_client_parent_class)->finalize(object);
+}
+
+static void chat_client_get_property(GObject *object, guint prop_id,
+		GValue *value, GParamSpec *pspec) {
+	ChatClient *self = CHAT_CLIENT(object);
+
+	switch (prop_id) {
+	case PROP_STATE:
+		g_value_set_enum(value, self->state);
+		break;
+	case PROP_USERNAME:
+		g_value_set_string(value, self->username);
+		break;
+	case PROP_COORDINATOR:
+		g_value_set_string(value, self->coordinator);
+		break;
+	case PROP_PEERS:
+		g_value_set_object(value, self->peers);
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+	}
+}
+
+static void chat_client_class_init(ChatClientClass *klass) {
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	GParamFlags ro = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS |
+		G_PARAM_EXPLICIT_NOTIFY;
+
+	object_class->constructed = chat_client_constructed;
+	object_class->dispose = chat_client_dispose;
+	object_class->finalize = chat_client_finalize;
+	object_class->get_property = chat_client_get_property;
+
+	properties[PROP_STATE] = g_param_spec_enum("state", NULL, NULL,
+		CHAT_TYPE_CLIENT_STATE, CHAT_CLIENT_STATE_NO_DAEMON, ro);
+	properties[PROP_USERNAME] = g_param_spec_string("username", NULL, NULL,
+		"", ro);
+	properties[PROP_COORDINATOR] = g_param_spec_string("coordinator", NULL,
+		NULL, "", ro);
+	properties[PROP_PEERS] = g_param_spec_object("peers", NULL, NULL,
+		G_TYPE_LIST_MODEL, ro);
+
+	g_object_class_install_properties(object_class, N_PROPS, properties);
+}
+
+static void chat_client_init(ChatClient *self) {
+	self->cancellable = g_cancellable_new();
+	self->state = CHAT_CLIENT_STATE_NO_DAEMON;
+	self->username = g_strdup("");
+	self->coordinator = g_strdup("");
+	self->peers = g_list_store_new(CHAT_TYPE_PEER);
+	self->peer_by_name = g_hash_table_new_full(g_str_hash, g_str_equal,
+		g_free, NULL);
+	self->conversations = g_hash_table_new_full(g_str_hash, g_str_equal,
+		g_free, g_object_unref);
+	self->outgoing = g_hash_table_new_full(g_str_hash, g_str_equal,
+		g_free, g_object_unref);
+	self->early_outcomes = g_hash_table_new_full(g_str_hash, g_str_equal,
+		g_free, (GDestroyNotify) chat_outcome_free);
+}
+
+/**
+ * chat_client_new() - Creates the client and starts connecting.
+ *
+ * The session bus connection, the activation of p2pchatd and the proxy are
+ * all made asynchronously; watch the "state" property.
+ *
+ * Return: a new ChatClient.
+ */
+ChatClient *chat_client_new(void) {
+	return g_object_new(CHAT_TYPE_CLIENT, NULL);
+}
+
+ChatClientState chat_client_get_state(ChatClient *self) {
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), CHAT_CLIENT_STATE_NO_DAEMON);
+	return self->state;
+}
+
+const char *chat_client_get_username(ChatClient *self) {
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	return self->username;
+}
+
+const char *chat_client_get_coordinator(ChatClient *self) {
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	return self->coordinator;
+}
+
+GListModel *chat_client_get_peers(ChatClient *self) {
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	return G_LIST_MODEL(self->peers);
+}
+
+ChatPeer *chat_client_get_peer(ChatClient *self, const char *name) {
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	g_return_val_if_fail(name, NULL);
+	return g_hash_table_lookup(self->peer_by_name, name);
+}
+
+/**
+ * chat_client_get_conversation() - The messages exchanged with a peer.
+ * @self: the client
+ * @peer: the peer's name
+ *
+ * Return: (transfer none): a GListModel of ChatMessage, oldest first, that
+ * lives as long as the client and grows as messages come and go.
+ */
+GListModel *chat_client_get_conversation(ChatClient *self, const char *peer) {
+	GListStore *store;
+
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	g_return_val_if_fail(peer, NULL);
+
+	store = g_hash_table_lookup(self->conversations, peer);
+	if (!store) {
+		store = g_list_store_new(CHAT_TYPE_MESSAGE);
+		g_hash_table_insert(self->conversations, g_strdup(peer), store);
+	}
+	return G_LIST_MODEL(store);
+}
+
+/* Fails the task at once when there is no daemon to talk to. */
+static gboolean chat_client_check_manager(ChatClient *self, GTask *task) {
+	if (self->manager) {
+		return TRUE;
+	}
+	g_task_return_new_error(task, CHAT_CLIENT_ERROR,
+		CHAT_CLIENT_ERROR_NO_DAEMON, "p2pchatd is not running");
+	return FALSE;
+}
+
+static void chat_client_return_call(GTask *task, gboolean ok, GError *error) {
+	if (!ok) {
+		g_task_return_error(task, chat_client_error_from_remote(error));
+		return;
+	}
+	g_task_return_boolean(task, TRUE);
+}
+
+static void on_login_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GTask) task = user_data;
+	GError *error = NULL;
+	gboolean ok;
+
+	ok = chat_dbus_manager_call_login_finish(CHAT_DBUS_MANAGER(source),
+		result, &error);
+	chat_client_return_call(task, ok, error);
+}
+
+void chat_client_login_async(ChatClient *self, const char *name,
+		const char *coordinator, GCancellable *cancellable,
+		GAsyncReadyCallback callback, gpointer user_data) {
+	g_autoptr(GTask) task = NULL;
+
+	g_return_if_fail(CHAT_IS_CLIENT(self));
+	g_return_if_fail(name && coordinator);
+
+	task = g_task_new(self, cancellable, callback, user_data);
+	g_task_set_source_tag(task, chat_client_login_async);
+	if (!chat_client_check_manager(self, task)) {
+		return;
+	}
+	chat_dbus_manager_call_login(self->manager, name, coordinator,
+		cancellable, on_login_ready, g_steal_pointer(&task));
+}
+
+gboolean chat_client_login_finish(ChatClient *self, GAsyncResult *result,
+		GError **error) {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+static void on_logout_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GTask) task = user_data;
+	GError *error = NULL;
+	gboolean ok;
+
+	ok = chat_dbus_manager_call_logout_finish(CHAT_DBUS_MANAGER(source),
+		result, &error);
+	chat_client_return_call(task, ok, error);
+}
+
+void chat_client_logout_async(ChatClient *self, GCancellable *cancellable,
+		GAsyncReadyCallback callback, gpointer user_data) {
+	g_autoptr(GTask) task = NULL;
+
+	g_return_if_fail(CHAT_IS_CLIENT(self));
+
+	task = g_task_new(self, cancellable, callback, user_data);
+	g_task_set_source_tag(task, chat_client_logout_async);
+	if (!chat_client_check_manager(self, task)) {
+		return;
+	}
+	chat_dbus_manager_call_logout(self->manager, cancellable,
+		on_logout_ready, g_steal_pointer(&task));
+}
+
+gboolean chat_client_logout_finish(ChatClient *self, GAsyncResult *result,
+		GError **error) {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
+	return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+static void chat_client_fail_message(GTask *task, GError *error) {
+	ChatMessage *message = g_task_get_task_data(task);
+
+	chat_message_set_failure(message, error->message);
+	chat_message_set_state(message, CHAT_MESSAGE_STATE_FAILED);
+	g_task_return_error(task, error);
+}
+
+static void on_send_message_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GTask) task = user_data;
+	ChatClient *self = g_task_get_source_object(task);
+	ChatMessage *message = g_task_get_task_data(task);
+	g_autofree char *id = NULL;
+	GError *error = NULL;
+	ChatOutcome *outcome;
+
+	g_assert(self->pending_sends > 0);
+	self->pending_sends--;
+
+	if (!chat_dbus_manager_call_send_message_finish(
+			CHAT_DBUS_MANAGER(source), &id, result, &error)) {
+		chat_client_fail_message(task,
+			chat_client_error_from_remote(error));
+	} else {
+		chat_message_set_id(message, id);
+		g_hash_table_replace(self->outgoing, g_strdup(id),
+			g_object_ref(message));
+		outcome = g_hash_table_lookup(self->early_outcomes, id);
+		if (outcome) {
+			chat_client_finish_message(self, id, outcome->state,
+				outcome->reason);
+		}
+		g_task_return_pointer(task, g_object_ref(message),
+			g_object_unref);
+	}
+
+	if (self->pending_sends == 0) {
+		g_hash_table_remove_all(self->early_outcomes);
+	}
+}
+
+/**
+ * chat_client_send_message_async() - Sends a message to a peer.
+ *
+ * The message is appended to the peer's conversation at once, in state
+ * SENDING, and moves to DELIVERED, SENT or FAILED when p2pchatd reports
+ * the outcome of its id (or FAILED when the call itself fails).
+ */
+void chat_client_send_message_async(ChatClient *self, const char *peer,
+		const char *text, GCancellable *cancellable,
+		GAsyncReadyCallback callback, gpointer user_data) {
+	g_autoptr(GTask) task = NULL;
+	g_autoptr(ChatMessage) message = NULL;
+
+	g_return_if_fail(CHAT_IS_CLIENT(self));
+	g_return_if_fail(peer && text);
+
+	message = chat_message_new("", peer, CHAT_MESSAGE_DIRECTION_OUTGOING,
+		text, g_get_real_time(), CHAT_MESSAGE_STATE_SENDING);
+	g_list_store_append(
+		G_LIST_STORE(chat_client_get_conversation(self, peer)),
+		message);
+
+	task = g_task_new(self, cancellable, callback, user_data);
+	g_task_set_source_tag(task, chat_client_send_message_async);
+	g_task_set_task_data(task, g_object_ref(message), g_object_unref);
+	if (!self->manager) {
+		chat_client_fail_message(task, g_error_new_literal(
+			CHAT_CLIENT_ERROR, CHAT_CLIENT_ERROR_NO_DAEMON,
+			"p2pchatd is not running"));
+		return;
+	}
+	self->pending_sends++;
+	chat_dbus_manager_call_send_message(self->manager, peer, text,
+		cancellable, on_send_message_ready, g_steal_pointer(&task));
+}
+
+ChatMessage *chat_client_send_message_finish(ChatClient *self,
+		GAsyncResult *result, GError **error) {
+	g_return_val_if_fail(g_task_is_valid(result, self), NULL);
+	return g_task_propagate_pointer(G_TASK(result), error);
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ChatPeer: one roster entry as the GTK app shows it.
+ *
+ * ChatClient owns the roster GListStore and with it every ChatPeer; it
+ * updates the properties from ListPeers and the PeerJoined/PeerLeft signals.
+ * A peer that leaves stays in the roster, offline, so an open conversation
+ * keeps its row.
+ */
+
+#include "frontends/gtk/chat-peer.h"
+#include "frontends/gtk/chat-util.h"
+
+struct _ChatPeer {
+	GObject parent_instance;
+
+	char *name;
+	char *endpoint;
+	gboolean online;
+	gboolean native;
+};
+
+G_DEFINE_FINAL_TYPE(ChatPeer, chat_peer, G_TYPE_OBJECT)
+
+enum {
+	PROP_0,
+	PROP_NAME,
+	PROP_ENDPOINT,
+	PROP_ONLINE,
+	PROP_NATIVE,
+	N_PROPS,
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void chat_peer_finalize(GObject *object) {
+	ChatPeer *self = CHAT_PEER(object);
+
+	g_free(self->name);
+	g_free(self->endpoint);
+
+	G_OBJECT_CLASS(chat_peer_parent_class)->finalize(object);
+}
+
+static void chat_peer_get_property(GObject *object, guint prop_id,
+		GValue *value, GParamSpec *pspec) {
+	ChatPeer *self = CHAT_PEER(object);
+
+	switch (prop_id) {
+	case PROP_NAME:
+		g_value_set_string(value, self->name);
+		break;
+	case PROP_ENDPOINT:
+		g_value_set_string(value, self->endpoint);
+		break;
+	case PROP_ONLINE:
+		g_value_set_boolean(value, self->online);
+		break;
+	case PROP_NATIVE:
+		g_value_set_boolean(value, self->native);
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+	}
+}
+
+static void chat_peer_set_property(GObject *object, guint prop_id,
+		const GValue *value, GParamSpec *pspec) {
+	ChatPeer *self = CHAT_PEER(object);
+
+	switch (prop_id) {
+	case PROP_NAME:
+		self->name = g_value_dup_string(value);
+		break;
+	case PROP_ENDPOINT:
+		chat_peer_set_endpoint(self, g_value_get_string(value));
+		break;
+	case PROP_ONLINE:
+		chat_peer_set_online(self, g_value_get_boolean(value));
+		break;
+	case PROP_NATIVE:
+		chat_peer_set_native(self, g_value_get_boolean(value));
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+	}
+}
+
+static void chat_peer_class_init(ChatPeerClass *klass) {
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	GParamFlags rw = G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+		G_PARAM_EXPLICIT_NOTIFY;
+
+	object_class->finalize = chat_peer_finalize;
+	object_class->get_property = chat_peer_get_property;
+	object_class->set_property = chat_peer_set_property;
+
+	properties[PROP_NAME] = g_param_spec_string("name", NULL, NULL, "",
+		G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+		G_PARAM_STATIC_STRINGS);
+	properties[PROP_ENDPOINT] = g_param_spec_string("endpoint", NULL, NULL,
+		"", rw);
+	properties[PROP_ONLINE] = g_param_spec_boolean("online", NULL, NULL,
+		FALSE, rw);
+	properties[PROP_NATIVE] = g_param_spec_boolean("native", NULL, NULL,
+		FALSE, rw);
+
+	g_object_class_install_properties(object_class, N_PROPS, properties);
+}
+
+static void chat_peer_init(ChatPeer *self) {
+	self->endpoint = g_strdup("");
+}
+
+ChatPeer *chat_peer_new(const char *name) {
+	return g_object_new(CHAT_TYPE_PEER, "name", name, NULL);
+}
+
+const char *chat_peer_get_name(ChatPeer *self) {
+	g_return_val_if_fail(CHAT_IS_PEER(self), NULL);
+	return self->name;
+}
+
+const char *chat_peer_get_endpoint(ChatPeer *self) {
+	g_return_val_if_fail(CHAT_IS_PEER(self), NULL);
+	return self->endpoint;
+}
+
+gboolean chat_peer_get_online(ChatPeer *self) {
+	g_return_val_if_fail(CHAT_IS_PEER(self), FALSE);
+	return self->online;
+}
+
+gboolean chat_peer_get_native(ChatPeer *self) {
+	g_return_val_if_fail(CHAT_IS_PEER(self), FALSE);
+	return self->native;
+}
+
+void chat_peer_set_endpoint(ChatPeer *self, const char *endpoint) {
+	g_return_if_fail(CHAT_IS_PEER(self));
+
+	if (chat_set_str(&self->endpoint, endpoint ? endpoint : "")) {
+		g_object_notify_by_pspec(G_OBJECT(self),
+			properties[PROP_ENDPOINT]);
+	}
+}
+
+void chat_peer_set_online(ChatPeer *self, gboolean online) {
+	g_return_if_fail(CHAT_IS_PEER(self));
+
+	online = !!online;
+	if (self->online == online) {
+		return;
+	}
+	self->online = online;
+	g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_ONLINE]);
+}
+
+void chat_peer_set_native(ChatPeer *self, gboolean native) {
+	g_return_if_fail(CHAT_IS_PEER(self));
+
+	native = !!native;
+	if (self->native == native) {
+		return;
+	}
+	self->native = native;
+	g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_NATIVE]);
+}

@@ -1,0 +1,597 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ChatWindow: the main window.
+ *
+ * Shows the login page until the daemon is online, then the leaflet of
+ * roster and conversation.  Reads everything from the ChatClient it holds
+ * (models and properties) and acts through its async calls, with one
+ * GCancellable that dispose cancels, so no callback outlives the window.
+ */
+
+#include "frontends/gtk/chat-bubble.h"
+#include "frontends/gtk/chat-login-page.h"
+#include "frontends/gtk/chat-peer-row.h"
+#include "frontends/gtk/chat-window.h"
+
+struct _ChatWindow {
+	AdwApplicationWindow parent_instance;
+
+	AdwToastOverlay *toast_overlay;
+	GtkStack *main_stack;
+	AdwLeaflet *leaflet;
+	AdwWindowTitle *sidebar_title;
+	GtkSearchEntry *search_entry;
+	GtkListView *roster_view;
+	GtkWidget *conversation_box;
+	GtkButton *back_button;
+	AdwWindowTitle *conversation_title;
+	GtkStack *conversation_stack;
+	GtkScrolledWindow *message_scroller;
+	GtkListView *message_view;
+	GtkTextView *composer;
+
+	ChatClient *client;
+	GCancellable *cancellable;
+	GtkStringFilter *roster_filter;
+	GtkSingleSelection *roster_selection;
+
+	ChatPeer *peer;			/* of the open conversation */
+	gulong peer_notify_handler;
+	GListModel *conversation;
+	gulong conversation_handler;
+	gboolean pin_to_bottom;		/* keep the newest message in view */
+};
+
+G_DEFINE_FINAL_TYPE(ChatWindow, chat_window, ADW_TYPE_APPLICATION_WINDOW)
+
+enum {
+	PROP_0,
+	PROP_CLIENT,
+	N_PROPS,
+};
+
+static GParamSpec *properties[N_PROPS];
+
+static void chat_window_update_actions(ChatWindow *self) {
+	gboolean online = chat_client_get_state(self->client) ==
+		CHAT_CLIENT_STATE_ONLINE;
+
+	gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.send",
+		online && self->peer);
+	gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.logout", online);
+	gtk_widget_set_sensitive(GTK_WIDGET(self->composer),
+		online && self->peer);
+}
+
+static void chat_window_update_conversation_title(ChatWindow *self) {
+	if (!self->peer) {
+		adw_window_title_set_title(self->conversation_title, "");
+		adw_window_title_set_subtitle(self->conversation_title, "");
+		return;
+	}
+	adw_window_title_set_title(self->conversation_title,
+		chat_peer_get_name(self->peer));
+	adw_window_title_set_subtitle(self->conversation_title,
+		chat_peer_get_online(self->peer) ? "online" : "offline");
+}
+
+static void on_client_notify(GObject *object, GParamSpec *pspec,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+	ChatClientState state = chat_client_get_state(self->client);
+	g_autofree char *subtitle = NULL;
+
+	switch (state) {
+	case CHAT_CLIENT_STATE_NO_DAEMON:
+		subtitle = g_strdup("p2pchatd is not running");
+		break;
+	case CHAT_CLIENT_STATE_OFFLINE:
+		subtitle = g_strdup("Offline");
+		break;
+	case CHAT_CLIENT_STATE_CONNECTING:
+		subtitle = g_strdup("Connecting…");
+		break;
+	case CHAT_CLIENT_STATE_ONLINE:
+		subtitle = g_strdup_printf("Online as %s",
+			chat_client_get_username(self->client));
+		break;
+	}
+	adw_window_title_set_subtitle(self->sidebar_title, subtitle);
+	gtk_stack_set_visible_child_name(self->main_stack,
+		state == CHAT_CLIENT_STATE_ONLINE ? "chat" : "login");
+	chat_window_update_actions(self);
+}
+
+static void on_peer_notify_online(GObject *object, GParamSpec *pspec,
+		gpointer user_data) {
+	chat_window_update_conversation_title(CHAT_WINDOW(user_data));
+}
+
+/* Scrolls to the newest message while the view is pinned to the bottom. */
+static void chat_window_scroll_to_end(ChatWindow *self) {
+	GtkAdjustment *adj =
+		gtk_scrolled_window_get_vadjustment(self->message_scroller);
+
+	gtk_adjustment_set_value(adj, gtk_adjustment_get_upper(adj) -
+		gtk_adjustment_get_page_size(adj));
+}
+
+static void on_message_adjustment_notify_upper(GObject *object,
+		GParamSpec *pspec, gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	if (self->pin_to_bottom) {
+		chat_window_scroll_to_end(self);
+	}
+}
+
+static void on_message_adjustment_value_changed(GtkAdjustment *adj,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	/* Scrolling up unpins; coming back to the end pins again. */
+	self->pin_to_bottom = gtk_adjustment_get_value(adj) +
+		gtk_adjustment_get_page_size(adj) >=
+		gtk_adjustment_get_upper(adj) - 2.0;
+}
+
+static void on_conversation_items_changed(GListModel *model, guint position,
+		guint removed, guint added, gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	if (added > 0) {
+		self->pin_to_bottom = TRUE;
+		chat_window_scroll_to_end(self);
+	}
+}
+
+static void chat_window_clear_conversation(ChatWindow *self) {
+	if (self->peer) {
+		g_clear_signal_handler(&self->peer_notify_handler, self->peer);
+		g_clear_object(&self->peer);
+	}
+	if (self->conversation) {
+		g_clear_signal_handler(&self->conversation_handler,
+			self->conversation);
+		g_clear_object(&self->conversation);
+	}
+}
+
+/* Selects the roster row of a peer, so that the row and the view agree. */
+static void chat_window_select_peer_row(ChatWindow *self, ChatPeer *peer) {
+	GListModel *model = G_LIST_MODEL(self->roster_selection);
+	guint n = g_list_model_get_n_items(model);
+
+	if (gtk_single_selection_get_selected_item(self->roster_selection) ==
+			(gpointer) peer) {
+		return;
+	}
+	for (guint i = 0; i < n; i++) {
+		g_autoptr(ChatPeer) item = g_list_model_get_item(model, i);
+
+		if (item == peer) {
+			gtk_single_selection_set_selected(
+				self->roster_selection, i);
+			return;
+		}
+	}
+}
+
+/**
+ * chat_window_open_conversation() - Shows the conversation with a peer.
+ * @self: the window
+ * @peer: the peer's name; one not in the roster yet is shown too, so a
+ *        notification for a peer that just left still opens.
+ */
+void chat_window_open_conversation(ChatWindow *self, const char *peer) {
+	g_autoptr(GtkNoSelection) selection = NULL;
+	ChatPeer *item;
+
+	g_return_if_fail(CHAT_IS_WINDOW(self));
+	g_return_if_fail(peer);
+
+	item = chat_client_get_peer(self->client, peer);
+	if (!item) {
+		g_debug("Conversation with unknown peer '%s' requested", peer);
+		return;
+	}
+	if (item != self->peer) {
+		chat_window_clear_conversation(self);
+		self->peer = g_object_ref(item);
+		self->peer_notify_handler = g_signal_connect(item,
+			"notify::online", G_CALLBACK(on_peer_notify_online),
+			self);
+		self->conversation = g_object_ref(
+			chat_client_get_conversation(self->client, peer));
+		self->conversation_handler = g_signal_connect(
+			self->conversation, "items-changed",
+			G_CALLBACK(on_conversation_items_changed), self);
+
+		selection = gtk_no_selection_new(
+			g_object_ref(self->conversation));
+		gtk_list_view_set_model(self->message_view,
+			GTK_SELECTION_MODEL(selection));
+		self->pin_to_bottom = TRUE;
+		chat_window_scroll_to_end(self);
+	}
+
+	chat_window_select_peer_row(self, item);
+	chat_window_update_conversation_title(self);
+	chat_window_update_actions(self);
+	gtk_stack_set_visible_child_name(self->conversation_stack,
+		"conversation");
+	adw_leaflet_set_visible_child(self->leaflet, self->conversation_box);
+	gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+}
+
+static void on_roster_selection_changed(GtkSingleSelection *selection,
+		GParamSpec *pspec, gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+	ChatPeer *peer = gtk_single_selection_get_selected_item(selection);
+
+	if (peer && peer != self->peer) {
+		chat_window_open_conversation(self, chat_peer_get_name(peer));
+	}
+}
+
+static void on_roster_view_activate(GtkListView *view, guint position,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+	g_autoptr(ChatPeer) peer = g_list_model_get_item(
+		G_LIST_MODEL(self->roster_selection), position);
+
+	if (peer) {
+		chat_window_open_conversation(self, chat_peer_get_name(peer));
+	}
+}
+
+static void on_search_entry_search_changed(GtkSearchEntry *entry,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	gtk_string_filter_set_search(self->roster_filter,
+		gtk_editable_get_text(GTK_EDITABLE(entry)));
+}
+
+static void on_back_button_clicked(GtkButton *button, gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	adw_leaflet_navigate(self->leaflet, ADW_NAVIGATION_DIRECTION_BACK);
+}
+
+static void on_send_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GError) error = NULL;
+	g_autoptr(ChatMessage) message = NULL;
+	g_autofree char *text = NULL;
+	ChatWindow *self;
+
+	message = chat_client_send_message_finish(CHAT_CLIENT(source), result,
+		&error);
+	if (message || g_error_matches(error, G_IO_ERROR,
+			G_IO_ERROR_CANCELLED)) {
+		return;
+	}
+
+	self = CHAT_WINDOW(user_data);
+	text = g_strdup_printf("Could not send the message: %s",
+		error->message);
+	adw_toast_overlay_add_toast(self->toast_overlay, adw_toast_new(text));
+}
+
+static void chat_window_send(GtkWidget *widget, const char *action_name,
+		GVariant *parameter) {
+	ChatWindow *self = CHAT_WINDOW(widget);
+	GtkTextBuffer *buffer = gtk_text_view_get_buffer(self->composer);
+	g_autofree char *text = NULL;
+	GtkTextIter start, end;
+
+	if (!self->peer) {
+		return;
+	}
+	gtk_text_buffer_get_bounds(buffer, &start, &end);
+	text = gtk_text_buffer_get_text(buffer, &start, &end, FALSE);
+	g_strstrip(text);
+	if (!*text) {
+		return;
+	}
+
+	gtk_text_buffer_set_text(buffer, "", 0);
+	chat_client_send_message_async(self->client,
+		chat_peer_get_name(self->peer), text, self->cancellable,
+		on_send_ready, self);
+}
+
+static void on_logout_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GError) error = NULL;
+	g_autofree char *text = NULL;
+	ChatWindow *self;
+
+	if (chat_client_logout_finish(CHAT_CLIENT(source), result, &error) ||
+			g_error_matches(error, G_IO_ERROR,
+			G_IO_ERROR_CANCELLED)) {
+		return;
+	}
+
+	self = CHAT_WINDOW(user_data);
+	text = g_strdup_printf("Could not log out: %s", error->message);
+	adw_toast_overlay_add_toast(self->toast_overlay, adw_toast_new(text));
+}
+
+static void chat_window_logout(GtkWidget *widget, const char *action_name,
+		GVariant *parameter) {
+	ChatWindow *self = CHAT_WINDOW(widget);
+
+	chat_client_logout_async(self->client, self->cancellable,
+		on_logout_ready, self);
+}
+
+/* Enter sends; Shift+Enter falls through to the text view: a new line. */
+static gboolean on_composer_key_pressed(GtkEventControllerKey *controller,
+		guint keyval, guint keycode, GdkModifierType state,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	if (keyval != GDK_KEY_Return && keyval != GDK_KEY_KP_Enter &&
+			keyval != GDK_KEY_ISO_Enter) {
+		return FALSE;
+	}
+	if (state & (GDK_SHIFT_MASK | GDK_CONTROL_MASK | GDK_ALT_MASK)) {
+		return FALSE;
+	}
+	gtk_widget_activate_action(GTK_WIDGET(self), "win.send", NULL);
+	return TRUE;
+}
+
+/*
+ * Both lists recycle one row widget per visible item: the widget type, its
+ * property that takes the item, and whether activating a row means anything.
+ */
+typedef struct RowKind {
+	GType (*get_type)(void);
+	const char *property;
+	gboolean activatable;
+} RowKind;
+
+static const RowKind roster_row_kind = {
+	chat_peer_row_get_type, "peer", TRUE,
+};
+static const RowKind message_row_kind = {
+	chat_bubble_get_type, "message", FALSE,
+};
+
+static void on_factory_setup(GtkSignalListItemFactory *factory,
+		GtkListItem *item, gpointer user_data) {
+	const RowKind *kind = user_data;
+
+	gtk_list_item_set_activatable(item, kind->activatable);
+	gtk_list_item_set_child(item, g_object_new(kind->get_type(), NULL));
+}
+
+static void on_factory_bind(GtkSignalListItemFactory *factory,
+		GtkListItem *item, gpointer user_data) {
+	const RowKind *kind = user_data;
+
+	g_object_set(gtk_list_item_get_child(item), kind->property,
+		gtk_list_item_get_item(item), NULL);
+}
+
+static void on_factory_unbind(GtkSignalListItemFactory *factory,
+		GtkListItem *item, gpointer user_data) {
+	const RowKind *kind = user_data;
+
+	g_object_set(gtk_list_item_get_child(item), kind->property, NULL,
+		NULL);
+}
+
+static GtkListItemFactory *chat_window_factory_new(const RowKind *kind) {
+	GtkListItemFactory *factory = gtk_signal_list_item_factory_new();
+
+	g_signal_connect(factory, "setup", G_CALLBACK(on_factory_setup),
+		(gpointer) kind);
+	g_signal_connect(factory, "bind", G_CALLBACK(on_factory_bind),
+		(gpointer) kind);
+	g_signal_connect(factory, "unbind", G_CALLBACK(on_factory_unbind),
+		(gpointer) kind);
+	return factory;
+}
+
+/*
+ * The roster as shown: filtered by the search text, online peers first,
+ * then by name.  The sorter and filter work incrementally, so a roster of
+ * thousands does not stall the main loop.
+ */
+static void chat_window_setup_roster(ChatWindow *self) {
+	g_autoptr(GtkListItemFactory) factory = NULL;
+	GtkFilterListModel *filtered;
+	GtkSortListModel *sorted;
+	GtkMultiSorter *sorter;
+	GtkSorter *online_sorter;
+
+	self->roster_filter = gtk_string_filter_new(
+		gtk_property_expression_new(CHAT_TYPE_PEER, NULL, "name"));
+	gtk_string_filter_set_match_mode(self->roster_filter,
+		GTK_STRING_FILTER_MATCH_MODE_SUBSTRING);
+	gtk_string_filter_set_ignore_case(self->roster_filter, TRUE);
+	filtered = gtk_filter_list_model_new(
+		g_object_ref(chat_client_get_peers(self->client)),
+		GTK_FILTER(g_object_ref(self->roster_filter)));
+	gtk_filter_list_model_set_incremental(filtered, TRUE);
+
+	online_sorter = GTK_SORTER(gtk_numeric_sorter_new(
+		gtk_property_expression_new(CHAT_TYPE_PEER, NULL, "online")));
+	gtk_numeric_sorter_set_sort_order(GTK_NUMERIC_SORTER(online_sorter),
+		GTK_SORT_DESCENDING);
+	sorter = gtk_multi_sorter_new();
+	gtk_multi_sorter_append(sorter, online_sorter);
+	gtk_multi_sorter_append(sorter, GTK_SORTER(gtk_string_sorter_new(
+		gtk_property_expression_new(CHAT_TYPE_PEER, NULL, "name"))));
+	sorted = gtk_sort_list_model_new(G_LIST_MODEL(filtered),
+		GTK_SORTER(sorter));
+	gtk_sort_list_model_set_incremental(sorted, TRUE);
+
+	self->roster_selection = gtk_single_selection_new(G_LIST_MODEL(sorted));
+	gtk_single_selection_set_autoselect(self->roster_selection, FALSE);
+	gtk_single_selection_set_can_unselect(self->roster_selection, TRUE);
+	gtk_single_selection_set_selected(self->roster_selection,
+		GTK_INVALID_LIST_POSITION);
+	g_signal_connect(self->roster_selection, "notify::selected-item",
+		G_CALLBACK(on_roster_selection_changed), self);
+
+	factory = chat_window_factory_new(&roster_row_kind);
+	gtk_list_view_set_factory(self->roster_view, factory);
+	gtk_list_view_set_model(self->roster_view,
+		GTK_SELECTION_MODEL(self->roster_selection));
+}
+
+static void chat_window_constructed(GObject *object) {
+	ChatWindow *self = CHAT_WINDOW(object);
+	GtkWidget *login_page;
+
+	G_OBJECT_CLASS(chat_window_parent_class)->constructed(object);
+
+	login_page = chat_login_page_new(self->client);
+	gtk_stack_add_named(self->main_stack, login_page, "login");
+
+	chat_window_setup_roster(self);
+
+	g_signal_connect_object(self->client, "notify::state",
+		G_CALLBACK(on_client_notify), self, 0);
+	g_signal_connect_object(self->client, "notify::username",
+		G_CALLBACK(on_client_notify), self, 0);
+	on_client_notify(G_OBJECT(self->client), NULL, self);
+	if (chat_client_get_state(self->client) != CHAT_CLIENT_STATE_ONLINE) {
+		gtk_widget_grab_focus(login_page);
+	}
+}
+
+static void chat_window_dispose(GObject *object) {
+	ChatWindow *self = CHAT_WINDOW(object);
+
+	g_cancellable_cancel(self->cancellable);
+	chat_window_clear_conversation(self);
+	if (self->roster_view) {
+		gtk_list_view_set_model(self->roster_view, NULL);
+	}
+	g_clear_object(&self->roster_selection);
+	g_clear_object(&self->roster_filter);
+	g_clear_object(&self->client);
+	g_clear_object(&self->cancellable);
+	gtk_widget_dispose_template(GTK_WIDGET(self), CHAT_TYPE_WINDOW);
+
+	G_OBJECT_CLASS(chat_window_parent_class)->dispose(object);
+}
+
+static void chat_window_get_property(GObject *object, guint prop_id,
+		GValue *value, GParamSpec *pspec) {
+	ChatWindow *self = CHAT_WINDOW(object);
+
+	switch (prop_id) {
+	case PROP_CLIENT:
+		g_value_set_object(value, self->client);
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+	}
+}
+
+static void chat_window_set_property(GObject *object, guint prop_id,
+		const GValue *value, GParamSpec *pspec) {
+	ChatWindow *self = CHAT_WINDOW(object);
+
+	switch (prop_id) {
+	case PROP_CLIENT:
+		self->client = g_value_dup_object(value);
+		break;
+	default:
+		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
+	}
+}
+
+static void chat_window_class_init(ChatWindowClass *klass) {
+	GObjectClass *object_class = G_OBJECT_CLASS(klass);
+	GtkWidgetClass *widget_class = GTK_WIDGET_CLASS(klass);
+
+	object_class->constructed = chat_window_constructed;
+	object_class->dispose = chat_window_dispose;
+	object_class->get_property = chat_window_get_property;
+	object_class->set_property = chat_window_set_property;
+
+	properties[PROP_CLIENT] = g_param_spec_object("client", NULL, NULL,
+		CHAT_TYPE_CLIENT, G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY |
+		G_PARAM_STATIC_STRINGS);
+	g_object_class_install_properties(object_class, N_PROPS, properties);
+
+	gtk_widget_class_install_action(widget_class, "win.send", NULL,
+		chat_window_send);
+	gtk_widget_class_install_action(widget_class, "win.logout", NULL,
+		chat_window_logout);
+
+	gtk_widget_class_set_template_from_resource(widget_class,
+		"/org/p2pchat/P2pchat/chat-window.ui");
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		toast_overlay);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		main_stack);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow, leaflet);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		sidebar_title);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		search_entry);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		roster_view);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		conversation_box);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		back_button);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		conversation_title);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		conversation_stack);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		message_scroller);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		message_view);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		composer);
+}
+
+static void chat_window_init(ChatWindow *self) {
+	g_autoptr(GtkListItemFactory) factory = NULL;
+	GtkEventController *key;
+	GtkAdjustment *adj;
+
+	gtk_widget_init_template(GTK_WIDGET(self));
+	self->cancellable = g_cancellable_new();
+
+	/* Signals are connected here so the .ui validates on its own. */
+	g_signal_connect(self->search_entry, "search-changed",
+		G_CALLBACK(on_search_entry_search_changed), self);
+	g_signal_connect(self->roster_view, "activate",
+		G_CALLBACK(on_roster_view_activate), self);
+	g_signal_connect(self->back_button, "clicked",
+		G_CALLBACK(on_back_button_clicked), self);
+
+	key = gtk_event_controller_key_new();
+	gtk_event_controller_set_propagation_phase(key, GTK_PHASE_CAPTURE);
+	g_signal_connect(key, "key-pressed",
+		G_CALLBACK(on_composer_key_pressed), self);
+	gtk_widget_add_controller(GTK_WIDGET(self->composer), key);
+
+	adj = gtk_scrolled_window_get_vadjustment(self->message_scroller);
+	g_signal_connect(adj, "notify::upper",
+		G_CALLBACK(on_message_adjustment_notify_upper), self);
+	g_signal_connect(adj, "value-changed",
+		G_CALLBACK(on_message_adjustment_value_changed), self);
+
+	factory = chat_window_factory_new(&message_row_kind);
+	gtk_list_view_set_factory(self->message_view, factory);
+}
+
+ChatWindow *chat_window_new(GtkApplication *application, ChatClient *client) {
+	return g_object_new(CHAT_TYPE_WINDOW,
+		"application", application,
+		"client", client,
+		NULL);
+}
