@@ -1,0 +1,254 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Native sessions: hello -> welcome -> list -> pushes in order; a killed
+client is logged out for everyone; UTF-8 and UTF-16LE clients mixed; the
+lease and the session wait; a reader that stops reading is dropped."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers")
+sys.path.insert(0, HELPERS)
+
+from refclient import (Coordinator, FrameReader, NativeClient, RefClient,  # noqa: E402
+                       Tap, Utf8RefClient, frame, kill_pid)
+
+# A client in its own process: logs in natively, holds the session, waits.
+HOLDER = """
+import sys, time
+sys.path.insert(0, %r)
+from refclient import NativeClient
+c = NativeClient(sys.argv[1], ("127.0.0.1", int(sys.argv[2])))
+c.login_session()
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+def expect_frame(client, prefix, timeout=2.0):
+    """The next frame on @client's session starting with @prefix (skipping pings)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            text = client.read_frame(left)
+        except TimeoutError:
+            return None
+        if text is None:
+            return None
+        if text.startswith(prefix):
+            return text
+
+
+def test_sessions(tap):
+    clients = []
+    with Coordinator("--login-rate", "0", "--verbose") as coord:
+        try:
+            alice = NativeClient("alice", coord.udp_addr)
+            clients.append(alice)
+            entries = alice.login_session()
+            tap.ok(entries == [("alice", alice.endpoint, "native1")],
+                   "hello -> welcome -> list with self and caps", entries)
+
+            bob = NativeClient("bob", coord.udp_addr, encoding="utf-16-le")
+            clients.append(bob)
+            entries = bob.login_session()
+            tap.ok([e[0] for e in entries] == ["alice", "bob"], "UTF-16LE native login", entries)
+            text = expect_frame(alice, "login,")
+            tap.ok(text == "login,bob,%s,native1" % bob.endpoint, "login pushed on session", text)
+
+            carol = RefClient("carol", coord.udp_addr)
+            dave = Utf8RefClient("dave", coord.udp_addr)
+            clients += [carol, dave]
+            carol.login()
+            tap.ok(carol.wait_accept() is not None, "UTF-16LE reference login")
+            dave.login()
+            tap.ok(dave.wait_accept() is not None, "UTF-8 reference login")
+            text = carol.expect("login,dave")
+            tap.ok(text == "login,dave,%s" % dave.endpoint,
+                   "UTF-16LE user gets the UTF-8 user's login", text)
+            tap.ok(expect_frame(bob, "login,carol") and expect_frame(bob, "login,dave"),
+                   "UTF-16LE native session gets both, as frames")
+            tap.ok(expect_frame(alice, "login,dave") is not None, "so does the UTF-8 one")
+
+            # Pushes in order.
+            names = ["u%02d" % i for i in range(30)]
+            extra = [RefClient(n, coord.udp_addr) for n in names]
+            clients += extra
+            for c in extra:
+                c.login()
+            got = []
+            for _ in names:
+                text = expect_frame(alice, "login,")
+                if text is None:
+                    break
+                got.append(text.split(",")[1])
+            tap.ok(got == names, "30 pushes arrive in login order", got)
+            for c in extra:
+                c.logout()
+            got = []
+            for _ in names:
+                text = expect_frame(alice, "logout,")
+                if text is None:
+                    break
+                got.append(text.split(",")[1])
+            tap.ok(got == names, "30 logouts arrive in order", got)
+
+            alice.send_frame("ping")
+            tap.ok(expect_frame(alice, "pong") == "pong", "ping -> pong")
+
+            # A killed process: FIN/RST ends the session, the user is logged out.
+            holder = subprocess.Popen([sys.executable, "-c", HOLDER % HELPERS, "zed",
+                                       str(coord.udp_port)], stdout=subprocess.PIPE)
+            try:
+                line = holder.stdout.readline()
+                tap.ok(line.strip() == b"ready", "a client process holds a session")
+                tap.ok(expect_frame(alice, "login,zed") is not None, "its login is pushed")
+                os.kill(holder.pid, signal.SIGKILL)
+                t0 = time.monotonic()
+                text = expect_frame(alice, "logout,zed", 2.0)
+                tap.ok(text is not None, "kill -9 -> logout pushed within 2 s (%.3f s)"
+                       % (time.monotonic() - t0))
+                tap.ok(carol.expect("logout,zed", 2.0) is not None,
+                       "and forwarded by UDP to reference users")
+            finally:
+                kill_pid(holder)
+                holder.stdout.close()
+
+            # Reconnect: a new hello replaces the session, no logout.
+            old = alice.tcp
+            alice.connect(coord.tcp_port)
+            tap.ok(FrameReader(old).wait_eof(2.0), "a second hello closes the old session")
+            old.close()
+            tap.ok(expect_frame(bob, "logout,alice", 0.3) is None, "replacing is not a logout")
+
+            # hello refused: unknown name, or from another IP.
+            for name, ip in (("nobody", "127.0.0.1"), ("bob", "127.0.0.2")):
+                s = socket.create_connection(("127.0.0.1", coord.tcp_port), timeout=2,
+                                             source_address=(ip, 0))
+                s.sendall(frame("hello,%s,native1" % name))
+                r = FrameReader(s)
+                text = r.read(2.0)
+                tap.ok(text == "Reject,not-logged-in" and r.wait_eof(2.0),
+                       "hello for %s from %s refused and closed" % (name, ip), text)
+                s.close()
+
+            # Logout on the session.
+            bob.send_frame("logout,bob,%s" % bob.endpoint)
+            tap.ok(expect_frame(alice, "logout,bob") is not None, "logout frame forwarded")
+            tap.ok(bob.reader.wait_eof(2.0), "session closed after its logout")
+
+            # Closing the socket logs out.
+            alice2 = NativeClient("alice2", coord.udp_addr)
+            clients.append(alice2)
+            alice2.login_session()
+            tap.ok(expect_frame(alice, "login,alice2") is not None, "alice2 online")
+            alice2.tcp.close()
+            alice2.tcp = None
+            tap.ok(expect_frame(alice, "logout,alice2") is not None, "close -> logout")
+            tap.ok(coord.alive(), "coordinator still running")
+        finally:
+            for c in clients:
+                c.close()
+
+
+def test_timeouts(tap):
+    with Coordinator("--lease", "1", "--session-wait", "1", "--login-rate", "0") as coord:
+        watcher = NativeClient("watcher", coord.udp_addr)
+        lazy = NativeClient("lazy", coord.udp_addr)
+        ref = RefClient("ref", coord.udp_addr)
+        try:
+            watcher.login_session()
+            lazy.login()
+            tap.ok(lazy.wait_accept() is not None, "native login without a session accepted")
+            tap.ok(expect_frame(watcher, "login,lazy") is not None, "and pushed")
+            tap.ok(lazy.drain(0.2) == [], "no UDP forwards to a native user awaiting its session")
+            tap.ok(expect_frame(watcher, "logout,lazy", 3.0) is not None,
+                   "native login that never opens a session is logged out")
+            ref.login()
+            tap.ok(ref.wait_accept() is not None and
+                   expect_frame(watcher, "login,ref") is not None, "reference user online")
+            t0 = time.monotonic()
+            for _ in range(3):
+                time.sleep(0.5)
+                ref.login()  # re-login renews the lease
+            tap.ok(expect_frame(watcher, "logout,ref", 0.6) is None,
+                   "re-logins keep a session-less user online (%.1f s > lease)"
+                   % (time.monotonic() - t0))
+            tap.ok(expect_frame(watcher, "logout,ref", 3.0) is not None,
+                   "lease expiry logs a silent reference user out")
+            time.sleep(1.5)
+            tap.ok(expect_frame(watcher, "logout,watcher", 0.2) is None and coord.alive(),
+                   "a session-holding user has no lease")
+        finally:
+            for c in (watcher, lazy, ref):
+                c.close()
+
+
+def test_slow_reader(tap):
+    with Coordinator("--output-cap", "65536", "--login-rate", "0") as coord:
+        fast = NativeClient("fast", coord.udp_addr)
+        slow = NativeClient("slow", coord.udp_addr)
+        churn = RefClient("c" * 32, coord.udp_addr)
+        churn.caps = "x" * 64  # longer frames fill the buffers sooner
+        try:
+            fast.login_session()
+            slow.login()
+            port = slow.wait_accept()
+            slow.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            slow.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+            slow.tcp.connect(("127.0.0.1", port))
+            slow.tcp.sendall(frame("hello,slow,native1"))
+            tap.ok(expect_frame(fast, "login,slow") is not None, "slow reader online")
+
+            # Churn until the slow reader's kernel buffers and our cap are full;
+            # the fast reader reads everything in between.
+            dropped = None
+            fast_closed = False
+            deadline = time.monotonic() + 60
+            n = 0
+            while dropped is None and not fast_closed and time.monotonic() < deadline:
+                for _ in range(200):
+                    churn.login()
+                    churn.logout()
+                    n += 1
+                while True:
+                    try:
+                        text = fast.read_frame(0.02)
+                    except TimeoutError:
+                        break
+                    if text is None:
+                        fast_closed = True
+                        break
+                    if text.startswith("logout,slow"):
+                        dropped = n
+                        break
+            tap.ok(dropped is not None, "reader that stops reading is logged out",
+                   "after %s login/logout pairs" % dropped)
+            tap.diag("slow reader dropped after %s login/logout pairs" % dropped)
+            tap.ok(coord.alive() and not fast_closed, "coordinator and fast reader fine")
+            fast.send_frame("ping")
+            tap.ok(expect_frame(fast, "pong", 5.0) == "pong", "fast session still served")
+        finally:
+            for c in (fast, slow, churn):
+                c.close()
+
+
+def main():
+    tap = Tap()
+    tests = [test_sessions, test_timeouts, test_slow_reader]
+    only = sys.argv[1:]
+    for t in tests:
+        if not only or t.__name__ in only:
+            t(tap)
+    tap.exit()
+
+
+if __name__ == "__main__":
+    main()
