@@ -1,0 +1,254 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""End-to-end test of p2pchat-gtk, driven through AT-SPI like a screen reader.
+
+A real coordinator and two real p2pchatd (alice, bob), each user on a private
+session bus; alice's p2pchat-gtk runs on her bus under a private Xvfb with
+GSK_RENDERER=cairo, and its accessibility bus is activated from her bus.
+The test logs in through the login page, picks bob, types in the composer
+(Enter sends, Shift+Enter is a new line), checks that bob's daemon receives
+the messages and that alice's bubble reaches "delivered", lets bob reply
+(CJK text) and finds the reply in alice's window, writes a screenshot of the
+window, then restarts alice's daemon and checks that the app logs in again
+by itself and shows the roster.  Everything started is killed by pid.
+
+The screenshot goes to $P2PCHAT_SCREENSHOT, by default
+$P2PCHAT_BUILD_ROOT/gtk-screenshot.png (docs/screenshot.png is one such).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+from gtktest import start_xvfb  # noqa: E402
+from p2ptest import BUILD_ROOT, Coordinator, Tap, User, spawn, stop, wait_for  # noqa: E402
+
+RETURN = 0xff0d
+SHIFT_MASK = 1 << 0
+
+
+class Ui:
+    """Finds and drives widgets of one application through AT-SPI."""
+
+    def __init__(self, pyatspi, app_pid):
+        self.pyatspi = pyatspi
+        self.app_pid = app_pid
+
+    def app(self):
+        desktop = self.pyatspi.Registry.getDesktop(0)
+        for i in range(desktop.childCount):
+            a = desktop.getChildAtIndex(i)
+            try:
+                if a is not None and a.get_process_id() == self.app_pid:
+                    return a
+            except Exception:
+                continue
+        return None
+
+    def find_all(self, pred):
+        """Every accessible of the app for which pred holds.  GTK 4.8 does
+        not report "showing" below the window, so hidden stack pages are
+        searched too: look for what is unique to the expected state."""
+        out = []
+        app = self.app()
+        if app is None:
+            return out
+
+        def walk(acc, depth):
+            if acc is None or depth > 60:
+                return
+            try:
+                if pred(acc):
+                    out.append(acc)
+                for i in range(acc.childCount):
+                    walk(acc.getChildAtIndex(i), depth + 1)
+            except Exception:
+                return
+
+        walk(app, 0)
+        return out
+
+    def find(self, pred, timeout=10):
+        def probe():
+            r = self.find_all(pred)
+            return r[0] if r else None
+        return wait_for(probe, timeout)
+
+    def named(self, role, name, timeout=10):
+        return self.find(lambda a: a.getRole() == role and a.name == name, timeout)
+
+    def labels(self):
+        return [a.name for a in self.find_all(
+            lambda a: a.getRole() == self.pyatspi.ROLE_LABEL)]
+
+    def wait_label(self, pred, timeout=10):
+        return self.find(lambda a: a.getRole() == self.pyatspi.ROLE_LABEL and pred(a.name),
+                         timeout)
+
+    def set_text(self, acc, text):
+        acc.queryEditableText().setTextContents(text)
+
+    def press(self, acc):
+        action = acc.queryAction()
+        for i in range(action.nActions):
+            if action.getName(i) in ("click", "activate", "press"):
+                return action.doAction(i)
+        return action.doAction(0)
+
+    def type_text(self, text):
+        self.pyatspi.Registry.generateKeyboardEvent(0, text, self.pyatspi.KEY_STRING)
+
+    def key(self, keysym, modifiers=0):
+        reg = self.pyatspi.Registry
+        if modifiers:
+            reg.generateKeyboardEvent(modifiers, None, self.pyatspi.KEY_LOCKMODIFIERS)
+        reg.generateKeyboardEvent(keysym, None, self.pyatspi.KEY_SYM)
+        if modifiers:
+            reg.generateKeyboardEvent(modifiers, None, self.pyatspi.KEY_UNLOCKMODIFIERS)
+
+
+def received(user, peer, text):
+    return [a for a in user.signals("MessageReceived") if a[1] == peer and a[2] == text]
+
+
+def screenshot(display, path):
+    """Writes the screen, trimmed to the window (the root is plain black and
+    there is no window manager), as a PNG with ImageMagick."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    subprocess.run(["import", "-display", display, "-window", "root", "-trim", "+repage",
+                    path], check=True, timeout=60,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with open(path, "rb") as f:
+        return f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def main():
+    tap = Tap(14)
+    xvfb, display = start_xvfb()
+    # Before the buses start: the AT-SPI registry they activate synthesizes
+    # key presses with XTest on this display.
+    os.environ["DISPLAY"] = display
+    coord = Coordinator()
+    alice = User("alice")
+    bob = User("bob")
+    bob.login("bob", coord.address)
+
+    # pyatspi finds the accessibility bus through the session bus: alice's.
+    os.environ["DBUS_SESSION_BUS_ADDRESS"] = alice.bus.address
+    import gi
+    gi.require_version("Atspi", "2.0")
+    import pyatspi
+
+    env = dict(alice.env, DISPLAY=display, GDK_BACKEND="x11", GSK_RENDERER="cairo",
+               GTK_A11Y="atspi", NO_AT_BRIDGE="0", GSETTINGS_BACKEND="memory")
+    log_path = os.path.join(alice.home, "p2pchat-gtk.log")
+    app = spawn([os.path.join(BUILD_ROOT, "frontends", "gtk", "p2pchat-gtk")], env=env,
+                stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    ui = Ui(pyatspi, app.pid)
+
+    def app_log():
+        with open(log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")[-4000:]
+
+    try:
+        frame = ui.named(pyatspi.ROLE_FRAME, "p2pchat", 30)
+        tap.ok(frame is not None, "the window shows up on AT-SPI", app_log())
+
+        name = ui.named(pyatspi.ROLE_TEXT, "Name")
+        server = ui.named(pyatspi.ROLE_TEXT, "Coordinator")
+        login = ui.named(pyatspi.ROLE_PUSH_BUTTON, "Log In")
+        tap.ok(name and server and login, "login page controls have accessible names",
+               "\n".join(a.name for a in ui.find_all(lambda a: True)))
+
+        ui.set_text(name, "alice")
+        ui.set_text(server, coord.address)
+        ui.press(login)
+        tap.ok(wait_for(lambda: alice.prop("State") == "online", 15) and
+               ui.wait_label(lambda s: s == "Online as alice", 10),
+               "logging in through the login page brings alice online", app_log())
+
+        row = ui.named(pyatspi.ROLE_PANEL, "bob, online") or \
+            ui.find(lambda a: a.name == "bob, online", 5)
+        tap.ok(row is not None, "the roster shows bob online",
+               "\n".join(ui.labels()))
+
+        peers = ui.named(pyatspi.ROLE_LIST, "Peers")
+        index = None
+        for i in range(peers.childCount if peers else 0):
+            item = peers.getChildAtIndex(i)
+            if ui.find_all(lambda a: a.name == "bob, online") and \
+                    pyatspi.findDescendant(item, lambda a: a.name == "bob, online"):
+                index = i
+        if peers and index is not None:
+            peers.querySelection().selectChild(index)
+        composer = ui.find(lambda a: a.getRole() == pyatspi.ROLE_TEXT and a.name == "Message"
+                           and a.getState().contains(pyatspi.STATE_SENSITIVE), 10)
+        tap.ok(composer is not None and ui.wait_label(lambda s: s == "bob", 5),
+               "picking bob opens the conversation with an enabled composer")
+
+        text = "Hello bob, this is alice typing into p2pchat-gtk."
+        # GTK 4.8 does not implement Component.GrabFocus; opening the
+        # conversation has put the keyboard focus into the composer.
+        ui.type_text(text)
+        ui.key(RETURN)
+        tap.ok(bob.wait_signal("MessageReceived",
+                               lambda a: a[1] == "alice" and a[2] == text, 15),
+               "Enter sends: bob's daemon receives the message",
+               "bob got: %r" % bob.signals("MessageReceived"))
+        tap.ok(received(bob, "alice", text) and
+               ui.find(lambda a: a.getRole() == pyatspi.ROLE_TEXT and a.name == "Message"
+                       and a.queryText().characterCount == 0, 5) is not None,
+               "the composer is empty after sending")
+
+        tap.ok(ui.wait_label(lambda s: s.endswith("· delivered"), 15),
+               "alice's bubble reaches delivered", "\n".join(ui.labels()))
+
+        ui.type_text("first line")
+        ui.key(RETURN, SHIFT_MASK)
+        ui.type_text("second line")
+        ui.key(RETURN)
+        tap.ok(bob.wait_signal("MessageReceived",
+                               lambda a: a[2] == "first line\nsecond line", 15),
+               "Shift+Enter makes a new line, Enter sends both lines",
+               "bob got: %r" % bob.signals("MessageReceived"))
+
+        reply = "Hi alice! 你好，很高兴见到你。This reply is long enough to wrap " \
+            "inside its bubble, so the screenshot shows how text flows."
+        bob.send("alice", reply)
+        tap.ok(ui.wait_label(lambda s: s == reply, 15),
+               "bob's reply appears in alice's window", "\n".join(ui.labels()))
+
+        shot = os.environ.get("P2PCHAT_SCREENSHOT",
+                              os.path.join(BUILD_ROOT, "gtk-screenshot.png"))
+        wait_for(lambda: False, 1)  # let the last frame paint
+        tap.ok(screenshot(display, shot), "a PNG screenshot of the window is written")
+        tap.diag("screenshot: " + shot)
+
+        alice.kill(signal.SIGTERM)
+        tap.ok(ui.wait_label(lambda s: s == "Waiting for p2pchatd…", 15),
+               "the app notices that p2pchatd went away", "\n".join(ui.labels()))
+
+        alice.start()
+        back = wait_for(lambda: alice.has_owner() and alice.prop("State") == "online", 30)
+        row = ui.find(lambda a: a.name == "bob, online", 20)
+        tap.ok(back and row is not None and app.poll() is None,
+               "after a daemon restart the app logs in again and shows the roster",
+               app_log() + "\n" + alice.read_log()[-2000:])
+
+        complaints = [line for line in app_log().splitlines()
+                      if "-CRITICAL **" in line or "-WARNING **" in line]
+        tap.ok(not complaints, "the app logged no criticals or warnings",
+               "\n".join(complaints))
+    finally:
+        stop(app)
+        for u in (alice, bob):
+            u.close()
+        coord.close()
+        stop(xvfb)
+    tap.finish()
+
+
+if __name__ == "__main__":
+    main()
