@@ -13,6 +13,7 @@
  * the one file-level pointer to the active Chat.
  */
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,7 +215,9 @@ static void on_line(char *line) {
 	Chat *c = active_chat;
 
 	if (!line) {
-		(void) fputs("\r\n", stdout);
+		/* Wipe the input line, where libedit may have drawn the "^D". */
+		(void) fputs("\r\033[K", stdout);
+		(void) fflush(stdout);
 		c->eof = true;
 		(void) sd_event_exit(c->event, EXIT_SUCCESS);
 		return;
@@ -283,6 +286,12 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 		return 0;
 	}
 	return chat_read_pipe(s, c);
+}
+
+/* libedit's own SIGWINCH handler is off (rl_catch_signals): resize here. */
+static int on_sigwinch(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+	rl_resize_terminal();
+	return 0;
 }
 
 /* Regular files and /dev/null cannot be polled: read them as they come. */
@@ -389,6 +398,17 @@ int verb_chat(int argc, char *argv[], void *userdata) {
 	}
 
 	if (c.interactive) {
+		sigset_t mask;
+
+		(void) sigemptyset(&mask);
+		(void) sigaddset(&mask, SIGWINCH);
+		if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
+			return log_error_errno(errno, "Failed to block SIGWINCH: %m");
+		}
+		r = sd_event_add_signal(event, NULL, SIGWINCH, on_sigwinch, NULL);
+		if (r < 0) {
+			return log_error_errno(r, "Failed to watch terminal resizes: %m");
+		}
 		rl_catch_signals = 0;
 		stifle_history(CHAT_HISTORY_MAX);
 		active_chat = &c;

@@ -623,5 +623,7 @@ int client_subscribe(sd_bus *bus, sd_bus_message_handler_t callback, void *userd
 	if (r < 0) {
 		return log_error_errno(r, "Failed to subscribe to p2pchatd properties: %m");
 	}
+	/* Tests wait for this line (P2PCHAT_DEBUG=1) before they make events. */
+	log_debug("Subscribed to the signals of p2pchatd.");
 	return 0;
 }

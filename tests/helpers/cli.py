@@ -152,6 +152,18 @@ class User:
         return spawn([P2PCHAT, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE, text=True, bufsize=1, env=self.env, **kw)
 
+    def popen_subscribed(self, *args):
+        """Starts a streaming p2pchat (listen, chat) and waits until it has
+        subscribed to the daemon's signals; returns (process, stdout reader)."""
+        env = dict(self.env, P2PCHAT_DEBUG="1")
+        p = spawn([P2PCHAT, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                  stderr=subprocess.PIPE, text=True, bufsize=1, env=env)
+        line, seen = LineReader(p.stderr).read_until(
+            lambda l: "Subscribed to the signals of p2pchatd." in l, timeout=15)
+        if line is None:
+            raise RuntimeError(f"p2pchat {' '.join(args)} did not subscribe: {seen}")
+        return p, LineReader(p.stdout)
+
     def control(self, method, signature, args):
         """Calls org.p2pchat.test.Control on the fake daemon."""
         from gi.repository import Gio, GLib

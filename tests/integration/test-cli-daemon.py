@@ -27,12 +27,7 @@ def body(tap):
     alice, bob = cli.User("alice"), cli.User("bob")
     alice.start_daemon()
     bob.start_daemon()
-    listen = {}
-    for u in (alice, bob):
-        p = u.popen("--json", "listen")
-        listen[u.name] = cli.LineReader(p.stdout)
-    # listen subscribes synchronously at start; give it a moment to do so.
-    cli.wait_for(lambda: False, timeout=0.3)
+    listen = {u.name: u.popen_subscribed("--json", "listen")[1] for u in (alice, bob)}
 
     st = alice.cli_json("login", "alice", "--coordinator", coordinator)
     tap.ok("alice logs in", st.get("state") == "online" and st.get("username") == "alice" and
@@ -72,15 +67,14 @@ def body(tap):
            r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1 and
            r.stderr.startswith("Failed to send message to 'nobody': "), r)
 
-    chat = alice.popen("chat", "bob")
-    out = cli.LineReader(chat.stdout)
-    r = bob.cli("send", "alice", "ping from bob")
-    line, seen = out.read_until(lambda l: l.endswith("bob: ping from bob"))
-    tap.ok("alice's chat with pipes prints bob's message", line is not None, (r, seen))
+    chat, out = alice.popen_subscribed("chat", "bob")
     chat.stdin.write("pong from alice\n")
     chat.stdin.flush()
     line, seen = listen["bob"].read_until(received("pong from alice"))
     tap.ok("a line written to alice's chat reaches bob", line is not None, seen)
+    r = bob.cli("send", "alice", "ping from bob")
+    line, seen = out.read_until(lambda l: l.endswith("bob: ping from bob"))
+    tap.ok("alice's chat with pipes prints bob's message", line is not None, (r, seen))
     chat.stdin.close()
     tap.ok("alice's chat exits 0 at end of input", chat.wait(15) == 0, chat.stderr.read())
 

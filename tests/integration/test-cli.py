@@ -12,7 +12,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
@@ -22,7 +21,7 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 PEERS = ("bob:127.0.0.1:5000:1:1", "echo:127.0.0.1:5003:1:1",
          "off:127.0.0.1:5002:0:1", "ref:127.0.0.1:5001:1:0")
 TMUX = shutil.which("tmux")
-PLANNED = 42
+PLANNED = 44
 
 
 def one_error_line(r, needle):
@@ -138,8 +137,7 @@ def send_tests(tap, u, listen):
 
 
 def chat_pipe_tests(tap, u):
-    p = u.popen("chat", "echo")
-    out = cli.LineReader(p.stdout)
+    p, out = u.popen_subscribed("chat", "echo")
     p.stdin.write("hi there\n")
     p.stdin.flush()
     line, seen = out.read_until(lambda l: l.endswith("echo: hi there"))
@@ -182,14 +180,17 @@ def screen(sock):
 def chat_tty_tests(tap, u, listen):
     if not TMUX:
         for name in ("chat on a terminal: incoming line above a half-typed line",
-                     "chat on a terminal: the completed line is sent intact"):
+                     "chat on a terminal: the completed line is sent intact",
+                     "chat on a terminal: Up recalls the line from history",
+                     "chat on a terminal: Ctrl-D on an empty line leaves with exit 0"):
             tap.ok(f"{name} # SKIP tmux not installed", True)
         return
     sock = f"p2pchat-cli-{uuid.uuid4().hex[:8]}"
     env = " ".join(f"{k}={u.env[k]}" for k in ("DBUS_SESSION_BUS_ADDRESS", "HOME"))
     try:
         r = tmux(sock, "new-session", "-d", "-x", "60", "-y", "15",
-                 f"env LANG=C.UTF-8 TERM=screen {env} {cli.P2PCHAT} chat echo; sleep 30")
+                 f"env LANG=C.UTF-8 TERM=screen {env} {cli.P2PCHAT} chat echo; "
+                 "echo EXIT=$?; sleep 30")
         if r.returncode != 0:
             print(f"# tmux: {r.stderr.strip()}")
         cli.wait_for(lambda: any(l.startswith("alice>") for l in screen(sock)), 10)
@@ -209,6 +210,17 @@ def chat_tty_tests(tap, u, listen):
         tap.ok("chat on a terminal: the completed line is sent intact",
                ev is not None and json.loads(ev)["text"] == "half typed 日本 end",
                seen + screen(sock))
+        tmux(sock, "send-keys", "Up")
+        lines = cli.wait_for(lambda: (lambda s: s if s[-1:] == ["alice> half typed 日本 end"]
+                                      else None)(screen(sock)), 5)
+        tap.ok("chat on a terminal: Up recalls the line from history", lines is not None,
+               "\n".join(screen(sock)))
+        tmux(sock, "send-keys", "C-a", "C-k")
+        tmux(sock, "send-keys", "C-d")
+        lines = cli.wait_for(lambda: (lambda s: s if "EXIT=0" in s else None)(screen(sock)), 5)
+        tap.ok("chat on a terminal: Ctrl-D on an empty line leaves with exit 0",
+               lines is not None and not any("^D" in l for l in lines),
+               "\n".join(screen(sock)))
     finally:
         tmux(sock, "kill-server")
 
@@ -233,9 +245,7 @@ def body(tap):
     usage_tests(tap, u)
     u.start_fake_daemon(*PEERS)
     login_tests(tap, u)
-    listen_p = u.popen("--json", "listen")
-    listen = cli.LineReader(listen_p.stdout)
-    time.sleep(0.2)  # let listen subscribe before anything is sent
+    listen_p, listen = u.popen_subscribed("--json", "listen")
     peers_tests(tap, u)
     send_tests(tap, u, listen)
     chat_pipe_tests(tap, u)
