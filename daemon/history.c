@@ -81,6 +81,7 @@ typedef enum Statement {
 	STMT_LIST_QUEUED,
 	STMT_REQUEUE,
 	STMT_LIST_EXPIRED,
+	STMT_OLDEST_PENDING,
 	STMT_SEQ_OF,
 	STMT_GET_LATEST,
 	STMT_GET_BEFORE,
@@ -111,6 +112,8 @@ static const char *const statement_sql[_STMT_MAX] = {
 	[STMT_LIST_EXPIRED] = "SELECT " COLUMNS " FROM messages "
 			      "WHERE state IN ('queued', 'sent') AND sent_usec < ?1 "
 			      "ORDER BY seq LIMIT ?2",
+	[STMT_OLDEST_PENDING] = "SELECT min(sent_usec) FROM messages "
+				"WHERE state IN ('queued', 'sent') HAVING count(*) > 0",
 	[STMT_SEQ_OF] = "SELECT seq FROM messages WHERE id = ?1 AND peer = ?2",
 	[STMT_GET_LATEST] = "SELECT " COLUMNS " FROM ("
 			    "  SELECT * FROM messages WHERE peer = ?1 ORDER BY seq DESC LIMIT ?2"
@@ -870,6 +873,26 @@ int history_requeue_sent(History *h) {
 		return r;
 	}
 	return sqlite3_changes(h->db);
+}
+
+int history_oldest_pending(History *h, uint64_t *ret_usec) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int64_t v;
+	int r;
+
+	assert(h);
+	assert(ret_usec);
+
+	r = stmt_get(h, STMT_OLDEST_PENDING, &s);
+	if (r < 0) {
+		return r;
+	}
+	r = query_int(h, s, &v);
+	if (r < 0) {
+		return r;
+	}
+	*ret_usec = (uint64_t) MAX(v, 0);
+	return 0;
 }
 
 static int expire_locked(History *h, uint64_t cutoff, HistoryList *ret) {

@@ -153,6 +153,14 @@ int history_list_queued(History *h, const char *peer, HistoryList *ret);
 int history_requeue_sent(History *h);
 
 /*
+ * history_oldest_pending() - the sent_usec of the oldest queued or sent
+ * message: when the next one expires is this plus the maximum age.
+ *
+ * Return: 0; -ENOENT when nothing is pending.
+ */
+int history_oldest_pending(History *h, uint64_t *ret_usec);
+
+/*
  * history_expire() - fail queued and sent messages older than @max_age_usec
  * at @now_usec (by their sent_usec).  At most HISTORY_LIMIT_MAX messages per
  * call; call again while it returns that many.

@@ -18,9 +18,10 @@
 
 #include "common/macro.h"
 #include "daemon/config.h"
+#include "tests/helpers/test-tmpdir.h"
 
 typedef struct Fixture {
-	char dir[64];
+	char dir[TEST_TMPDIR_MAX];
 	char path[128];
 	Config *c;
 } Fixture;
@@ -29,9 +30,7 @@ static int setup(void **state) {
 	Fixture *f = calloc(1, sizeof(Fixture));
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/test-config-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/config.json", f->dir);
+	test_tmpdir_new(f->dir, "test-config", "config.json", f->path, sizeof(f->path));
 	assert_int_equal(config_new(f->path, &f->c), 0);
 	*state = f;
 	return 0;
@@ -39,11 +38,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
 	Fixture *f = *state;
-	char cmd[128];
-
 	f->c = config_free(f->c);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	test_tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }

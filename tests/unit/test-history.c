@@ -24,9 +24,10 @@
 
 #include "common/macro.h"
 #include "daemon/history.h"
+#include "tests/helpers/test-tmpdir.h"
 
 typedef struct Fixture {
-	char dir[64];
+	char dir[TEST_TMPDIR_MAX];
 	char path[128];
 	History *h;
 } Fixture;
@@ -35,9 +36,7 @@ static int setup(void **state) {
 	Fixture *f = calloc(1, sizeof(Fixture));
 
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/test-history-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->path, sizeof(f->path), "%s/history.db", f->dir);
+	test_tmpdir_new(f->dir, "test-history", "history.db", f->path, sizeof(f->path));
 	assert_int_equal(history_open(f->path, &f->h), 0);
 	*state = f;
 	return 0;
@@ -45,11 +44,8 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
 	Fixture *f = *state;
-	char cmd[128];
-
 	f->h = history_free(f->h);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-	assert_int_equal(system(cmd), 0);
+	test_tmpdir_remove(f->dir);
 	free(f);
 	return 0;
 }
@@ -362,6 +358,7 @@ static void test_history_expire(void **state) {
 	HistoryList l = {};
 	HistoryMessage m = {};
 	const uint64_t day = 24 * 3600 * USEC_PER_SEC;
+	uint64_t oldest = 0;
 
 	assert_int_equal(history_add_outgoing(f->h, "old1", "bob", "x", 1 * day), 0);
 	assert_int_equal(history_add_outgoing(f->h, "old2", "carol", "x", 2 * day), 0);
@@ -371,6 +368,8 @@ static void test_history_expire(void **state) {
 	assert_int_equal(history_set_state(f->h, "done", HISTORY_STATE_DELIVERED), 1);
 	assert_int_equal(history_add_incoming(f->h, "inc", "bob", "x", 1, 1), 1);
 
+	assert_int_equal(history_oldest_pending(f->h, &oldest), 0);
+	assert_int_equal(oldest, 1 * day);
 	assert_int_equal(history_expire(f->h, 10 * day, 7 * day, &l), 2);
 	assert_int_equal(l.n, 2);
 	assert_string_equal(l.messages[0].id, "old1");
@@ -389,6 +388,10 @@ static void test_history_expire(void **state) {
 
 	assert_int_equal(history_expire(f->h, 10 * day, 7 * day, &l), 0);
 	assert_int_equal(l.n, 0);
+	assert_int_equal(history_oldest_pending(f->h, &oldest), 0);
+	assert_int_equal(oldest, 9 * day);
+	assert_int_equal(history_set_state(f->h, "new", HISTORY_STATE_FAILED), 1);
+	assert_int_equal(history_oldest_pending(f->h, &oldest), -ENOENT);
 	/* A max age larger than now expires nothing. */
 	assert_int_equal(history_expire(f->h, 10 * day, 100 * day, &l), 0);
 	assert_int_equal(history_expire(f->h, UINT64_MAX, 1, &l), -EINVAL);

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The outbox: messages accepted by SendMessage that have not reached their
+ * peer yet, kept in the History so they survive restarts.  It sends them in
+ * order when their peer is reachable, takes them back when retries fail,
+ * and fails them once they are older than the maximum age (a timer on the
+ * event loop, set for the oldest one).
+ */
+
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "common/macro.h"
+#include "daemon/history.h"
+
+typedef struct Outbox Outbox;
+
+typedef struct OutboxCallbacks {
+	/*
+	 * Hand @m to the network.  Return 0 when it is on its way (its state
+	 * becomes "sent"), negative to leave it, and the ones after it, queued.
+	 */
+	int (*send)(const HistoryMessage *m, void *userdata);
+	/* @m is older than the maximum age and now "failed". */
+	void (*expired)(const HistoryMessage *m, void *userdata);
+} OutboxCallbacks;
+
+/*
+ * outbox_new() - an outbox over @history (not owned).  Messages that were
+ * "sent" when the daemon stopped go back to "queued" (nothing retries them
+ * any more), and the expiry timer is set.
+ */
+int outbox_new(sd_event *event, History *history, uint64_t max_age_usec,
+		const OutboxCallbacks *callbacks, void *userdata, Outbox **ret);
+Outbox *outbox_free(Outbox *o);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Outbox *, outbox_free);
+
+/* Changes the maximum age (config "outbox-expiry") and resets the timer. */
+int outbox_set_max_age(Outbox *o, uint64_t max_age_usec);
+
+/* outbox_add() - queue a new message; history_add_outgoing()'s errors. */
+int outbox_add(Outbox *o, const char *id, const char *peer, const char *text,
+		uint64_t now_usec);
+
+/*
+ * outbox_flush() - @peer is reachable: hand its queued messages to the
+ * send callback, oldest first, until one is refused.
+ *
+ * Return: the number handed over.
+ */
+int outbox_flush(Outbox *o, const char *peer);
+
+/* outbox_requeue() - retries of a "sent" message ran out: queue it again. */
+int outbox_requeue(Outbox *o, const char *id);
+
+/* outbox_delivered() - the ack came: the message leaves the outbox. */
+int outbox_delivered(Outbox *o, const char *id);
