@@ -196,6 +196,7 @@ class Coordinator:
     def __init__(self, *args, host="127.0.0.1", env=None, timeout=10.0):
         self.binary = os.path.join(build_root(), "coordinator", "p2pchat-coordinator")
         self.logfile = tempfile.NamedTemporaryFile(prefix="coordinator-", suffix=".log")
+        self.final_log = None
         self.host = host
         cmd = [self.binary, "--listen", "%s:0" % host] + list(args)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
@@ -230,9 +231,21 @@ class Coordinator:
         return self.proc.poll() is None
 
     def stop(self):
-        status = kill_pid(self.proc)
-        self.logfile.close()
-        return status
+        """SIGTERM (then SIGKILL); returns the exit status.  Idempotent."""
+        if self.final_log is None:
+            kill_pid(self.proc)
+            self.final_log = self.log()
+            self.logfile.close()
+        return self.proc.returncode
+
+    SANITIZER = re.compile(r"(ERROR: \w+Sanitizer|runtime error:|LeakSanitizer)")
+
+    def clean_exit(self):
+        """(ok, diagnostics) after stop(): exit status 0 on SIGTERM and no
+        sanitizer report in the log."""
+        status = self.stop()
+        bad = [line for line in self.final_log.splitlines() if self.SANITIZER.search(line)]
+        return status == 0 and not bad, "exit status %s\n%s" % (status, self.final_log[-3000:])
 
     def __enter__(self):
         return self

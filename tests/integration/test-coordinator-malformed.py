@@ -175,6 +175,8 @@ def test_corpus(tap):
             probe.close()
             for s in held:
                 s.close()
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
 
 
 def test_limits(tap):
@@ -217,6 +219,8 @@ def test_limits(tap):
         for s in socks:
             s.close()
         tap.ok(coord.alive(), "coordinator survived the limits")
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
 
 
 def main():

@@ -156,6 +156,8 @@ def test_sessions(tap):
         finally:
             for c in clients:
                 c.close()
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
 
 
 def test_timeouts(tap):
@@ -189,6 +191,8 @@ def test_timeouts(tap):
         finally:
             for c in (watcher, lazy, ref):
                 c.close()
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
 
 
 def test_slow_reader(tap):
@@ -238,6 +242,8 @@ def test_slow_reader(tap):
         finally:
             for c in (fast, slow, churn):
                 c.close()
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
 
 
 def main():

@@ -89,6 +89,8 @@ def main():
                and dave.endpoint not in fwd, "others see eve's source address", fwd)
 
         tap.ok(coord.alive(), "coordinator still running")
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
     for c in clients:
         c.close()
     tap.exit()
