@@ -102,14 +102,14 @@ static void chat_print(Chat *c, FILE *f, const char *line) {
 	rl_forced_update_display();
 }
 
-static void chat_print_error(Chat *c, int r, const char *what) {
+/* The error line of a failed send; on a terminal, above the input line. */
+static void chat_print_error(Chat *c, const char *what) {
 	_cleanup_free_ char *line = NULL;
 
 	if (asprintf(&line, "Failed to send message to '%s': %s", c->peer, what) < 0) {
 		(void) log_oom();
 		return;
 	}
-	log_debug_errno(r, "%s", line);
 	chat_print(c, stderr, line);
 }
 
@@ -137,29 +137,17 @@ static void chat_print_event(Chat *c, json_object *ev) {
 	chat_print(c, stdout, line);
 }
 
-static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+/* --json: the daemon accepted a line; say which id it got. */
+static void chat_print_queued(Chat *c, SentMessage *s, sd_bus_message *reply) {
 	_cleanup_(json_object_putp) json_object *ev = NULL;
-	SentMessage *s = userdata;
-	Chat *c = s->chat;
 	const char *id;
 	int r;
 
-	if (sd_bus_message_is_method_error(m, NULL)) {
-		const sd_bus_error *e = sd_bus_message_get_error(m);
-
-		r = -sd_bus_error_get_errno(e);
-		chat_print_error(c, r, client_error_message(e, r));
-		c->failed = true;
-		goto finish;
-	}
-	if (arg_json == JSON_FORMAT_OFF) {
-		goto finish;
-	}
-	r = sd_bus_message_read(m, "s", &id);
+	r = sd_bus_message_read(reply, "s", &id);
 	if (r < 0) {
-		chat_print_error(c, r, "p2pchatd sent a malformed reply.");
+		chat_print_error(c, "p2pchatd sent a malformed reply.");
 		c->failed = true;
-		goto finish;
+		return;
 	}
 	ev = json_object_new_object();
 	if (!ev || json_object_object_add(ev, "event", json_object_new_string("messageQueued")) < 0 ||
@@ -167,12 +155,25 @@ static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 			json_object_object_add(ev, "peer", json_object_new_string(c->peer)) < 0 ||
 			json_object_object_add(ev, "text", json_object_new_string(s->text)) < 0) {
 		(void) log_oom();
-		goto finish;
+		return;
 	}
 	chat_print_event(c, ev);
+}
 
-finish:
-	/* The slot frees s (and counts it done) after this returns. */
+static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+	SentMessage *s = userdata;
+	Chat *c = s->chat;
+
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		const sd_bus_error *e = sd_bus_message_get_error(m);
+
+		chat_print_error(c, client_error_message(e, -sd_bus_error_get_errno(e)));
+		c->failed = true;
+	} else if (arg_json != JSON_FORMAT_OFF) {
+		chat_print_queued(c, s, m);
+	}
+
+	/* The slot frees s, and counts it done, only after this returns. */
 	if (c->eof && c->pending == 1) {
 		(void) sd_event_exit(c->event, c->failed ? EXIT_FAILURE : EXIT_SUCCESS);
 	}
@@ -197,7 +198,7 @@ static void chat_send(Chat *c, const char *text) {
 	if (r < 0) {
 		free(s->text);
 		free(s);
-		chat_print_error(c, r, r == -EINVAL ? "the text is not valid UTF-8." : strerror(-r));
+		chat_print_error(c, r == -EINVAL ? "the text is not valid UTF-8." : strerror(-r));
 		c->failed = true;
 		return;
 	}
