@@ -46,6 +46,17 @@ def expect_frame(client, prefix, timeout=2.0):
             return text
 
 
+def pushed_names(client, prefix, n):
+    """The names in the next @n pushes starting with @prefix."""
+    got = []
+    for _ in range(n):
+        text = expect_frame(client, prefix)
+        if text is None:
+            break
+        got.append(text.split(",")[1])
+    return got
+
+
 def test_sessions(tap):
     clients = []
     with Coordinator("--login-rate", "0", "--verbose") as coord:
@@ -83,21 +94,11 @@ def test_sessions(tap):
             clients += extra
             for c in extra:
                 c.login()
-            got = []
-            for _ in names:
-                text = expect_frame(alice, "login,")
-                if text is None:
-                    break
-                got.append(text.split(",")[1])
+            got = pushed_names(alice, "login,", len(names))
             tap.ok(got == names, "30 pushes arrive in login order", got)
             for c in extra:
                 c.logout()
-            got = []
-            for _ in names:
-                text = expect_frame(alice, "logout,")
-                if text is None:
-                    break
-                got.append(text.split(",")[1])
+            got = pushed_names(alice, "logout,", len(names))
             tap.ok(got == names, "30 logouts arrive in order", got)
 
             alice.send_frame("ping")
