@@ -10,6 +10,7 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -137,6 +138,7 @@ static void server_reply(Server *s, const Origin *o, const Endpoint *dest, WireE
 		}
 	}
 
+	s->n_writes++;
 	if (sendmsg(s->udp_fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
 		log_debug_errno(errno, "Failed to send %s: %m", wire_type_to_string(m->type));
 		return;
@@ -507,6 +509,7 @@ static int on_udp(sd_event_source *source, int fd, uint32_t revents, void *userd
 		}
 
 		n = recvmmsg(fd, msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+		s->n_reads++;
 		if (n < 0) {
 			if (errno == EINTR) {
 				continue;
@@ -553,6 +556,7 @@ static int on_tcp(sd_event_source *source, int fd, uint32_t revents, void *userd
 		int r;
 
 		cfd = accept4(fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		s->n_reads++;
 		if (cfd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED) {
 				continue;
@@ -878,6 +882,9 @@ Server *server_free(Server *s) {
 		return NULL;
 	}
 	s->shutting_down = true;
+	log_info("Exiting: %" PRIu64 " datagrams in, %" PRIu64 " out, %" PRIu64 " frames out, "
+			"%" PRIu64 " read calls, %" PRIu64 " write calls.", s->n_datagrams_in,
+			s->n_datagrams_out, s->n_frames_out, s->n_reads, s->n_writes);
 	while ((n = list_first(&s->connections))) {
 		connection_close(container_of(n, Connection, node), NULL);
 	}

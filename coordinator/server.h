@@ -90,8 +90,10 @@ typedef struct Server {
 	bool shutting_down;        /* no forwards while tearing down */
 	size_t status_users, status_sessions;
 
-	/* Counters for --verbose and the benchmark. */
-	uint64_t n_datagrams_in, n_datagrams_out, n_frames_out, n_writes;
+	/* Counters, logged at exit (for operators and the benchmark). */
+	uint64_t n_datagrams_in, n_datagrams_out, n_frames_out;
+	uint64_t n_reads;  /* recvmmsg(), recv() and accept4() calls */
+	uint64_t n_writes; /* send(), sendmsg() and sendmmsg() calls */
 } Server;
 
 int server_new(const ServerConfig *config, sd_event *event, Server **ret);

@@ -375,6 +375,7 @@ static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, v
 	while (budget > 0) {
 		ssize_t n = recv(fd, buf, MIN(sizeof(buf), budget), MSG_DONTWAIT);
 
+		c->server->n_reads++;
 		if (n < 0) {
 			if (errno == EINTR) {
 				continue;
