@@ -263,7 +263,10 @@ static int on_notify_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_
 
 	error = sd_bus_message_get_error(m);
 	if (error) {
-		log_warning("Failed to show notification: %s, ignoring.", error->message);
+		/* No notification server (a headless session) is no reason to warn per message. */
+		log_full(sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN,
+					 SD_BUS_ERROR_NAME_HAS_NO_OWNER) ? LOG_DEBUG : LOG_WARNING,
+				"Failed to show notification: %s, ignoring.", error->message);
 		return 0;
 	}
 	r = sd_bus_message_read(m, "u", &id);
