@@ -471,6 +471,11 @@ static const struct {
 	{ "col:umn", 0 },
 	{ "text:hello", 0 },
 	{ "'; DROP TABLE messages; --", 0 },
+	{ "((((", 0 },
+	{ "^hello", 0 },
+	{ "   ", 0 },
+	{ "\x01\x02\x03", 0 },
+	{ "\"\"\"", 0 },
 	{ "100%", 1 },       /* LIKE specials, short and long queries */
 	{ "%", 1 },
 	{ "_", 1 },
