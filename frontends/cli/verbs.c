@@ -382,7 +382,7 @@ static int send_wait(sd_bus *bus, sd_event *event, SendWait *w) {
 
 int verb_send(int argc, char *argv[], void *userdata) {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
 	_cleanup_(json_object_putp) json_object *o = NULL;
@@ -414,12 +414,19 @@ int verb_send(int argc, char *argv[], void *userdata) {
 		}
 	}
 
-	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
-		"SendMessage", &error, &reply, "ss", w.peer, text);
-	if (r == -EINVAL && !sd_bus_error_is_set(&error)) {
-		return log_error_errno(r, "Failed to send message to '%s': %s", w.peer,
-			"the peer name or the text is not valid UTF-8.");
+	r = sd_bus_message_new_method_call(bus, &m, P2PCHAT_SERVICE, P2PCHAT_PATH,
+		P2PCHAT_MANAGER_IFACE, "SendMessage");
+	if (r < 0) {
+		return log_error_errno(r, "Failed to build the send call: %m");
 	}
+	/* sd-bus refuses strings that are not UTF-8 (or hold NUL) here. */
+	r = sd_bus_message_append(m, "ss", w.peer, text);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to send message to '%s': %s", w.peer,
+			r == -EINVAL ? "the peer name or the text is not valid UTF-8." :
+			strerror(-r));
+	}
+	r = sd_bus_call(bus, m, 0, &error, &reply);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to send message to '%s': %s", w.peer,
 			client_error_message(&error, r));

@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 import cli  # noqa: E402
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-PLANNED = 14
+PLANNED = 15
 
 
 def received(text):
@@ -66,6 +66,11 @@ def body(tap):
     tap.ok("send to an unknown peer: one error line naming it, exit 1",
            r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1 and
            r.stderr.startswith("Failed to send message to 'nobody': "), r)
+
+    r = alice.cli("send", "bob", "-", input="x" * (16 * 1024 + 1))
+    tap.ok("send - of 16 KiB + 1: the daemon's MessageTooLong, one line, exit 1",
+           r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1 and
+           r.stderr.startswith("Failed to send message to 'bob': "), r)
 
     chat, out = alice.popen_subscribed("chat", "bob")
     chat.stdin.write("pong from alice\n")

@@ -21,7 +21,7 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 PEERS = ("bob:127.0.0.1:5000:1:1", "echo:127.0.0.1:5003:1:1",
          "off:127.0.0.1:5002:0:1", "ref:127.0.0.1:5001:1:0")
 TMUX = shutil.which("tmux")
-PLANNED = 44
+PLANNED = 45
 
 
 def one_error_line(r, needle):
@@ -104,6 +104,8 @@ def send_tests(tap, u, listen):
     tap.ok("send to an unknown peer",
            *one_error_line(u.cli("send", "nobody", "hi"),
                            "Failed to send message to 'nobody': Unknown peer 'nobody'."))
+    tap.ok("send invalid UTF-8: clear error",
+           *one_error_line(u.cli("send", "bob", "bad \udcff byte"), "not valid UTF-8"))
     r = u.cli("send", "echo", "hello", "world")
     tap.ok("send prints the message id", r.returncode == 0 and
            HEX32.match(r.stdout.strip()), r)
@@ -197,9 +199,11 @@ def chat_tty_tests(tap, u, listen):
         tmux(sock, "send-keys", "-l", "half typed 日本")
         cli.wait_for(lambda: screen(sock)[-1:] == ["alice> half typed 日本"], 5)
         u.control("Inject", "(ss)", ("echo", "incoming while typing"))
-        lines = cli.wait_for(lambda: (lambda s: s if len(s) >= 2 and
-                                      s[-1] == "alice> half typed 日本" else None)(screen(sock)), 5)
-        lines = lines or screen(sock)
+        def incoming_shown(s):
+            return any(l.endswith("echo: incoming while typing") for l in s)
+
+        lines = cli.wait_for(lambda: (lambda s: s if incoming_shown(s) else None)(screen(sock)),
+                             10) or screen(sock)
         tap.ok("chat on a terminal: incoming line above a half-typed line",
                len(lines) >= 2 and lines[-2].endswith("echo: incoming while typing") and
                lines[-1] == "alice> half typed 日本", "\n".join(lines))
