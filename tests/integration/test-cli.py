@@ -21,7 +21,7 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 PEERS = ("bob:127.0.0.1:5000:1:1", "echo:127.0.0.1:5003:1:1",
          "off:127.0.0.1:5002:0:1", "ref:127.0.0.1:5001:1:0")
 TMUX = shutil.which("tmux")
-PLANNED = 45
+PLANNED = 47
 
 
 def one_error_line(r, needle):
@@ -229,6 +229,26 @@ def chat_tty_tests(tap, u, listen):
         tmux(sock, "kill-server")
 
 
+def colour_tests(tap, u):
+    if not TMUX:
+        for name in ("colour on a terminal", "NO_COLOR turns colour off on a terminal"):
+            tap.ok(f"{name} # SKIP tmux not installed", True)
+        return
+    env = " ".join(f"{k}={u.env[k]}" for k in ("DBUS_SESSION_BUS_ADDRESS", "HOME"))
+    for name, extra in (("colour on a terminal", ""),
+                        ("NO_COLOR turns colour off on a terminal", "NO_COLOR=1")):
+        sock = f"p2pchat-cli-{uuid.uuid4().hex[:8]}"
+        try:
+            tmux(sock, "new-session", "-d", "-x", "80", "-y", "10",
+                 f"env TERM=screen {extra} {env} {cli.P2PCHAT} peers; echo DONE; sleep 30")
+            cli.wait_for(lambda: "DONE" in screen(sock), 10)
+            raw = tmux(sock, "capture-pane", "-e", "-p").stdout
+            header = next((l for l in raw.splitlines() if "NAME" in l), "")
+            tap.ok(name, ("\x1b[1m" in header) == (extra == ""), repr(raw))
+        finally:
+            tmux(sock, "kill-server")
+
+
 def listen_robustness_tests(tap, u, listen):
     u.emit_forged("MessageReceived", "(sssta{sv})",
                   ("f" * 32, "bob", "forged", 1, {}))
@@ -254,6 +274,7 @@ def body(tap):
     send_tests(tap, u, listen)
     chat_pipe_tests(tap, u)
     chat_tty_tests(tap, u, listen)
+    colour_tests(tap, u)
     listen_robustness_tests(tap, u, listen)
     u.cli("login", "alice")
     st = u.cli_json("logout")
