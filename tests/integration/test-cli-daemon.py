@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 import cli  # noqa: E402
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-PLANNED = 15
+PLANNED = 17
 
 
 def received(text):
@@ -82,6 +82,21 @@ def body(tap):
     tap.ok("alice's chat with pipes prints bob's message", line is not None, (r, seen))
     chat.stdin.close()
     tap.ok("alice's chat exits 0 at end of input", chat.wait(15) == 0, chat.stderr.read())
+
+    ming = cli.User("ming")
+    ming.start_daemon()
+    st = ming.cli_json("login", "小明", "--coordinator", coordinator)
+    peers = cli.wait_for(lambda: [p for p in alice.cli_json("peers")
+                                  if p["name"] == "小明" and p["online"]], timeout=10)
+    r = alice.cli("peers")
+    rows = r.stdout.splitlines()
+    col = [l for l in rows if l.startswith("小明")]
+    tap.ok("a CJK name: logs in, and alice's table stays aligned by display width",
+           st.get("username") == "小明" and peers and col and
+           rows[0].index("ENDPOINT") == col[0].index("127.0.0.1") + 2, r.stdout)
+    r = alice.cli("--json", "send", "--wait", "小明", "你好，小明")
+    tap.ok("send --wait to a CJK name: delivered", r.returncode == 0 and
+           json.loads(r.stdout or "{}").get("status") == "delivered", r)
 
     r = bob.cli("logout")
     line, seen = listen["alice"].read_until(
