@@ -89,6 +89,32 @@ static void test_frame_encode_vectors(void **state) {
 	}
 }
 
+static void test_frame_reference_list_frame_decodes(void **state) {
+	/* The seed's CJK list frame, byte for byte, through decoder and list parser. */
+	static const char hex[] = "19 e5 bc a0 e4 b8 89 2c 31 32 37 2e 30 2e 30 2e 31 3a 39 30 30 30 "
+				  "3b 65 6e 64";
+	_cleanup_free_ WireListEntry *entries = NULL;
+	_cleanup_free_ uint8_t *bytes = NULL;
+	_cleanup_free_ char *text = NULL;
+	char ep[ENDPOINT_STRLEN];
+	WireFrameDecoder d;
+	size_t n, used, len, k;
+
+	bytes = unhex(hex, &n);
+	wire_frame_decoder_init(&d, 0);
+	assert_int_equal(wire_frame_decoder_feed(&d, bytes, n, &used), 1);
+	assert_int_equal(used, n);
+	assert_int_equal(wire_frame_decoder_take(&d, &text, &len), 0);
+	wire_frame_decoder_done(&d);
+
+	assert_int_equal(len, 0x19);
+	assert_int_equal(wire_parse_list(text, len, &entries, &k), 0);
+	assert_int_equal(k, 1);
+	assert_string_equal(entries[0].name, "张三");
+	assert_string_equal(endpoint_format(&entries[0].endpoint, ep), "127.0.0.1:9000");
+	assert_string_equal(entries[0].caps, "");
+}
+
 static void test_frame_encode_rejects(void **state) {
 	uint8_t *out = NULL;
 	size_t len;
@@ -351,6 +377,7 @@ int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frame_leb128_encode),
 		cmocka_unit_test(test_frame_encode_vectors),
+		cmocka_unit_test(test_frame_reference_list_frame_decodes),
 		cmocka_unit_test(test_frame_encode_rejects),
 		cmocka_unit_test(test_frame_decoder_every_split),
 		cmocka_unit_test(test_frame_decoder_every_three_way_split),
