@@ -2,24 +2,23 @@
 """Helpers for the CLI tests: TAP output, a private session bus per simulated
 user with its own HOME and XDG dirs, and running the built p2pchat.
 
-Every process started here is recorded and killed by pid in cleanup(), which
-the tests call from a finally block.
+Processes, temporary dirs, ports and buses come from p2ptest (the daemon
+tests' helpers): everything started is killed by pid in cleanup(), which
+main_wrapper() calls on every path, and again at exit by p2ptest.
 """
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
-BUILD_ROOT = os.environ.get("P2PCHAT_BUILD_ROOT", os.path.join(
-    os.path.dirname(__file__), "..", "..", "build"))
-SOURCE_ROOT = os.environ.get("P2PCHAT_SOURCE_ROOT", os.path.join(
-    os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.dirname(__file__))
+import p2ptest  # noqa: E402
+from p2ptest import BUILD_ROOT, SOURCE_ROOT, SLOW, free_port, spawn, stop  # noqa: E402,F401
+
 P2PCHAT = os.path.join(BUILD_ROOT, "frontends", "cli", "p2pchat")
 P2PCHATD = os.path.join(BUILD_ROOT, "daemon", "p2pchatd")
 COORDINATOR = os.path.join(BUILD_ROOT, "coordinator", "p2pchat-coordinator")
@@ -50,56 +49,18 @@ class Tap:
         return 1 if self.failed else 0
 
 
-_procs = []
-_dirs = []
-
-
-def spawn(argv, **kw):
-    p = subprocess.Popen(argv, **kw)
-    _procs.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGTERM, timeout=5):
-    if p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def cleanup():
-    for p in reversed(_procs):
-        stop(p)
+    """Stops every process newest first (SIGTERM, so they can exit cleanly)."""
+    for p in reversed(p2ptest._procs):
+        stop(p, signal.SIGTERM, timeout=5)
         for f in (p.stdout, p.stderr, p.stdin):
             if f:
                 f.close()
-    for d in _dirs:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def free_port(kind=socket.SOCK_DGRAM):
-    """A port free for both UDP and TCP on 127.0.0.1 (best effort)."""
-    for _ in range(50):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
 
 
 def wait_for(pred, timeout=10.0, step=0.05):
-    end = time.monotonic() + timeout
+    """Polls pred() (no main loop needed); the timeout stretches under sanitizers."""
+    end = time.monotonic() + timeout * SLOW
     while time.monotonic() < end:
         v = pred()
         if v:
@@ -113,8 +74,7 @@ class User:
 
     def __init__(self, name):
         self.name = name
-        self.dir = tempfile.mkdtemp(prefix=f"p2pchat-cli-{name}-")
-        _dirs.append(self.dir)
+        self.dir = p2ptest.tempdir(f"p2pchat-cli-{name}-")
         env = dict(os.environ)
         for k, sub in (("HOME", "home"), ("XDG_CONFIG_HOME", "config"),
                        ("XDG_DATA_HOME", "data"), ("XDG_STATE_HOME", "state"),
@@ -124,12 +84,8 @@ class User:
             env[k] = path
         env.pop("NO_COLOR", None)
         env["LANG"] = "C.UTF-8"
-        self.bus = spawn(["dbus-daemon", "--session", "--print-address", "--nofork"],
-                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env)
-        addr = self.bus.stdout.readline().decode().strip()
-        if not addr:
-            raise RuntimeError("dbus-daemon printed no address")
-        env["DBUS_SESSION_BUS_ADDRESS"] = addr
+        self.bus = p2ptest.Bus(env["HOME"])
+        env["DBUS_SESSION_BUS_ADDRESS"] = self.bus.address
         self.env = env
         self.daemon = None
 
@@ -252,7 +208,7 @@ class LineReader:
 
     def readline(self, timeout=10.0):
         import select
-        end = time.monotonic() + timeout
+        end = time.monotonic() + timeout * SLOW
         while "\n" not in self.buf:
             left = end - time.monotonic()
             if left <= 0:
@@ -272,13 +228,13 @@ class LineReader:
 
     def read_until(self, pred, timeout=10.0):
         """Returns the first line (parsed by pred's caller) that pred accepts."""
-        end = time.monotonic() + timeout
+        end = time.monotonic() + timeout * SLOW
         seen = []
         while True:
             left = end - time.monotonic()
             if left <= 0:
                 return None, seen
-            line = self.readline(left)
+            line = self.readline(left / SLOW)
             if line is None:
                 return None, seen
             seen.append(line)
