@@ -18,6 +18,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 import p2ptest  # noqa: E402
 from p2ptest import BUILD_ROOT, SOURCE_ROOT, SLOW, free_port, spawn, stop  # noqa: E402,F401
+from p2ptest import Gio, GLib  # noqa: E402
 
 P2PCHAT = os.path.join(BUILD_ROOT, "frontends", "cli", "p2pchat")
 P2PCHATD = os.path.join(BUILD_ROOT, "daemon", "p2pchatd")
@@ -120,33 +121,29 @@ class User:
             raise RuntimeError(f"p2pchat {' '.join(args)} did not subscribe: {seen}")
         return p, LineReader(p.stdout)
 
-    def control(self, method, signature, args):
-        """Calls org.p2pchat.test.Control on the fake daemon."""
-        from gi.repository import Gio, GLib
+    def _gio(self, fn):
+        """Runs fn(connection) on a fresh Gio connection to the user's bus."""
         flags = (Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
                  Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION)
         c = Gio.DBusConnection.new_for_address_sync(
             self.env["DBUS_SESSION_BUS_ADDRESS"], flags, None, None)
         try:
-            c.call_sync("org.p2pchat.chat1", "/org/p2pchat/test", "org.p2pchat.test.Control",
-                        method, GLib.Variant(signature, args), None,
-                        Gio.DBusCallFlags.NONE, 5000, None)
-        finally:
-            c.close_sync(None)
-
-    def emit_forged(self, member, signature, args):
-        """Emits a Manager signal from a connection that is not the daemon."""
-        from gi.repository import Gio, GLib
-        flags = (Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
-                 Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION)
-        c = Gio.DBusConnection.new_for_address_sync(
-            self.env["DBUS_SESSION_BUS_ADDRESS"], flags, None, None)
-        try:
-            c.emit_signal(None, "/org/p2pchat/chat1", "org.p2pchat.chat1.Manager", member,
-                          GLib.Variant(signature, args))
+            fn(c)
             c.flush_sync(None)
         finally:
             c.close_sync(None)
+
+    def control(self, method, signature, args):
+        """Calls org.p2pchat.test.Control on the fake daemon."""
+        self._gio(lambda c: c.call_sync(
+            "org.p2pchat.chat1", "/org/p2pchat/test", "org.p2pchat.test.Control", method,
+            GLib.Variant(signature, args), None, Gio.DBusCallFlags.NONE, 5000, None))
+
+    def emit_forged(self, member, signature, args):
+        """Emits a Manager signal from a connection that is not the daemon."""
+        self._gio(lambda c: c.emit_signal(
+            None, "/org/p2pchat/chat1", "org.p2pchat.chat1.Manager", member,
+            GLib.Variant(signature, args)))
 
     def _wait_daemon(self):
         ok = wait_for(lambda: self.daemon.poll() is not None or
