@@ -13,15 +13,7 @@
 
 #include "common/macro.h"
 #include "common/wire.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x)                      \
-	do {                          \
-		if (!(x)) {           \
-			abort();      \
-		}                     \
-	} while (0)
+#include "tests/fuzz/fuzz.h"
 
 static bool messages_equal(const WireMessage *a, const WireMessage *b) {
 	return a->type == b->type && streq(a->name, b->name) &&

@@ -14,15 +14,7 @@
 
 #include "common/macro.h"
 #include "common/wire.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define check(x)                      \
-	do {                          \
-		if (!(x)) {           \
-			abort();      \
-		}                     \
-	} while (0)
+#include "tests/fuzz/fuzz.h"
 
 #define MAX_FRAMES 4096
 
