@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "daemon/bus-errors.h"
 
@@ -35,4 +36,13 @@ int bus_errors_register(void) {
 	}
 	registered = true;
 	return 0;
+}
+
+const char *bus_error_name_from_errno(int error) {
+	for (const sd_bus_error_map *m = bus_error_map; m->name; m++) {
+		if (m->code == abs(error)) {
+			return m->name;
+		}
+	}
+	return NULL;
 }

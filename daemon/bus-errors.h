@@ -23,3 +23,11 @@ extern const sd_bus_error_map bus_error_map[];
 
 /* Registers bus_error_map with libsystemd; safe to call more than once. */
 int bus_errors_register(void);
+
+/*
+ * The name of ours for an errno (either sign), or NULL.  libsystemd uses the
+ * registered maps only to turn names into errnos; replying with an errno
+ * gives its built-in names (EADDRINUSE is ...DBus.Error.AddressInUse), so a
+ * daemon that replies later looks its name up here.
+ */
+const char *bus_error_name_from_errno(int error);

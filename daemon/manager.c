@@ -386,7 +386,10 @@ static void reply_login(Manager *m, int error, const char *message) {
 	if (!call) {
 		return;
 	}
-	if (error < 0) {
+	if (error < 0 && bus_error_name_from_errno(error)) {
+		r = sd_bus_reply_method_errorf(call, bus_error_name_from_errno(error), "%s",
+				message);
+	} else if (error < 0) {
 		r = sd_bus_reply_method_errnof(call, error, "%s", message);
 	} else {
 		r = sd_bus_reply_method_return(call, NULL);

@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 from p2ptest import SLOW, Coordinator, Tap, User, pump, wait_for  # noqa: E402
 
-t = Tap(13)
+t = Tap(14)
 users = []
 coord = None
 try:
@@ -92,6 +92,12 @@ try:
     t.ok(not alice.signals("PeerLeft") and not alice.signals("PeerJoined") and
          not zhang.signals("PeerLeft") and not zhang.signals("PeerJoined"),
          "the reconnect emits no false joins or leaves", alice.events + zhang.events)
+
+    # SIGTERM: the daemon logs out first, so the others see it leave at once.
+    zhang.events.clear()
+    status = alice.kill(signal.SIGTERM)
+    t.ok(status == 0 and zhang.wait_signal("PeerLeft", lambda a: a[0] == "alice", timeout=2),
+         "SIGTERM: exit status 0 and a logout the others see", status)
 except Exception:  # noqa: BLE001
     import traceback
     t.diag(traceback.format_exc())
