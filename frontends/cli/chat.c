@@ -20,7 +20,6 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <editline/readline.h>
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 #include <json-c/json.h>
@@ -29,6 +28,7 @@
 #include "common/macro.h"
 #include "frontends/cli/chat.h"
 #include "frontends/cli/client.h"
+#include "frontends/cli/editline.h"
 #include "frontends/cli/output.h"
 #include "frontends/cli/verbs.h"
 
@@ -87,7 +87,8 @@ static void chat_print(Chat *c, FILE *f, const char *line) {
 	}
 
 	/* Go to the first row of prompt + buffer, and wipe to the end of screen. */
-	before = strndup(rl_line_buffer ? rl_line_buffer : "", (size_t) MAX(rl_point, 0));
+	before = strndup(*sym_rl_line_buffer ? *sym_rl_line_buffer : "",
+		(size_t) MAX(*sym_rl_point, 0));
 	width = utf8_width(c->prompt) + (before ? utf8_width(before) : 0);
 	up = width / terminal_columns();
 	(void) fputc('\r', stdout);
@@ -99,7 +100,7 @@ static void chat_print(Chat *c, FILE *f, const char *line) {
 
 	(void) fprintf(f, "%s\r\n", line);
 	(void) fflush(f);
-	rl_forced_update_display();
+	sym_rl_forced_update_display();
 }
 
 /* The error line of a failed send; on a terminal, above the input line. */
@@ -224,12 +225,12 @@ static void on_line(char *line) {
 		return;
 	}
 	if (!is_blank(line)) {
-		(void) add_history(line);
+		(void) sym_add_history(line);
 		chat_send(c, line);
 	}
 	free(line);
 	/* libedit leaves buffered mode after a line; installing again undoes that. */
-	rl_callback_handler_install(c->prompt, on_line);
+	sym_rl_callback_handler_install(c->prompt, on_line);
 }
 
 /* Sends every complete line in c->inbuf; at EOF the rest as well. */
@@ -283,7 +284,7 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 	Chat *c = userdata;
 
 	if (c->interactive) {
-		rl_callback_read_char();
+		sym_rl_callback_read_char();
 		return 0;
 	}
 	return chat_read_pipe(s, c);
@@ -291,7 +292,7 @@ static int on_stdin(sd_event_source *s, int fd, uint32_t revents, void *userdata
 
 /* libedit's own SIGWINCH handler is off (rl_catch_signals): resize here. */
 static int on_sigwinch(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-	rl_resize_terminal();
+	sym_rl_resize_terminal();
 	return 0;
 }
 
@@ -356,7 +357,7 @@ static int chat_prepare(Chat *c) {
 
 static void chat_done(Chat *c) {
 	if (c->interactive && active_chat == c) {
-		rl_callback_handler_remove();
+		sym_rl_callback_handler_remove();
 		active_chat = NULL;
 		if (!c->eof) {
 			/* Interrupted: leave the shell prompt on a line of its own. */
@@ -401,6 +402,10 @@ int verb_chat(int argc, char *argv[], void *userdata) {
 	if (c.interactive) {
 		sigset_t mask;
 
+		r = editline_load();
+		if (r < 0) {
+			return r;
+		}
 		(void) sigemptyset(&mask);
 		(void) sigaddset(&mask, SIGWINCH);
 		if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0) {
@@ -410,13 +415,13 @@ int verb_chat(int argc, char *argv[], void *userdata) {
 		if (r < 0) {
 			return log_error_errno(r, "Failed to watch terminal resizes: %m");
 		}
-		rl_catch_signals = 0;
-		stifle_history(CHAT_HISTORY_MAX);
+		*sym_rl_catch_signals = 0;
+		sym_stifle_history(CHAT_HISTORY_MAX);
 		active_chat = &c;
 		printf("Chatting with %s%s%s. Type a line and press Enter to send it, "
 			"Ctrl-D to leave.\n", ansi_highlight(), c.peer, ansi_normal());
 		(void) fflush(stdout);
-		rl_callback_handler_install(c.prompt, on_line);
+		sym_rl_callback_handler_install(c.prompt, on_line);
 	} else {
 		c.inbuf = malloc(CHAT_LINE_MAX + 1);
 		if (!c.inbuf) {
