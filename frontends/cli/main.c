@@ -43,7 +43,7 @@ static void help(void) {
 		"Chat with other p2pchat users through p2pchatd.\n"
 		"\n"
 		"Commands:\n"
-		"  status                 Show the login state of p2pchatd\n"
+		"  status                 Show the login state of p2pchatd (the default)\n"
 		"  login NAME             Log in as NAME\n"
 		"  logout                 Log out\n"
 		"  peers                  List the users the coordinator knows\n"
