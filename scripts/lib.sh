@@ -57,30 +57,25 @@ p2p_setup_deps() {
 }
 
 # p2p_build DIR [MESON_OPTION...] - configure DIR (relative to the source
-# root) if it is new or its compiler ($CC) or options changed, then compile.
-# The compiler cannot change in place, so a new $CC wipes the tree.  The
-# options last used are kept in DIR/.p2p-setup.
+# root) unless it was configured by p2p_build with the same compiler ($CC)
+# and options, which DIR/.p2p-setup records; then compile.  Any change means
+# a new tree: neither the compiler nor an option that is no longer given can
+# be reset in place (meson --reconfigure and --wipe keep old options).
 p2p_build() {
     local dir=$1
     shift
     case "$dir" in /*) ;; *) dir="$P2P_SRCDIR/$dir" ;; esac
+    [ "$dir" != "$P2P_SRCDIR" ] || p2p_die "p2p_build: the build directory cannot be the source root"
 
     local stamp="$dir/.p2p-setup" want have=''
     want=$(printf 'CC=%s\n' "${CC:-}"; printf '%s\n' "$@")
     [ -r "$stamp" ] && have=$(cat "$stamp")
 
-    if [ ! -f "$dir/meson-private/coredata.dat" ]; then
-        meson setup "$dir" "$P2P_SRCDIR" "$@" ||
-            meson setup --wipe "$dir" "$P2P_SRCDIR" "$@" || return
-    elif [ "$want" != "$have" ]; then
-        if [ -n "$have" ] && [ "${want%%$'\n'*}" != "${have%%$'\n'*}" ]; then
-            meson setup --wipe "$dir" "$P2P_SRCDIR" "$@" || return
-        else
-            meson setup --reconfigure "$dir" "$P2P_SRCDIR" "$@" ||
-                meson setup --wipe "$dir" "$P2P_SRCDIR" "$@" || return
-        fi
+    if [ ! -f "$dir/meson-private/coredata.dat" ] || [ "$want" != "$have" ]; then
+        rm -rf "$dir"
+        meson setup "$dir" "$P2P_SRCDIR" "$@" || return
+        printf '%s\n' "$want" >"$stamp"
     fi
-    printf '%s\n' "$want" >"$stamp"
 
     meson compile -C "$dir"
 }
