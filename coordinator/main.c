@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -267,6 +268,10 @@ static int run(int argc, char *argv[]) {
 	}
 
 	raise_nofile();
+	/* A fixed mmap threshold: large buffers (lists, storm queues) go back to
+	 * the kernel when freed, instead of staying in a fragmented heap. */
+	(void) mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+	(void) mallopt(M_TRIM_THRESHOLD, 256 * 1024);
 	(void) signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGTERM);

@@ -23,8 +23,8 @@
 
 /* Read at most this much per wakeup, so one connection cannot starve the rest. */
 #define READ_BUDGET (64u * 1024u)
-/* A buffer this large is freed once empty, keeping idle sessions small. */
-#define OUT_KEEP_MAX (16u * 1024u)
+/* A buffer larger than this is freed once empty, keeping idle sessions small. */
+#define OUT_KEEP_MAX 1024u
 
 static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata);
 
@@ -137,9 +137,9 @@ int connection_queue_frame(Connection *c, const char *text, size_t len) {
 		return -ECONNRESET;
 	}
 	k = leb128_encode(len, prefix);
+	/* A reader that stops reading is dropped, not buffered forever. */
 	r = connection_reserve(c, k + len);
 	if (r < 0) {
-		/* A reader that stops reading is dropped, not buffered forever. */
 		c->doomed = r == -ENOBUFS ? "output buffer full" : "out of memory";
 		server_mark_dirty(c->server, c);
 		return r;
@@ -233,16 +233,87 @@ static void connection_refuse(Connection *c, const char *reason) {
 	connection_start_closing(c);
 }
 
-static int connection_queue_list(Connection *c) {
-	const char *list;
-	size_t len;
+/* Appends @n bytes to the output buffer, within the cap. */
+static int connection_append(Connection *c, const void *p, size_t n) {
 	int r;
 
-	r = registry_get_list(c->server->registry, &list, &len);
+	r = connection_reserve(c, n);
+	if (r < 0) {
+		c->doomed = r == -ENOBUFS ? "output buffer full" : "out of memory";
+		server_mark_dirty(c->server, c);
+		return r;
+	}
+	memcpy(c->out + c->out_end, p, n);
+	c->out_end += n;
+	server_mark_dirty(c->server, c);
+	return 0;
+}
+
+/*
+ * The list is the one large frame: it is written straight from the
+ * registry's roster text, together with whatever is pending, and only what
+ * the kernel does not take is copied into the output buffer.  Thousands of
+ * sessions then do not each hold a copy of the roster.
+ */
+static int connection_queue_list(Connection *c) {
+	Server *s = c->server;
+	uint8_t prefix[WIRE_LEB128_MAX];
+	const char *list;
+	size_t len, k, pending = c->out_end - c->out_start;
+	ssize_t n = 0;
+	int r;
+
+	if (c->doomed) {
+		return -ECONNRESET;
+	}
+	r = registry_get_list(s->registry, &list, &len);
 	if (r < 0) {
 		return r;
 	}
-	return connection_queue_frame(c, list, len);
+	k = leb128_encode(len, prefix);
+	s->n_frames_out++;
+
+	if (!c->want_out) {
+		struct iovec iov[3] = {
+			{ .iov_base = pending > 0 ? c->out + c->out_start : NULL,
+				.iov_len = pending },
+			{ .iov_base = prefix, .iov_len = k },
+			{ .iov_base = (void *) list, .iov_len = len },
+		};
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
+
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		s->n_writes++;
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				return -errno;
+			}
+			n = 0;
+		}
+	}
+
+	/* Drop what went out, keep the rest in order. */
+	if ((size_t) n < pending) {
+		c->out_start += n;
+		n = 0;
+	} else {
+		c->out_start = c->out_end = 0;
+		n -= pending;
+	}
+	if ((size_t) n < k) {
+		r = connection_append(c, prefix + n, k - n);
+		if (r < 0) {
+			return r;
+		}
+		n = 0;
+	} else {
+		n -= k;
+	}
+	if ((size_t) n < len) {
+		return connection_append(c, list + n, len - n);
+	}
+	server_mark_dirty(s, c);
+	return 0;
 }
 
 static void connection_hello(Connection *c, const WireMessage *m) {
