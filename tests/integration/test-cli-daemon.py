@@ -14,7 +14,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 import cli  # noqa: E402
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-PLANNED = 17
+PLANNED = 18
 
 
 def received(text):
@@ -106,6 +106,14 @@ def body(tap):
     r = bob.cli("send", "alice", "hi")
     tap.ok("send while logged out: named error", r.returncode == 1 and
            r.stderr.startswith("Failed to send message to 'alice': ") and r.stdout == "", r)
+    lp, _ = ming.popen_subscribed("listen")
+    ming.bus.stop()
+    rc = lp.wait(10 * cli.SLOW)
+    err = lp.stderr.read() or ""
+    tap.ok("listen ends with exit 1 and one error line when the bus goes away",
+           rc == 1 and err.strip().splitlines()[-1:] ==
+           ["Failed to listen: lost the bus connection."], (rc, err))
+
     r = alice.cli("status")
     tap.ok("alice's status block", r.returncode == 0 and
            re.search(r"^\s*State: online$", r.stdout, re.M) and
