@@ -41,6 +41,12 @@
 #define LINK_PING_USEC (5 * USEC_PER_SEC)
 #define LINK_DEAD_USEC (15 * USEC_PER_SEC)
 #define LINK_REFETCH_USEC (5 * USEC_PER_SEC)
+/*
+ * Only a session that lasted this long resets the backoff: two daemons
+ * logging in under one name from one IP replace each other's session at the
+ * coordinator, and must not do so at full speed forever.
+ */
+#define LINK_STABLE_USEC (30 * USEC_PER_SEC)
 /* How long peers missing from the first list after a reconnect may take to return. */
 #define LINK_RECONCILE_GRACE_USEC (5 * USEC_PER_SEC)
 
@@ -65,6 +71,7 @@ struct CoordinatorLink {
 	uint64_t deadline;
 	uint64_t interval;
 	uint64_t last_rx;
+	uint64_t online_since;
 	uint16_t tcp_port;
 	sd_event_source *timer;
 	int tcp_fd;
@@ -203,7 +210,9 @@ static void attempt_failed(CoordinatorLink *l, int error, const char *what) {
 	}
 	if (was_online) {
 		log_notice("Lost the coordinator (%s), logging in again.", what);
-		l->interval = LINK_FIRST_RETRY_USEC;
+		if (now_usec() - l->online_since >= LINK_STABLE_USEC) {
+			l->interval = LINK_FIRST_RETRY_USEC;
+		}
 		manager_link_lost(l->manager);
 	}
 	l->phase = LINK_BACKOFF;
@@ -215,8 +224,7 @@ static void attempt_failed(CoordinatorLink *l, int error, const char *what) {
 
 static void link_online(CoordinatorLink *l, bool native) {
 	l->phase = native ? LINK_SESSION : LINK_REFERENCE;
-	l->interval = LINK_FIRST_RETRY_USEC;
-	l->last_rx = now_usec();
+	l->last_rx = l->online_since = now_usec();
 	l->established = true;
 	if (!native) {
 		log_info("Coordinator is a reference server: following its UDP forwards.");
