@@ -40,12 +40,14 @@ static void help(void) {
 	       "     --login-burst=N            Logins per source IP in a burst (default %u)\n"
 	       "     --max-datagram=BYTES       Largest datagram read (default %zu)\n"
 	       "     --output-cap=BYTES         Output buffered per connection (default %zu)\n"
-	       "     --grace=MSEC               Time a connection has to say hello (default %" PRIu64 ")\n"
+	       "     --grace=MSEC               Time a connection has to say hello\n"
+	       "                                (default %" PRIu64 ")\n"
 	       "     --lease=SEC                Lifetime of a user without a session unless it\n"
 	       "                                logs in again (default %" PRIu64 ")\n"
 	       "     --session-wait=SEC         Time a native login has to open its session\n"
 	       "                                (default %" PRIu64 ")\n"
-	       "     --ping-interval=SEC        Session liveness check interval (default %" PRIu64 ")\n",
+	       "     --ping-interval=SEC        Session liveness check interval\n"
+	       "                                (default %" PRIu64 ")\n",
 	       program_invocation_short_name, COORDINATOR_DEFAULT_PORT, arg_config.max_users,
 	       arg_config.max_connections, arg_config.max_conns_per_ip, arg_config.login_rate,
 	       arg_config.login_burst, arg_config.max_datagram, arg_config.output_cap,
@@ -167,8 +169,9 @@ static int parse_argv(int argc, char *argv[]) {
 			}
 			r = parse_number(optarg, numbers[i].min, numbers[i].max, &v);
 			if (r < 0) {
-				log_error("Invalid value '%s' for --%s (%" PRIu64 "-%" PRIu64 ").", optarg,
-						option_name(options, c), numbers[i].min, numbers[i].max);
+				log_error("Invalid value '%s' for --%s (%" PRIu64 "-%" PRIu64 ").",
+						optarg, option_name(options, c), numbers[i].min,
+						numbers[i].max);
 				return r;
 			}
 			v *= numbers[i].unit;
@@ -187,8 +190,8 @@ static int parse_argv(int argc, char *argv[]) {
 		case 'l':
 			r = parse_listen(optarg, &arg_config.listen);
 			if (r < 0) {
-				return log_error_errno(r, "Invalid listen address '%s' (want ADDR:PORT).",
-						optarg);
+				return log_error_errno(r,
+						"Invalid listen address '%s' (want ADDR:PORT).", optarg);
 			}
 			break;
 		case ARG_TCP_PORT:

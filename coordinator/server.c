@@ -243,7 +243,8 @@ static int server_flush_udp(Server *s) {
 				continue;
 			}
 			if (errno == EAGAIN) {
-				(void) sd_event_source_set_io_events(s->udp_source, EPOLLIN | EPOLLOUT);
+				(void) sd_event_source_set_io_events(s->udp_source,
+						EPOLLIN | EPOLLOUT);
 				return 1;
 			}
 			/* This one datagram cannot go (e.g. no route): skip it. */
@@ -302,8 +303,8 @@ int server_forward(Server *s, User *u, WireType type) {
 				r = udp_queue_payload(&s->udp_out, buf, n, &off[v->encoding]);
 			}
 			if (r < 0) {
-				return log_warning_errno(r, "Failed to queue forward of '%s', dropping: %m",
-						u->name);
+				return log_warning_errno(r,
+						"Failed to queue forward of '%s', dropping: %m", u->name);
 			}
 			len[v->encoding] = (uint32_t) n;
 			encoded[v->encoding] = true;
@@ -402,7 +403,8 @@ static void server_handle_logout(Server *s, const WireMessage *m, const Origin *
 	if (!u) {
 		return;
 	}
-	if (!endpoint_same_ip(&u->source, &o->source) || !endpoint_equal(&u->declared, &m->endpoint)) {
+	if (!endpoint_same_ip(&u->source, &o->source) ||
+			!endpoint_equal(&u->declared, &m->endpoint)) {
 		char buf[ENDPOINT_STRLEN];
 
 		log_debug("Ignoring logout of '%s' from %s: not its address.", m->name,
@@ -428,8 +430,8 @@ static void server_handle_datagram(Server *s, const uint8_t *buf, size_t n, cons
 
 		log_debug_errno(r, "Invalid datagram from %s: %m", endpoint_format(&o->source, b));
 		/* Answer only within the rate limit, and never larger than the request. */
-		if (r != -ENOMEM &&
-				registry_take_login_token(s->registry, &o->source, server_now(s)) > 0) {
+		if (r != -ENOMEM && registry_take_login_token(s->registry, &o->source,
+						server_now(s)) > 0) {
 			server_reply_reject(s, o, &o->source, wire_detect_encoding(buf, n),
 					"invalid", n);
 		}
@@ -462,7 +464,8 @@ static void server_handle_datagram(Server *s, const uint8_t *buf, size_t n, cons
 static void origin_from_msghdr(Origin *o, const struct msghdr *mh) {
 	*o = (Origin) {};
 	(void) endpoint_from_sockaddr(mh->msg_name, mh->msg_namelen, &o->source);
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR((struct msghdr *) mh, cm)) {
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm;
+			cm = CMSG_NXTHDR((struct msghdr *) mh, cm)) {
 		if (cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_PKTINFO) {
 			memcpy(&o->pi4, CMSG_DATA(cm), sizeof(o->pi4));
 			o->have_pktinfo = true;
@@ -495,7 +498,10 @@ static int on_udp(sd_event_source *source, int fd, uint32_t revents, void *userd
 		int n;
 
 		for (unsigned i = 0; i < RX_BATCH; i++) {
-			iovs[i] = (struct iovec) { .iov_base = s->rx_buf + i * size, .iov_len = size };
+			iovs[i] = (struct iovec) {
+				.iov_base = s->rx_buf + i * size,
+				.iov_len = size,
+			};
 			msgs[i] = (struct mmsghdr) {
 				.msg_hdr = {
 					.msg_name = &names[i],
@@ -515,7 +521,8 @@ static int on_udp(sd_event_source *source, int fd, uint32_t revents, void *userd
 				continue;
 			}
 			if (errno != EAGAIN) {
-				log_warning_errno(errno, "Failed to receive datagrams, ignoring: %m");
+				log_warning_errno(errno,
+						"Failed to receive datagrams, ignoring: %m");
 			}
 			return 0;
 		}
@@ -561,14 +568,17 @@ static int on_tcp(sd_event_source *source, int fd, uint32_t revents, void *userd
 			if (errno == EINTR || errno == ECONNABORTED) {
 				continue;
 			}
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+					errno == ENOMEM) {
 				/* Out of descriptors: pause accepting instead of spinning. */
-				log_warning_errno(errno, "Failed to accept connection, pausing: %m");
+				log_warning_errno(errno,
+						"Failed to accept connection, pausing: %m");
 				(void) sd_event_source_set_enabled(s->tcp_source, SD_EVENT_OFF);
 				(void) sd_event_add_time_relative(s->event, NULL, CLOCK_MONOTONIC,
 						100 * USEC_PER_MSEC, 0, on_accept_resume, s);
 			} else if (errno != EAGAIN) {
-				log_warning_errno(errno, "Failed to accept connection, ignoring: %m");
+				log_warning_errno(errno,
+						"Failed to accept connection, ignoring: %m");
 			}
 			return 0;
 		}

@@ -47,7 +47,8 @@ static int setup(void **state) {
 
 	assert_non_null(f);
 	assert_int_equal(sd_event_new(&f->event), 0);
-	assert_int_equal(timeout_queue_init(&f->queue, f->event, 20 * USEC_PER_MSEC, on_expired, f), 0);
+	assert_int_equal(timeout_queue_init(&f->queue, f->event, 20 * USEC_PER_MSEC, on_expired,
+			f), 0);
 	*state = f;
 	return 0;
 }
@@ -122,9 +123,11 @@ static void test_timeout_queue_handler_repushes(void **state) {
 
 int main(void) {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_timeout_queue_expires_in_order, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout_queue_remove_and_repush, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_timeout_queue_handler_repushes, setup, teardown),
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+		T(test_timeout_queue_expires_in_order),
+		T(test_timeout_queue_remove_and_repush),
+		T(test_timeout_queue_handler_repushes),
+#undef T
 	};
 
 	return cmocka_run_group_tests_name("coordinator-timeout-queue", tests, NULL, NULL);
