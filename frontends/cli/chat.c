@@ -355,6 +355,29 @@ static int chat_prepare(Chat *c) {
 	return 0;
 }
 
+/* For the banner: whether the roster knows the peer and has it online. */
+static const char *chat_peer_presence(Chat *c) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(json_object_putp) json_object *peers = NULL;
+
+	if (client_list_peers(c->bus, &error, &peers) < 0) {
+		return "presence unknown";
+	}
+	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+		json_object *p = json_object_array_get_idx(peers, i), *online;
+
+		if (!streq_ptr(event_get_string(p, "name"), c->peer)) {
+			continue;
+		}
+		if (json_object_object_get_ex(p, "online", &online) &&
+				json_object_get_boolean(online)) {
+			return "online";
+		}
+		return "offline";
+	}
+	return "not known to the coordinator yet";
+}
+
 static void chat_done(Chat *c) {
 	if (c->interactive && active_chat == c) {
 		sym_rl_callback_handler_remove();
@@ -418,8 +441,9 @@ int verb_chat(int argc, char *argv[], void *userdata) {
 		*sym_rl_catch_signals = 0;
 		sym_stifle_history(CHAT_HISTORY_MAX);
 		active_chat = &c;
-		printf("Chatting with %s%s%s. Type a line and press Enter to send it, "
-			"Ctrl-D to leave.\n", ansi_highlight(), c.peer, ansi_normal());
+		printf("Chatting with %s%s%s (%s). Type a line and press Enter to send it, "
+			"Ctrl-D to leave.\n", ansi_highlight(), c.peer, ansi_normal(),
+			chat_peer_presence(&c));
 		(void) fflush(stdout);
 		sym_rl_callback_handler_install(c.prompt, on_line);
 	} else {

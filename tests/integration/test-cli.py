@@ -181,7 +181,7 @@ def screen(sock):
 
 def chat_tty_tests(tap, u, listen):
     if not TMUX:
-        for name in ("chat on a terminal: incoming line above a half-typed line",
+        for name in ("chat on a terminal: banner, incoming line above a half-typed line",
                      "chat on a terminal: the completed line is sent intact",
                      "chat on a terminal: Up recalls the line from history",
                      "chat on a terminal: Ctrl-D on an empty line leaves with exit 0"):
@@ -204,7 +204,8 @@ def chat_tty_tests(tap, u, listen):
 
         lines = cli.wait_for(lambda: (lambda s: s if incoming_shown(s) else None)(screen(sock)),
                              10) or screen(sock)
-        tap.ok("chat on a terminal: incoming line above a half-typed line",
+        tap.ok("chat on a terminal: banner, incoming line above a half-typed line",
+               lines[0].startswith("Chatting with echo (online).") and
                len(lines) >= 2 and lines[-2].endswith("echo: incoming while typing") and
                lines[-1] == "alice> half typed 日本", "\n".join(lines))
         tmux(sock, "send-keys", "-l", " end")
