@@ -151,10 +151,10 @@ static void chat_print_queued(Chat *c, SentMessage *s, sd_bus_message *reply) {
 		return;
 	}
 	ev = json_object_new_object();
-	if (!ev || json_object_object_add(ev, "event", json_object_new_string("messageQueued")) < 0 ||
-			json_object_object_add(ev, "id", json_object_new_string(id)) < 0 ||
-			json_object_object_add(ev, "peer", json_object_new_string(c->peer)) < 0 ||
-			json_object_object_add(ev, "text", json_object_new_string(s->text)) < 0) {
+	if (!ev || json_add_string(ev, "event", "messageQueued") < 0 ||
+			json_add_string(ev, "id", id) < 0 ||
+			json_add_string(ev, "peer", c->peer) < 0 ||
+			json_add_string(ev, "text", s->text) < 0) {
 		(void) log_oom();
 		return;
 	}

@@ -193,9 +193,11 @@ static int read_dict(sd_bus_message *m, bool camel, json_object **ret) {
 			} else {
 				(void) snprintf(key, sizeof(key), "%s", k);
 			}
-			if (json_object_object_add(o, key, TAKE_PTR(v)) < 0) {
+			/* Not json_add(): v is NULL, a JSON null, for a unix fd. */
+			if (json_object_object_add(o, key, v) < 0) {
 				return -ENOMEM;
 			}
+			v = NULL; /* o owns it now */
 		}
 		r = sd_bus_message_exit_container(m);
 		if (r < 0) {
@@ -212,16 +214,6 @@ static int read_dict(sd_bus_message *m, bool camel, json_object **ret) {
 
 int client_read_extra(sd_bus_message *m, json_object **ret) {
 	return read_dict(m, false, ret);
-}
-
-static int add_string(json_object *o, const char *key, const char *value) {
-	json_object *s = json_object_new_string(value);
-
-	if (!s || json_object_object_add(o, key, s) < 0) {
-		json_object_put(s);
-		return -ENOMEM;
-	}
-	return 0;
 }
 
 /* The signals and the names of their leading string arguments. */
@@ -262,7 +254,7 @@ static int event_from_properties_changed(sd_bus_message *m, json_object **ret) {
 	}
 	/* "event" goes first, like in every other event. */
 	ev = json_object_new_object();
-	if (!ev || add_string(ev, "event", "propertiesChanged") < 0) {
+	if (!ev || json_add_string(ev, "event", "propertiesChanged") < 0) {
 		return -ENOMEM;
 	}
 	json_object_object_foreach(o, key, value) {
@@ -299,7 +291,7 @@ static int event_from_signal(sd_bus_message *m, json_object **ret) {
 	if (!o) {
 		return -ENOMEM;
 	}
-	r = add_string(o, "event", signal_table[i].event);
+	r = json_add_string(o, "event", signal_table[i].event);
 	if (r < 0) {
 		return r;
 	}
@@ -310,7 +302,7 @@ static int event_from_signal(sd_bus_message *m, json_object **ret) {
 		if (r <= 0) {
 			return r < 0 ? r : -EBADMSG;
 		}
-		r = add_string(o, signal_table[i].keys[k], s);
+		r = json_add_string(o, signal_table[i].keys[k], s);
 		if (r < 0) {
 			return r;
 		}
@@ -322,8 +314,7 @@ static int event_from_signal(sd_bus_message *m, json_object **ret) {
 		if (r <= 0) {
 			return r < 0 ? r : -EBADMSG;
 		}
-		if (json_object_object_add(o, "timestampUsec",
-				json_object_new_uint64(ts)) < 0) {
+		if (json_add(o, "timestampUsec", json_object_new_uint64(ts)) < 0) {
 			return -ENOMEM;
 		}
 	}
@@ -332,7 +323,7 @@ static int event_from_signal(sd_bus_message *m, json_object **ret) {
 		return r;
 	}
 	if (json_object_object_length(extra) > 0 &&
-			json_object_object_add(o, "extra", TAKE_PTR(extra)) < 0) {
+			json_add(o, "extra", TAKE_PTR(extra)) < 0) {
 		return -ENOMEM;
 	}
 	*ret = TAKE_PTR(o);
@@ -513,17 +504,18 @@ static int read_peer(sd_bus_message *m, json_object **ret) {
 	}
 
 	o = json_object_new_object();
-	if (!o || add_string(o, "name", name) < 0 || add_string(o, "endpoint", endpoint) < 0) {
+	if (!o || json_add_string(o, "name", name) < 0 ||
+			json_add_string(o, "endpoint", endpoint) < 0) {
 		return -ENOMEM;
 	}
 	if (!json_object_object_get_ex(extra, "native", &native) ||
 			!json_object_is_type(native, json_type_boolean)) {
 		native = NULL;
 	}
-	if (json_object_object_add(o, "online", json_object_new_boolean(online)) < 0 ||
-			json_object_object_add(o, "native",
-				json_object_new_boolean(native && json_object_get_boolean(native))) < 0 ||
-			json_object_object_add(o, "extra", TAKE_PTR(extra)) < 0) {
+	if (json_add(o, "online", json_object_new_boolean(online)) < 0 ||
+			json_add(o, "native", json_object_new_boolean(native &&
+				json_object_get_boolean(native))) < 0 ||
+			json_add(o, "extra", TAKE_PTR(extra)) < 0) {
 		return -ENOMEM;
 	}
 	*ret = TAKE_PTR(o);
@@ -613,13 +605,13 @@ int client_subscribe(sd_bus *bus, sd_bus_message_handler_t callback, void *userd
 	 * owner at delivery time, so a restarted daemon is still heard and
 	 * another client on the bus cannot forge the daemon's signals.
 	 */
-	r = sd_bus_match_signal(bus, NULL, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE, NULL,
-		callback, userdata);
+	r = sd_bus_match_signal(bus, NULL, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
+		NULL, callback, userdata);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to subscribe to p2pchatd signals: %m");
 	}
-	r = sd_bus_match_signal(bus, NULL, P2PCHAT_SERVICE, P2PCHAT_PATH, "org.freedesktop.DBus.Properties",
-		"PropertiesChanged", callback, userdata);
+	r = sd_bus_match_signal(bus, NULL, P2PCHAT_SERVICE, P2PCHAT_PATH,
+		"org.freedesktop.DBus.Properties", "PropertiesChanged", callback, userdata);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to subscribe to p2pchatd properties: %m");
 	}

@@ -36,8 +36,9 @@ int client_read_extra(sd_bus_message *m, json_object **ret);
  * client_event_from_signal() - decode a Manager signal into an event
  *
  * Handles PeerJoined, PeerLeft, MessageReceived, MessageDelivered,
- * MessageSent (a reference peer: no receipt), MessageFailed and PropertiesChanged of the Manager.  The event is an object
- * with "event" (camelCase signal name) and one camelCase key per argument.
+ * MessageSent (a reference peer: no receipt), MessageFailed and the
+ * Manager's PropertiesChanged.  The event is an object with "event" (the
+ * camelCase signal name) and one camelCase key per argument.
  *
  * Return: 1 and *ret on success, 0 when m is not one of those signals or
  * its body is malformed (logged at debug level: a bad signal is ignored).

@@ -63,7 +63,8 @@ static void help(void) {
 		"                         Coordinator for login (default: $P2PCHAT_COORDINATOR\n"
 		"                         or %2$s)\n"
 		"     --wait              send: wait until the message is delivered or failed\n"
-		"     --timeout=SECONDS   send --wait: give up after this long (default: %3$" PRIu64 ")\n"
+		"     --timeout=SECONDS   send --wait: give up after this long\n"
+		"                         (default: %3$" PRIu64 ")\n"
 		"\n"
 		"Exit status: 0 on success, 1 on any failure (bad usage, an error from\n"
 		"p2pchatd, p2pchatd not running, an undelivered message with --wait).\n"
@@ -127,9 +128,8 @@ static int parse_argv(int argc, char *argv[]) {
 			}
 			arg_json = json_format_from_string(optarg);
 			if (arg_json < 0) {
-				return log_error_errno(EINVAL,
-					"Invalid --json= mode '%s' (expected pretty, short or off).",
-					optarg);
+				return log_error_errno(EINVAL, "Invalid --json= mode '%s' "
+					"(expected pretty, short or off).", optarg);
 			}
 			break;
 		case ARG_NO_LEGEND:

@@ -57,8 +57,7 @@ static int get_status(sd_bus *bus, sd_bus_error *error, json_object **ret) {
 	}
 	/* Offline, the daemon may refuse ListPeers: that is zero peers. */
 	r = client_list_peers(bus, &peers_error, &peers);
-	if (json_object_object_add(o, "peersOnline",
-			json_object_new_int(r < 0 ? 0 : count_online(peers))) < 0) {
+	if (json_add(o, "peersOnline", json_object_new_int(r < 0 ? 0 : count_online(peers))) < 0) {
 		return -ENOMEM;
 	}
 	*ret = TAKE_PTR(o);
@@ -356,16 +355,16 @@ static int send_wait(sd_bus *bus, sd_event *event, SendWait *w) {
 
 	if (arg_json != JSON_FORMAT_OFF) {
 		o = json_object_new_object();
-		if (!o || json_object_object_add(o, "id", json_object_new_string(w->id)) < 0 ||
-				json_object_object_add(o, "peer", json_object_new_string(w->peer)) < 0 ||
-				json_object_object_add(o, "status", json_object_new_string(
-					event_is(w->outcome, "messageDelivered") ? "delivered" :
-					event_is(w->outcome, "messageSent") ? "sent" : "failed")) < 0) {
+		const char *status = event_is(w->outcome, "messageDelivered") ? "delivered" :
+			event_is(w->outcome, "messageSent") ? "sent" : "failed";
+
+		if (!o || json_add_string(o, "id", w->id) < 0 ||
+				json_add_string(o, "peer", w->peer) < 0 ||
+				json_add_string(o, "status", status) < 0) {
 			return log_oom();
 		}
-		if (event_is(w->outcome, "messageFailed") &&
-				json_object_object_add(o, "reason", json_object_new_string(
-					strempty(event_get_string(w->outcome, "reason")))) < 0) {
+		if (event_is(w->outcome, "messageFailed") && json_add_string(o, "reason",
+				strempty(event_get_string(w->outcome, "reason"))) < 0) {
 			return log_oom();
 		}
 		r = json_print(o, arg_json);
@@ -452,8 +451,8 @@ int verb_send(int argc, char *argv[], void *userdata) {
 	}
 	if (arg_json != JSON_FORMAT_OFF) {
 		o = json_object_new_object();
-		if (!o || json_object_object_add(o, "id", json_object_new_string(id)) < 0 ||
-				json_object_object_add(o, "peer", json_object_new_string(w.peer)) < 0) {
+		if (!o || json_add_string(o, "id", id) < 0 ||
+				json_add_string(o, "peer", w.peer) < 0) {
 			return log_oom();
 		}
 		r = json_print(o, arg_json);
