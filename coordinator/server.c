@@ -29,9 +29,11 @@
 /* Datagrams read per recvmmsg() call, and calls per wakeup. */
 #define RX_BATCH 64
 #define RX_ROUNDS 8
-/* Datagrams per sendmmsg() call, and the most we keep queued. */
-#define TX_BATCH 1024
+/* The most forwards kept queued; beyond it they are dropped.  Reading stops
+ * for this loop iteration once TX_QUEUE_SOFT are waiting, so a login storm is
+ * paced by the sending instead of overflowing the queue. */
 #define TX_QUEUE_MAX (256u * 1024u)
+#define TX_QUEUE_SOFT (32u * 1024u)
 /* Connections accepted per wakeup. */
 #define ACCEPT_BATCH 64
 /* TCP liveness: keepalive probes after 15 s idle, every 5 s, 3 of them;
@@ -488,6 +490,10 @@ static int on_udp(sd_event_source *source, int fd, uint32_t revents, void *userd
 	}
 
 	for (unsigned round = 0; round < RX_ROUNDS; round++) {
+		if (s->udp_out.n - s->udp_out.sent >= TX_QUEUE_SOFT) {
+			return 0; /* the rest after the flush, in the next iteration */
+		}
+
 		struct mmsghdr msgs[RX_BATCH];
 		struct iovec iovs[RX_BATCH];
 		Endpoint names[RX_BATCH];
