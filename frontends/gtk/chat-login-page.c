@@ -48,14 +48,12 @@ static char *chat_login_page_describe_error(const GError *error,
 	switch ((ChatClientError) error->code) {
 	case CHAT_CLIENT_ERROR_NAME_TAKEN:
 		return g_strdup_printf("The name '%s' is already taken.", name);
-	case CHAT_CLIENT_ERROR_INVALID_NAME:
-		return g_strdup_printf("'%s' cannot be used as a name: %s",
-			name, error->message);
 	case CHAT_CLIENT_ERROR_COORDINATOR_UNREACHABLE:
 		return g_strdup_printf("Cannot reach the coordinator '%s'.",
 			coordinator);
 	case CHAT_CLIENT_ERROR_NO_DAEMON:
 		return g_strdup("p2pchatd is not running.");
+	case CHAT_CLIENT_ERROR_INVALID_NAME:
 	case CHAT_CLIENT_ERROR_ALREADY_LOGGED_IN:
 	case CHAT_CLIENT_ERROR_NOT_LOGGED_IN:
 	case CHAT_CLIENT_ERROR_UNKNOWN_PEER:

@@ -64,6 +64,8 @@ static void chat_window_update_actions(ChatWindow *self) {
 }
 
 static void chat_window_update_conversation_title(ChatWindow *self) {
+	g_autofree char *label = NULL;
+
 	if (!self->peer) {
 		adw_window_title_set_title(self->conversation_title, "");
 		adw_window_title_set_subtitle(self->conversation_title, "");
@@ -73,6 +75,12 @@ static void chat_window_update_conversation_title(ChatWindow *self) {
 		chat_peer_get_name(self->peer));
 	adw_window_title_set_subtitle(self->conversation_title,
 		chat_peer_get_online(self->peer) ? "online" : "offline");
+
+	/* Says whose messages a screen reader is reading. */
+	label = g_strdup_printf("Conversation with %s",
+		chat_peer_get_name(self->peer));
+	gtk_accessible_update_property(GTK_ACCESSIBLE(self->message_view),
+		GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
 }
 
 static void on_client_notify(GObject *object, GParamSpec *pspec,
