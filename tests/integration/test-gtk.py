@@ -17,14 +17,19 @@ $P2PCHAT_BUILD_ROOT/gtk-screenshot.png (docs/screenshot.png is one such).
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
+from gi.repository import Gio, GLib  # noqa: E402
 from gtktest import start_xvfb  # noqa: E402
-from p2ptest import BUILD_ROOT, Coordinator, Tap, User, spawn, stop, wait_for  # noqa: E402
+from p2ptest import (BUILD_ROOT, Coordinator, Tap, User, spawn, stop,  # noqa: E402
+                     tempdir, wait_for)
 
+APP_ID = "org.p2pchat.P2pchat"
+APP_PATH = "/org/p2pchat/P2pchat"
 RETURN = 0xff0d
 SHIFT_MASK = 1 << 0
 
@@ -124,16 +129,57 @@ def screenshot(display, path):
         return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def open_conversation(user, peer):
+    """What a notification does: ActivateAction on the app, on @user's bus."""
+    user.conn.call_sync(APP_ID, APP_PATH, "org.freedesktop.Application", "ActivateAction",
+                        GLib.Variant("(sava{sv})", ("open-conversation",
+                                                     [GLib.Variant("s", peer)], {})),
+                        None, Gio.DBusCallFlags.NONE, 30000, None)
+
+
+def install_service_file(services):
+    """The app's D-Bus activation file, pointing at the built binary."""
+    with open(os.path.join(BUILD_ROOT, "frontends", "gtk", "data",
+                           APP_ID + ".service")) as f:
+        text = f.read()
+    exe = os.path.join(BUILD_ROOT, "frontends", "gtk", "p2pchat-gtk")
+    with open(os.path.join(services, APP_ID + ".service"), "w") as f:
+        f.write(re.sub(r"(?m)^Exec=\S+", "Exec=" + exe, text))
+
+
+def activate_on(user, display):
+    """Starts the app on @user's bus through ActivateAction, as a
+    notification would; returns the pid that owns the app's name."""
+    dbus = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
+    user.conn.call_sync(*dbus, "UpdateActivationEnvironment", GLib.Variant(
+        "(a{ss})", ({"DISPLAY": display, "GDK_BACKEND": "x11", "GSK_RENDERER": "cairo",
+                     "GSETTINGS_BACKEND": "memory"},)), None, Gio.DBusCallFlags.NONE, 5000, None)
+    open_conversation(user, "alice")
+    return user.conn.call_sync(*dbus, "GetConnectionUnixProcessID",
+                               GLib.Variant("(s)", (APP_ID,)), None, Gio.DBusCallFlags.NONE,
+                               5000, None).unpack()[0]
+
+
 def main():
-    tap = Tap(14)
+    tap = Tap(17)
     xvfb, display = start_xvfb()
     # Before the buses start: the AT-SPI registry they activate synthesizes
     # key presses with XTest on this display.
     os.environ["DISPLAY"] = display
     coord = Coordinator()
+    # The activation file of the app, where the buses started below look.
+    share = tempdir("p2ptest-share-")
+    services = os.path.join(share, "dbus-1", "services")
+    os.makedirs(services)
+    install_service_file(services)
+    os.environ["XDG_DATA_DIRS"] = share + ":" + os.environ.get(
+        "XDG_DATA_DIRS", "/usr/local/share:/usr/share")
     alice = User("alice")
     bob = User("bob")
+    carol = User("carol")
     bob.login("bob", coord.address)
+    carol.login("carol", coord.address)
+    activated_pid = None
 
     # pyatspi finds the accessibility bus through the session bus: alice's.
     os.environ["DBUS_SESSION_BUS_ADDRESS"] = alice.bus.address
@@ -142,7 +188,7 @@ def main():
     import pyatspi
 
     env = dict(alice.env, DISPLAY=display, GDK_BACKEND="x11", GSK_RENDERER="cairo",
-               GTK_A11Y="atspi", NO_AT_BRIDGE="0", GSETTINGS_BACKEND="memory")
+               GTK_A11Y="atspi", GSETTINGS_BACKEND="memory")
     log_path = os.path.join(alice.home, "p2pchat-gtk.log")
     app = spawn([os.path.join(BUILD_ROOT, "frontends", "gtk", "p2pchat-gtk")], env=env,
                 stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
@@ -162,8 +208,15 @@ def main():
         tap.ok(name and server and login, "login page controls have accessible names",
                "\n".join(a.name for a in ui.find_all(lambda a: True)))
 
-        ui.set_text(name, "alice")
+        ui.set_text(name, "bad,name")
         ui.set_text(server, coord.address)
+        ui.press(login)
+        tap.ok(ui.find(lambda a: a.getRole() == pyatspi.ROLE_ALERT and
+                       a.name.startswith("Invalid user name 'bad,name'"), 15),
+               "the daemon's InvalidName is shown inline on the login page",
+               "\n".join(a.name for a in ui.find_all(lambda a: True)))
+
+        ui.set_text(name, "alice")
         ui.press(login)
         tap.ok(wait_for(lambda: alice.prop("State") == "online", 15) and
                ui.wait_label(lambda s: s == "Online as alice", 10),
@@ -185,7 +238,8 @@ def main():
             peers.querySelection().selectChild(index)
         composer = ui.find(lambda a: a.getRole() == pyatspi.ROLE_TEXT and a.name == "Message"
                            and a.getState().contains(pyatspi.STATE_SENSITIVE), 10)
-        tap.ok(composer is not None and ui.wait_label(lambda s: s == "bob", 5),
+        tap.ok(composer is not None and
+               ui.named(pyatspi.ROLE_LIST, "Conversation with bob", 5) is not None,
                "picking bob opens the conversation with an enabled composer")
 
         text = "Hello bob, this is alice typing into p2pchat-gtk."
@@ -237,13 +291,24 @@ def main():
                "after a daemon restart the app logs in again and shows the roster",
                app_log() + "\n" + alice.read_log()[-2000:])
 
+        open_conversation(alice, "carol")
+        tap.ok(ui.named(pyatspi.ROLE_LIST, "Conversation with carol", 10) is not None,
+               "the open-conversation action opens carol's conversation",
+               "\n".join(ui.labels()))
+
+        activated_pid = activate_on(bob, display)
+        tap.ok(activated_pid is not None,
+               "D-Bus activation starts the app for open-conversation")
+
         complaints = [line for line in app_log().splitlines()
                       if "-CRITICAL **" in line or "-WARNING **" in line]
         tap.ok(not complaints, "the app logged no criticals or warnings",
                "\n".join(complaints))
     finally:
         stop(app)
-        for u in (alice, bob):
+        if activated_pid:
+            os.kill(activated_pid, signal.SIGKILL)
+        for u in (alice, bob, carol):
             u.close()
         coord.close()
         stop(xvfb)
