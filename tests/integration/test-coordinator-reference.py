@@ -5,15 +5,53 @@ from throwaway ports, list over TCP then close), as in
 shared/seed/reference-wire.md."""
 
 import os
+import socket
 import sys
+import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 
 from refclient import Coordinator, RefClient, Tap  # noqa: E402
 
 
+def test_notify(tap):
+    """READY=1 and STATUS= through $NOTIFY_SOCKET."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "notify")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(0.2)
+        messages = []
+
+        def wait_for(pred, timeout=3.0):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if any(pred(m) for m in messages):
+                    return True
+                try:
+                    messages.append(sock.recv(4096).decode())
+                except socket.timeout:
+                    pass
+            return any(pred(m) for m in messages)
+
+        env = dict(os.environ, NOTIFY_SOCKET=path)
+        with Coordinator(env=env) as coord:
+            tap.ok(wait_for(lambda m: "READY=1" in m), "sd_notify READY=1", messages)
+            alice = RefClient("alice", coord.udp_addr)
+            alice.login()
+            alice.wait_accept()
+            tap.ok(wait_for(lambda m: "STATUS=1 users online" in m), "STATUS= counts users",
+                   messages)
+            alice.close()
+        ok, diag = coord.clean_exit()
+        tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
+        sock.close()
+
+
 def main():
     tap = Tap()
+    test_notify(tap)
     clients = []
     with Coordinator("--verbose") as coord:
         alice = RefClient("alice", coord.udp_addr)
