@@ -112,7 +112,7 @@ def rss_run(peers=10000):
         rss0 = rss_kib(alice.daemon.pid)
         alice.login("alice", server.address, timeout=120)
         ok = wait_for(lambda: len(alice.call("ListPeers")[0]) == peers, 60)
-        p2ptest.pump(1)
+        p2ptest.pump(3)
         print("## RSS")
         print("%-36s %12d KiB" % ("p2pchatd_rss_idle", rss0))
         print("%-36s %12d KiB (%d peers online: %s; goal <= 8192 KiB)"

@@ -35,6 +35,8 @@
 #include "daemon/manager.h"
 #include "daemon/peer.h"
 
+/* sd-event's default slack (250 ms) is as long as the first retry. */
+#define LINK_TIMER_ACCURACY_USEC (10 * USEC_PER_MSEC)
 #define LINK_FIRST_RETRY_USEC (250 * USEC_PER_MSEC)
 #define LINK_MAX_RETRY_USEC (2 * USEC_PER_SEC)
 #define LINK_HANDSHAKE_TIMEOUT_USEC (5 * USEC_PER_SEC)
@@ -614,7 +616,7 @@ static int timer_arm(CoordinatorLink *l, uint64_t delay) {
 
 	if (!l->timer) {
 		return sd_event_add_time_relative(l->manager->event, &l->timer, CLOCK_MONOTONIC,
-				delay, 0, on_timer, l);
+				delay, LINK_TIMER_ACCURACY_USEC, on_timer, l);
 	}
 	r = sd_event_source_set_time_relative(l->timer, delay);
 	if (r < 0) {

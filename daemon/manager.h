@@ -60,6 +60,7 @@ typedef struct Manager {
 	size_t n_peers;
 	unsigned generation;
 	sd_event_source *reconcile_timer;
+	sd_event_source *trim_timer;
 
 	CoordinatorLink *link;
 	Messenger *messenger;

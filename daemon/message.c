@@ -37,6 +37,11 @@
 #include "daemon/message.h"
 #include "daemon/peer.h"
 
+/*
+ * sd-event's default slack (250 ms) would delay an outcome due "now" and
+ * double the first retry interval.
+ */
+#define MESSAGE_TIMER_ACCURACY_USEC (1 * USEC_PER_MSEC)
 #define MESSAGE_FIRST_RETRY_USEC (250 * USEC_PER_MSEC)
 #define MESSAGE_MAX_RETRY_USEC (4 * USEC_PER_SEC)
 #define MESSAGE_GIVE_UP_USEC (12 * USEC_PER_SEC)
@@ -394,8 +399,8 @@ int messenger_send(Messenger *s, const char *peer, const char *text, size_t len,
 		}
 	}
 
-	r = sd_event_add_time_relative(s->manager->event, &o->timer, CLOCK_MONOTONIC, delay, 0,
-			on_outgoing_timer, o);
+	r = sd_event_add_time_relative(s->manager->event, &o->timer, CLOCK_MONOTONIC, delay,
+			MESSAGE_TIMER_ACCURACY_USEC, on_outgoing_timer, o);
 	if (r < 0) {
 		return r;
 	}

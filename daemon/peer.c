@@ -8,6 +8,7 @@
  * and PeerLeft only for real transitions, PropertiesChanged for the rest.
  */
 
+#include <malloc.h>
 #include <search.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +103,6 @@ int roster_add_or_update(Manager *m, const char *name, const Endpoint *ep, const
 			return log_oom();
 		}
 		n->endpoint = *ep;
-		(void) snprintf(n->caps, sizeof(n->caps), "%s", caps);
 		n->native = native;
 		n->online = true;
 		n->generation = m->generation;
@@ -124,14 +124,10 @@ int roster_add_or_update(Manager *m, const char *name, const Endpoint *ep, const
 	 * carried: the same login at the same endpoint keeps what we know.
 	 */
 	if (was_online && !changed_ep && caps[0] == '\0') {
-		caps = p->caps;
 		native = p->native;
 	}
 	changed_native = p->native != native;
 	p->endpoint = *ep;
-	if (caps != p->caps) {
-		(void) snprintf(p->caps, sizeof(p->caps), "%s", caps);
-	}
 	p->native = native;
 	p->online = true;
 
@@ -215,6 +211,14 @@ static void roster_drop_stale(Manager *m) {
 	}
 }
 
+static int on_trim(sd_event_source *s, uint64_t usec, void *userdata) {
+	Manager *m = userdata;
+
+	m->trim_timer = sd_event_source_disable_unref(m->trim_timer);
+	(void) malloc_trim(0);
+	return 0;
+}
+
 static int on_reconcile(sd_event_source *s, uint64_t usec, void *userdata) {
 	roster_drop_stale(userdata);
 	return 0;
@@ -235,6 +239,19 @@ int roster_apply_list(Manager *m, const WireListEntry *entries, size_t n, uint64
 		r = roster_add_or_update(m, entries[i].name, &entries[i].endpoint, entries[i].caps);
 		if (r == -ENOMEM) {
 			return r;
+		}
+	}
+
+	/*
+	 * A big list leaves big holes in the heap: the parsed entries, and the
+	 * signals announcing each peer, which wait in the bus write queue until
+	 * the broker has read them.  Give the memory back once they are gone.
+	 */
+	if (n >= ROSTER_TRIM_MIN && !m->trim_timer) {
+		r = sd_event_add_time_relative(m->event, &m->trim_timer, CLOCK_MONOTONIC,
+				ROSTER_TRIM_DELAY_USEC, 0, on_trim, m);
+		if (r < 0) {
+			log_debug_errno(r, "Failed to arm heap trim timer, ignoring: %m");
 		}
 	}
 
@@ -262,6 +279,7 @@ static void emit_removed(Peer *p, void *userdata) {
 
 void roster_clear(Manager *m) {
 	m->reconcile_timer = sd_event_source_disable_unref(m->reconcile_timer);
+	m->trim_timer = sd_event_source_disable_unref(m->trim_timer);
 	roster_foreach(m, emit_removed, NULL);
 	tdestroy(m->peers, peer_free_void);
 	m->peers = NULL;

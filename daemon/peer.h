@@ -11,19 +11,22 @@
 #include <stdint.h>
 
 #include "common/endpoint.h"
+#include "common/macro.h"
 #include "common/wire.h"
 
 typedef struct Manager Manager;
 
 /* Hostile coordinators cannot make the roster grow past this. */
 #define ROSTER_MAX_PEERS 65536
+/* Lists at least this long make the daemon trim its heap a little later. */
+#define ROSTER_TRIM_MIN 1024
+#define ROSTER_TRIM_DELAY_USEC (2 * USEC_PER_SEC)
 
 typedef struct Peer {
 	Manager *manager; /* not owned */
 	char *name;
 	char *path; /* D-Bus object path */
 	Endpoint endpoint;
-	char caps[WIRE_CAPS_MAX + 1];
 	bool online;
 	bool native;
 	unsigned generation; /* of the last list that named this peer */
