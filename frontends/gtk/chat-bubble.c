@@ -114,12 +114,17 @@ ChatMessage *chat_bubble_get_message(ChatBubble *self) {
 
 static void chat_bubble_dispose(GObject *object) {
 	ChatBubble *self = CHAT_BUBBLE(object);
+	GtkWidget *child;
 
 	if (self->message) {
 		g_clear_signal_handler(&self->state_handler, self->message);
 		g_clear_object(&self->message);
 	}
 	gtk_widget_dispose_template(GTK_WIDGET(self), CHAT_TYPE_BUBBLE);
+	/* dispose_template() only drops the children bound by name. */
+	while ((child = gtk_widget_get_first_child(GTK_WIDGET(self)))) {
+		gtk_widget_unparent(child);
+	}
 
 	G_OBJECT_CLASS(chat_bubble_parent_class)->dispose(object);
 }

@@ -191,11 +191,16 @@ static void chat_login_page_constructed(GObject *object) {
 
 static void chat_login_page_dispose(GObject *object) {
 	ChatLoginPage *self = CHAT_LOGIN_PAGE(object);
+	GtkWidget *child;
 
 	g_cancellable_cancel(self->cancellable);
 	g_clear_object(&self->cancellable);
 	g_clear_object(&self->client);
 	gtk_widget_dispose_template(GTK_WIDGET(self), CHAT_TYPE_LOGIN_PAGE);
+	/* dispose_template() only drops the children bound by name. */
+	while ((child = gtk_widget_get_first_child(GTK_WIDGET(self)))) {
+		gtk_widget_unparent(child);
+	}
 
 	G_OBJECT_CLASS(chat_login_page_parent_class)->dispose(object);
 }

@@ -77,12 +77,17 @@ ChatPeer *chat_peer_row_get_peer(ChatPeerRow *self) {
 
 static void chat_peer_row_dispose(GObject *object) {
 	ChatPeerRow *self = CHAT_PEER_ROW(object);
+	GtkWidget *child;
 
 	if (self->peer) {
 		g_clear_signal_handler(&self->notify_handler, self->peer);
 		g_clear_object(&self->peer);
 	}
 	gtk_widget_dispose_template(GTK_WIDGET(self), CHAT_TYPE_PEER_ROW);
+	/* dispose_template() only drops the children bound by name. */
+	while ((child = gtk_widget_get_first_child(GTK_WIDGET(self)))) {
+		gtk_widget_unparent(child);
+	}
 
 	G_OBJECT_CLASS(chat_peer_row_parent_class)->dispose(object);
 }
