@@ -114,6 +114,32 @@ class Ui:
             reg.generateKeyboardEvent(modifiers, None, self.pyatspi.KEY_UNLOCKMODIFIERS)
 
 
+def scroll_values(ui, list_name):
+    """(value, upper, page) of the vertical scroll bar beside a list; GTK
+    reports the adjustment's upper as maximum, the page is the list's height."""
+    lst = ui.named(ui.pyatspi.ROLE_LIST, list_name, 5)
+    if lst is None:
+        return None
+    page = lst.queryComponent().getExtents(ui.pyatspi.WINDOW_COORDS).height
+    pane = lst.parent
+    for i in range(pane.childCount):
+        bar = pane.getChildAtIndex(i)
+        if bar.getRole() != ui.pyatspi.ROLE_SCROLL_BAR or \
+                not bar.getState().contains(ui.pyatspi.STATE_VERTICAL):
+            continue
+        for j in range(bar.childCount):
+            part = bar.getChildAtIndex(j)
+            if "Value" in part.get_interfaces():
+                value = part.queryValue()
+                return value.currentValue, value.maximumValue, page
+    return None
+
+
+def scrolled_to_end(ui, list_name):
+    v = scroll_values(ui, list_name)
+    return v is not None and v[1] > v[2] and v[0] + v[2] >= v[1] - 2
+
+
 def received(user, peer, text):
     return [a for a in user.signals("MessageReceived") if a[1] == peer and a[2] == text]
 
@@ -161,7 +187,7 @@ def activate_on(user, display):
 
 
 def main():
-    tap = Tap(17)
+    tap = Tap(19)
     xvfb, display = start_xvfb()
     # Before the buses start: the AT-SPI registry they activate synthesizes
     # key presses with XTest on this display.
@@ -279,6 +305,22 @@ def main():
         wait_for(lambda: False, 1)  # let the last frame paint
         tap.ok(screenshot(display, shot), "a PNG screenshot of the window is written")
         tap.diag("screenshot: " + shot)
+
+        search = ui.named(pyatspi.ROLE_ENTRY, "Search peers") or \
+            ui.find(lambda a: a.name == "Search peers" and a.getRole() != pyatspi.ROLE_LABEL)
+        ui.set_text(search, "CAR")
+        only_carol = wait_for(lambda: ui.find_all(lambda a: a.name == "carol, online") and
+                              not ui.find_all(lambda a: a.name == "bob, online"), 10)
+        ui.set_text(search, "")
+        tap.ok(only_carol and ui.find(lambda a: a.name == "bob, online", 10),
+               "the search field filters the roster, ignoring case")
+
+        for i in range(40):
+            bob.send("alice", "burst %d" % i)
+        last = ui.wait_label(lambda s: s == "burst 39", 20)
+        at_end = wait_for(lambda: scrolled_to_end(ui, "Conversation with bob"), 10)
+        tap.ok(last is not None and at_end, "new messages keep the newest one in view",
+               repr(scroll_values(ui, "Conversation with bob")))
 
         alice.kill(signal.SIGTERM)
         tap.ok(ui.wait_label(lambda s: s == "Waiting for p2pchatd…", 15),
