@@ -406,16 +406,13 @@ static GtkListItemFactory *chat_window_factory_new(const RowKind *kind) {
 }
 
 /*
- * The roster as shown: filtered by the search text, online peers first,
- * then by name.  The sorter and filter work incrementally, so a roster of
- * thousands does not stall the main loop.
+ * The roster as shown: in the client's name order, filtered by the search
+ * text.  The filter works incrementally, so a roster of thousands does not
+ * stall the main loop.
  */
 static void chat_window_setup_roster(ChatWindow *self) {
 	g_autoptr(GtkListItemFactory) factory = NULL;
 	GtkFilterListModel *filtered;
-	GtkSortListModel *sorted;
-	GtkMultiSorter *sorter;
-	GtkSorter *online_sorter;
 
 	self->roster_filter = gtk_string_filter_new(
 		gtk_property_expression_new(CHAT_TYPE_PEER, NULL, "name"));
@@ -427,19 +424,8 @@ static void chat_window_setup_roster(ChatWindow *self) {
 		GTK_FILTER(g_object_ref(self->roster_filter)));
 	gtk_filter_list_model_set_incremental(filtered, TRUE);
 
-	online_sorter = GTK_SORTER(gtk_numeric_sorter_new(
-		gtk_property_expression_new(CHAT_TYPE_PEER, NULL, "online")));
-	gtk_numeric_sorter_set_sort_order(GTK_NUMERIC_SORTER(online_sorter),
-		GTK_SORT_DESCENDING);
-	sorter = gtk_multi_sorter_new();
-	gtk_multi_sorter_append(sorter, online_sorter);
-	gtk_multi_sorter_append(sorter, GTK_SORTER(gtk_string_sorter_new(
-		gtk_property_expression_new(CHAT_TYPE_PEER, NULL, "name"))));
-	sorted = gtk_sort_list_model_new(G_LIST_MODEL(filtered),
-		GTK_SORTER(sorter));
-	gtk_sort_list_model_set_incremental(sorted, TRUE);
-
-	self->roster_selection = gtk_single_selection_new(G_LIST_MODEL(sorted));
+	self->roster_selection = gtk_single_selection_new(
+		G_LIST_MODEL(filtered));
 	gtk_single_selection_set_autoselect(self->roster_selection, FALSE);
 	gtk_single_selection_set_can_unselect(self->roster_selection, TRUE);
 	gtk_single_selection_set_selected(self->roster_selection,
