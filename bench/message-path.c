@@ -11,6 +11,8 @@
  *   ping BUS N                        Peer.Ping on p2pchatd: a bare D-Bus
  *                                     method round trip (p50/p99)
  *   ping-pipelined BUS N              N Pings in flight at once: calls/s
+ *   signal BUS N                      a signal from one connection to another
+ *                                     on the same bus (p50/p99)
  *   udp N                             UDP round trip to a forked echo process
  *   minimal BUS                       connect, one Ping, exit: the smallest
  *                                     sd-bus client, timed by the caller
@@ -269,6 +271,53 @@ static int run_ping_pipelined(const char *address, size_t n) {
 	return 0;
 }
 
+static int on_test_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+	*(uint64_t *) userdata = now_usec();
+	return 0;
+}
+
+static int run_signal(const char *address, size_t n) {
+	uint64_t *v = calloc(n, sizeof(uint64_t)), seen = 0;
+	sd_bus *tx = open_bus(address), *rx = open_bus(address);
+	int r;
+
+	if (!v) {
+		return -ENOMEM;
+	}
+	r = sd_bus_match_signal(rx, NULL, NULL, "/bench", "org.p2pchat.Bench", "Tick",
+			on_test_signal, &seen);
+	if (r < 0) {
+		return r;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t t0 = now_usec();
+
+		seen = 0;
+		r = sd_bus_emit_signal(tx, "/bench", "org.p2pchat.Bench", "Tick", "s", "x");
+		if (r >= 0) {
+			r = sd_bus_flush(tx);
+		}
+		if (r < 0) {
+			return r;
+		}
+		while (!seen) {
+			if (now_usec() - t0 > 10000000u) {
+				return -ETIMEDOUT;
+			}
+			r = sd_bus_process(rx, NULL);
+			if (r < 0) {
+				return r;
+			}
+			if (r == 0) {
+				(void) sd_bus_wait(rx, 1000000);
+			}
+		}
+		v[i] = seen - t0;
+	}
+	print_percentiles("dbus_signal", v, n);
+	return 0;
+}
+
 static int run_udp(size_t n) {
 	union {
 		struct sockaddr sa;
@@ -330,6 +379,8 @@ int main(int argc, char *argv[]) {
 		r = run_ping(argv[2], strtoul(argv[3], NULL, 10));
 	} else if (argc == 4 && strcmp(argv[1], "ping-pipelined") == 0) {
 		r = run_ping_pipelined(argv[2], strtoul(argv[3], NULL, 10));
+	} else if (argc == 4 && strcmp(argv[1], "signal") == 0) {
+		r = run_signal(argv[2], strtoul(argv[3], NULL, 10));
 	} else if (argc == 3 && strcmp(argv[1], "udp") == 0) {
 		r = run_udp(strtoul(argv[2], NULL, 10));
 	} else if (argc == 3 && strcmp(argv[1], "minimal") == 0) {
