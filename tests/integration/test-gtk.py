@@ -187,7 +187,7 @@ def activate_on(user, display):
 
 
 def main():
-    tap = Tap(19)
+    tap = Tap(20)
     xvfb, display = start_xvfb()
     # Before the buses start: the AT-SPI registry they activate synthesizes
     # key presses with XTest on this display.
@@ -337,6 +337,13 @@ def main():
         tap.ok(ui.named(pyatspi.ROLE_LIST, "Conversation with carol", 10) is not None,
                "the open-conversation action opens carol's conversation",
                "\n".join(ui.labels()))
+
+        ui.press(ui.named(pyatspi.ROLE_PUSH_BUTTON, "Log Out"))
+        tap.ok(wait_for(lambda: alice.prop("State") == "offline", 10) and
+               ui.wait_label(lambda s: s == "Offline", 5) and
+               ui.find(lambda a: a.getRole() == pyatspi.ROLE_TEXT and a.name == "Message" and
+                       not a.getState().contains(pyatspi.STATE_SENSITIVE), 5),
+               "Log Out logs the daemon out and disables the composer")
 
         activated_pid = activate_on(bob, display)
         tap.ok(activated_pid is not None,
