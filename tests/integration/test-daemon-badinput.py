@@ -67,7 +67,7 @@ def raw_call_with_bytes(address, body_string):
     return data
 
 
-t = Tap(23)
+t = Tap(24)
 users = []
 coord = None
 try:
@@ -123,6 +123,26 @@ try:
     t.ok(b"SendMessage" not in reply and not bob.signals("MessageReceived")[1:] and
          alice.prop("State") == "online",
          "invalid UTF-8 never reaches p2pchatd; it keeps serving")
+
+    # Hostile datagrams on the peer socket: nothing crashes, nothing is announced.
+    ip, port = alice.prop("LocalEndpoint").rsplit(":", 1)
+    junk = [b"", b"{", b"{}", b"[1,2]", b'{"type":"msg"}', b"{" * 5000 + b"}" * 5000,
+            b'{"type":"msg","id":"' + b"0" * 32 + b'","from":"bob","ts":"x","body":7}',
+            b'{"type":"msg","id":"ZZ","from":"bob","ts":1,"body":"x"}',
+            b'{"type":"ack","id":"' + b"1" * 32 + b'","from":"bob"}',
+            b'{"type":"msg","id":"' + b"2" * 32 + b'","from":"bob","ts":1,"body":"a\\u0000b"}',
+            b"\xff\xfe\x00\xd8", "talk,1,bob".encode("utf-16-le"), b"\x00" * 100,
+            "Accept,1".encode("utf-16-le"), "Reject,name-taken".encode("utf-16-le"),
+            "login,mallory,127.0.0.1:1,native1".encode("utf-16-le"),
+            "hello,x,native1".encode(), b"ping", os.urandom(1400), b"{" + os.urandom(60000)]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for d in junk:
+        s.sendto(d, (ip, int(port)))
+    s.close()
+    t.ok(wait_for(lambda: alice.prop("State") == "online", 5) and
+         alice.online_peers() == ["bob"] and
+         not [a for a in alice.signals("MessageReceived")],
+         "junk datagrams change nothing", alice.peers())
 
     # Another daemon taking a name that is online from another IP: NameTaken.
     # (The coordinator lets a login from the same IP replace the old one.)
