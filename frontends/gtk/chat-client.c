@@ -208,11 +208,25 @@ static int chat_peer_compare_ptr(gconstpointer a, gconstpointer b) {
 	return chat_peer_compare(*(ChatPeer **) a, *(ChatPeer **) b, NULL);
 }
 
-/* Finds a peer by name, adding it (offline) when it is new. */
-static ChatPeer *chat_client_ensure_peer(ChatClient *self, const char *name) {
-	ChatPeer *peer = g_hash_table_lookup(self->peer_by_name, name);
+/**
+ * chat_client_ensure_peer() - Finds a peer by name, adding it when new.
+ * @self: the client
+ * @name: the peer's name
+ *
+ * A new peer is offline until the daemon lists it or reports it joined;
+ * this lets a conversation open before the roster has arrived (the app
+ * activated by a notification).
+ *
+ * Return: (transfer none): the peer.
+ */
+ChatPeer *chat_client_ensure_peer(ChatClient *self, const char *name) {
+	ChatPeer *peer;
 	g_autoptr(ChatPeer) new_peer = NULL;
 
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	g_return_val_if_fail(name, NULL);
+
+	peer = g_hash_table_lookup(self->peer_by_name, name);
 	if (peer) {
 		return peer;
 	}

@@ -46,6 +46,7 @@ const char *chat_client_get_username(ChatClient *self);
 const char *chat_client_get_coordinator(ChatClient *self);
 GListModel *chat_client_get_peers(ChatClient *self);
 ChatPeer *chat_client_get_peer(ChatClient *self, const char *name);
+ChatPeer *chat_client_ensure_peer(ChatClient *self, const char *name);
 GListModel *chat_client_get_conversation(ChatClient *self, const char *peer);
 
 void chat_client_login_async(ChatClient *self, const char *name,

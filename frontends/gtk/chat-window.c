@@ -188,8 +188,9 @@ static void chat_window_select_peer_row(ChatWindow *self, ChatPeer *peer) {
 /**
  * chat_window_open_conversation() - Shows the conversation with a peer.
  * @self: the window
- * @peer: the peer's name; one not in the roster yet is shown too, so a
- *        notification for a peer that just left still opens.
+ * @peer: the peer's name; one not in the roster yet is added to it, so a
+ *        notification opens its conversation even before the roster has
+ *        arrived from the daemon.
  */
 void chat_window_open_conversation(ChatWindow *self, const char *peer) {
 	g_autoptr(GtkNoSelection) selection = NULL;
@@ -198,11 +199,10 @@ void chat_window_open_conversation(ChatWindow *self, const char *peer) {
 	g_return_if_fail(CHAT_IS_WINDOW(self));
 	g_return_if_fail(peer);
 
-	item = chat_client_get_peer(self->client, peer);
-	if (!item) {
-		g_debug("Conversation with unknown peer '%s' requested", peer);
+	if (!*peer) {
 		return;
 	}
+	item = chat_client_ensure_peer(self->client, peer);
 	if (item != self->peer) {
 		chat_window_clear_conversation(self);
 		self->peer = g_object_ref(item);

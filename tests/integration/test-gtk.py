@@ -173,13 +173,18 @@ def install_service_file(services):
         f.write(re.sub(r"(?m)^Exec=\S+", "Exec=" + exe, text))
 
 
-def activate_on(user, display):
+def activate_on(user, display, a11y_user):
     """Starts the app on @user's bus through ActivateAction, as a
-    notification would; returns the pid that owns the app's name."""
+    notification would; returns the pid that owns the app's name.  The app
+    joins the accessibility bus of @a11y_user, which the test watches."""
+    a11y = a11y_user.conn.call_sync("org.a11y.Bus", "/org/a11y/bus", "org.a11y.Bus",
+                                    "GetAddress", None, GLib.VariantType("(s)"),
+                                    Gio.DBusCallFlags.NONE, 5000, None).unpack()[0]
     dbus = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
     user.conn.call_sync(*dbus, "UpdateActivationEnvironment", GLib.Variant(
         "(a{ss})", ({"DISPLAY": display, "GDK_BACKEND": "x11", "GSK_RENDERER": "cairo",
-                     "GSETTINGS_BACKEND": "memory"},)), None, Gio.DBusCallFlags.NONE, 5000, None)
+                     "GSETTINGS_BACKEND": "memory", "AT_SPI_BUS_ADDRESS": a11y},)),
+        None, Gio.DBusCallFlags.NONE, 5000, None)
     open_conversation(user, "alice")
     return user.conn.call_sync(*dbus, "GetConnectionUnixProcessID",
                                GLib.Variant("(s)", (APP_ID,)), None, Gio.DBusCallFlags.NONE,
@@ -345,9 +350,13 @@ def main():
                        not a.getState().contains(pyatspi.STATE_SENSITIVE), 5),
                "Log Out logs the daemon out and disables the composer")
 
-        activated_pid = activate_on(bob, display)
-        tap.ok(activated_pid is not None,
-               "D-Bus activation starts the app for open-conversation")
+        activated_pid = activate_on(bob, display, alice)
+        tap.ok(activated_pid is not None and
+               Ui(pyatspi, activated_pid).named(pyatspi.ROLE_LIST,
+                                                "Conversation with alice", 20) is not None,
+               "D-Bus activation starts the app and opens the conversation",
+               "pid %r; apps on AT-SPI: %r" % (activated_pid, [
+                   (a.name, a.get_process_id()) for a in pyatspi.Registry.getDesktop(0) if a]))
 
         complaints = [line for line in app_log().splitlines()
                       if "-CRITICAL **" in line or "-WARNING **" in line]
