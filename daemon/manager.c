@@ -204,7 +204,7 @@ static int bind_udp(Manager *m) {
 	return 0;
 }
 
-int manager_start(Manager *m) {
+int manager_export(Manager *m, sd_bus *bus) {
 	int r;
 
 	r = bind_udp(m);
@@ -215,15 +215,23 @@ int manager_start(Manager *m) {
 	if (r < 0) {
 		return log_error_errno(r, "Failed to register D-Bus error map: %m");
 	}
-	r = sd_bus_open_user(&m->bus);
-	if (r < 0) {
-		return log_error_errno(r, "Failed to connect to the session bus: %m");
-	}
+	m->bus = sd_bus_ref(bus);
 	r = manager_bus_register(m);
 	if (r < 0) {
 		return r;
 	}
-	r = peer_bus_register(m);
+	return peer_bus_register(m);
+}
+
+int manager_start(Manager *m) {
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	int r;
+
+	r = sd_bus_open_user(&bus);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to connect to the session bus: %m");
+	}
+	r = manager_export(m, bus);
 	if (r < 0) {
 		return r;
 	}

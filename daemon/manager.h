@@ -74,6 +74,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);
 
 /* Binds the UDP socket, connects to the bus, exports objects, takes the name. */
 int manager_start(Manager *m);
+/*
+ * The first half of manager_start(): binds the UDP socket and exports the
+ * objects on @bus (taking a reference), without a name or an event loop.
+ * Tests use it with one end of a socketpair.
+ */
+int manager_export(Manager *m, sd_bus *bus);
 
 int manager_login(Manager *m, const char *name, const char *coordinator);
 /* Logs out (if logged in), replies to a pending Login() and fails messages. */
