@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -642,10 +643,19 @@ static void server_update_status(Server *s) {
 			s->n_sessions);
 }
 
-static int on_status_timer(sd_event_source *source, uint64_t usec, void *userdata) {
+/* Once a second: the STATUS= line, and after busy seconds the heap is trimmed,
+ * so that memory a storm used goes back to the kernel instead of staying
+ * scattered over a fragmented heap. */
+static int on_housekeeping_timer(sd_event_source *source, uint64_t usec, void *userdata) {
 	Server *s = userdata;
 
-	server_update_status(s);
+	if (s->notify) {
+		server_update_status(s);
+	}
+	if (s->heap_busy) {
+		s->heap_busy = false;
+		(void) malloc_trim(0);
+	}
 	(void) sd_event_source_set_time_relative(source, USEC_PER_SEC);
 	return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
 }
@@ -654,6 +664,10 @@ static int on_status_timer(sd_event_source *source, uint64_t usec, void *userdat
 static int on_post(sd_event_source *source, void *userdata) {
 	Server *s = userdata;
 	ListNode *n;
+
+	if (!list_is_empty(&s->dirty) || s->udp_out.n > 0) {
+		s->heap_busy = true;
+	}
 
 	/* Closing a session logs its user out, which may dirty (or doom) other
 	 * connections: they are appended and handled in this same pass. */
@@ -877,12 +891,10 @@ int server_new(const ServerConfig *config, sd_event *event, Server **ret) {
 	}
 
 	s->notify = !!getenv("NOTIFY_SOCKET");
-	if (s->notify) {
-		r = sd_event_add_time_relative(event, &s->status_timer, CLOCK_MONOTONIC,
-				USEC_PER_SEC, USEC_PER_SEC / 4, on_status_timer, s);
-		if (r < 0) {
-			return log_error_errno(r, "Failed to set up status timer: %m");
-		}
+	r = sd_event_add_time_relative(event, &s->housekeeping_timer, CLOCK_MONOTONIC,
+			USEC_PER_SEC, USEC_PER_SEC / 4, on_housekeeping_timer, s);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to set up housekeeping timer: %m");
 	}
 
 	log_info("Listening on UDP %s, TCP port %u.", endpoint_format(&s->udp_address, buf),
@@ -913,7 +925,7 @@ Server *server_free(Server *s) {
 	s->tcp_source = sd_event_source_disable_unref(s->tcp_source);
 	s->post_source = sd_event_source_disable_unref(s->post_source);
 	s->ping_timer = sd_event_source_disable_unref(s->ping_timer);
-	s->status_timer = sd_event_source_disable_unref(s->status_timer);
+	s->housekeeping_timer = sd_event_source_disable_unref(s->housekeeping_timer);
 	(void) safe_close(s->udp_fd);
 	(void) safe_close(s->tcp_fd);
 	udp_queue_done(&s->udp_out);

@@ -70,7 +70,7 @@ typedef struct Server {
 	sd_event_source *tcp_source;
 	sd_event_source *post_source;
 	sd_event_source *ping_timer;
-	sd_event_source *status_timer;
+	sd_event_source *housekeeping_timer;
 	Endpoint udp_address;      /* as bound */
 	uint16_t tcp_port;         /* as bound: what Accept announces */
 
@@ -88,6 +88,7 @@ typedef struct Server {
 
 	bool notify;               /* $NOTIFY_SOCKET is set */
 	bool shutting_down;        /* no forwards while tearing down */
+	bool heap_busy;            /* buffers came and went: trim the heap */
 	size_t status_users, status_sessions;
 
 	/* Counters, logged at exit (for operators and the benchmark). */

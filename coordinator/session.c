@@ -23,8 +23,9 @@
 
 /* Read at most this much per wakeup, so one connection cannot starve the rest. */
 #define READ_BUDGET (64u * 1024u)
-/* A buffer larger than this is freed once empty, keeping idle sessions small. */
-#define OUT_KEEP_MAX 1024u
+/* A buffer larger than this is freed once empty, keeping idle sessions small:
+ * after a storm thousands of sessions sit idle. */
+#define OUT_KEEP_MAX 0u
 
 static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata);
 
