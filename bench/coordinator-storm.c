@@ -753,8 +753,13 @@ static void drain_udp(int ep, Client *cl, uint64_t *count, int timeout_ms) {
 		int m;
 
 		for (int q = 0; q < 32; q++) {
-			iovs[q] = (struct iovec) { .iov_base = bufs[q], .iov_len = sizeof(bufs[q]) };
-			msgs[q] = (struct mmsghdr) { .msg_hdr = { .msg_iov = &iovs[q], .msg_iovlen = 1 } };
+			iovs[q] = (struct iovec) {
+				.iov_base = bufs[q],
+				.iov_len = sizeof(bufs[q]),
+			};
+			msgs[q] = (struct mmsghdr) {
+				.msg_hdr = { .msg_iov = &iovs[q], .msg_iovlen = 1 },
+			};
 		}
 		while ((m = recvmmsg(c->udp, msgs, 32, MSG_DONTWAIT, NULL)) > 0) {
 			*count += m;

@@ -190,8 +190,8 @@ static int parse_argv(int argc, char *argv[]) {
 		case 'l':
 			r = parse_listen(optarg, &arg_config.listen);
 			if (r < 0) {
-				return log_error_errno(r,
-						"Invalid listen address '%s' (want ADDR:PORT).", optarg);
+				return log_error_errno(r, "Invalid listen address '%s' "
+						"(want ADDR:PORT).", optarg);
 			}
 			break;
 		case ARG_TCP_PORT:

@@ -306,8 +306,8 @@ int server_forward(Server *s, User *u, WireType type) {
 				r = udp_queue_payload(&s->udp_out, buf, n, &off[v->encoding]);
 			}
 			if (r < 0) {
-				return log_warning_errno(r,
-						"Failed to queue forward of '%s', dropping: %m", u->name);
+				return log_warning_errno(r, "Failed to queue forward "
+						"of '%s', dropping: %m", u->name);
 			}
 			len[v->encoding] = (uint32_t) n;
 			encoded[v->encoding] = true;
