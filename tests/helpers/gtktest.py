@@ -1,15 +1,23 @@
 # SPDX-License-Identifier: MIT
-"""Helpers for the GTK app's tests: a private X server.
+"""Helpers for the GTK app's tests: a private X server, the app, AT-SPI.
 
 Xvfb picks a free display itself (-displayfd), so parallel tests never race
-for one; the process is registered with p2ptest and killed by pid at exit.
+for one; every process is registered with p2ptest and killed by pid at
+exit.  pyatspi must be imported by the test after DBUS_SESSION_BUS_ADDRESS
+names the bus whose accessibility bus it should watch.
 """
 
 import os
 import subprocess
 import time
 
-from p2ptest import spawn
+from gi.repository import Gio, GLib
+from p2ptest import BUILD_ROOT, spawn, wait_for
+
+APP_ID = "org.p2pchat.P2pchat"
+APP_PATH = "/org/p2pchat/P2pchat"
+RETURN = 0xff0d
+SHIFT_MASK = 1 << 0
 
 
 def start_xvfb(size="1280x800x24"):
@@ -32,3 +40,107 @@ def start_xvfb(size="1280x800x24"):
     if not data.strip():
         raise RuntimeError("Xvfb did not report a display")
     return proc, ":" + data.decode().strip()
+
+
+def start_app(user_env, display, log_path):
+    """Starts p2pchat-gtk on the bus of @user_env; output goes to @log_path."""
+    env = dict(user_env, DISPLAY=display, GDK_BACKEND="x11", GSK_RENDERER="cairo",
+               GTK_A11Y="atspi", GSETTINGS_BACKEND="memory")
+    return spawn([os.path.join(BUILD_ROOT, "frontends", "gtk", "p2pchat-gtk")], env=env,
+                 stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+
+
+def app_complaints(log_path):
+    """The GLib criticals and warnings the app printed."""
+    with open(log_path, "rb") as f:
+        text = f.read().decode("utf-8", "replace")
+    return [line for line in text.splitlines()
+            if "-CRITICAL **" in line or "-WARNING **" in line]
+
+
+def open_conversation(conn, peer):
+    """What a notification does: ActivateAction on the app, on @conn's bus."""
+    conn.call_sync(APP_ID, APP_PATH, "org.freedesktop.Application", "ActivateAction",
+                   GLib.Variant("(sava{sv})", ("open-conversation",
+                                                [GLib.Variant("s", peer)], {})),
+                   None, Gio.DBusCallFlags.NONE, 30000, None)
+
+
+class Ui:
+    """Finds and drives widgets of one application through AT-SPI."""
+
+    def __init__(self, pyatspi, app_pid):
+        self.pyatspi = pyatspi
+        self.app_pid = app_pid
+
+    def app(self):
+        desktop = self.pyatspi.Registry.getDesktop(0)
+        for i in range(desktop.childCount):
+            a = desktop.getChildAtIndex(i)
+            try:
+                if a is not None and a.get_process_id() == self.app_pid:
+                    return a
+            except Exception:
+                continue
+        return None
+
+    def find_all(self, pred):
+        """Every accessible of the app for which pred holds.  GTK 4.8 does
+        not report "showing" below the window, so hidden stack pages are
+        searched too: look for what is unique to the expected state."""
+        out = []
+        app = self.app()
+        if app is None:
+            return out
+
+        def walk(acc, depth):
+            if acc is None or depth > 60:
+                return
+            try:
+                if pred(acc):
+                    out.append(acc)
+                for i in range(acc.childCount):
+                    walk(acc.getChildAtIndex(i), depth + 1)
+            except Exception:
+                return
+
+        walk(app, 0)
+        return out
+
+    def find(self, pred, timeout=10):
+        def probe():
+            r = self.find_all(pred)
+            return r[0] if r else None
+        return wait_for(probe, timeout)
+
+    def named(self, role, name, timeout=10):
+        return self.find(lambda a: a.getRole() == role and a.name == name, timeout)
+
+    def labels(self):
+        return [a.name for a in self.find_all(
+            lambda a: a.getRole() == self.pyatspi.ROLE_LABEL)]
+
+    def wait_label(self, pred, timeout=10):
+        return self.find(lambda a: a.getRole() == self.pyatspi.ROLE_LABEL and pred(a.name),
+                         timeout)
+
+    def set_text(self, acc, text):
+        acc.queryEditableText().setTextContents(text)
+
+    def press(self, acc):
+        action = acc.queryAction()
+        for i in range(action.nActions):
+            if action.getName(i) in ("click", "activate", "press"):
+                return action.doAction(i)
+        return action.doAction(0)
+
+    def type_text(self, text):
+        self.pyatspi.Registry.generateKeyboardEvent(0, text, self.pyatspi.KEY_STRING)
+
+    def key(self, keysym, modifiers=0):
+        reg = self.pyatspi.Registry
+        if modifiers:
+            reg.generateKeyboardEvent(modifiers, None, self.pyatspi.KEY_LOCKMODIFIERS)
+        reg.generateKeyboardEvent(keysym, None, self.pyatspi.KEY_SYM)
+        if modifiers:
+            reg.generateKeyboardEvent(modifiers, None, self.pyatspi.KEY_UNLOCKMODIFIERS)

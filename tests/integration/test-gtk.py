@@ -24,95 +24,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from gi.repository import Gio, GLib  # noqa: E402
-from gtktest import start_xvfb  # noqa: E402
-from p2ptest import (BUILD_ROOT, Coordinator, Tap, User, spawn, stop,  # noqa: E402
+from gtktest import (APP_ID, RETURN, SHIFT_MASK, Ui, app_complaints,  # noqa: E402
+                     open_conversation, start_app, start_xvfb)
+from p2ptest import (BUILD_ROOT, Coordinator, Tap, User, stop,  # noqa: E402
                      tempdir, wait_for)
-
-APP_ID = "org.p2pchat.P2pchat"
-APP_PATH = "/org/p2pchat/P2pchat"
-RETURN = 0xff0d
-SHIFT_MASK = 1 << 0
-
-
-class Ui:
-    """Finds and drives widgets of one application through AT-SPI."""
-
-    def __init__(self, pyatspi, app_pid):
-        self.pyatspi = pyatspi
-        self.app_pid = app_pid
-
-    def app(self):
-        desktop = self.pyatspi.Registry.getDesktop(0)
-        for i in range(desktop.childCount):
-            a = desktop.getChildAtIndex(i)
-            try:
-                if a is not None and a.get_process_id() == self.app_pid:
-                    return a
-            except Exception:
-                continue
-        return None
-
-    def find_all(self, pred):
-        """Every accessible of the app for which pred holds.  GTK 4.8 does
-        not report "showing" below the window, so hidden stack pages are
-        searched too: look for what is unique to the expected state."""
-        out = []
-        app = self.app()
-        if app is None:
-            return out
-
-        def walk(acc, depth):
-            if acc is None or depth > 60:
-                return
-            try:
-                if pred(acc):
-                    out.append(acc)
-                for i in range(acc.childCount):
-                    walk(acc.getChildAtIndex(i), depth + 1)
-            except Exception:
-                return
-
-        walk(app, 0)
-        return out
-
-    def find(self, pred, timeout=10):
-        def probe():
-            r = self.find_all(pred)
-            return r[0] if r else None
-        return wait_for(probe, timeout)
-
-    def named(self, role, name, timeout=10):
-        return self.find(lambda a: a.getRole() == role and a.name == name, timeout)
-
-    def labels(self):
-        return [a.name for a in self.find_all(
-            lambda a: a.getRole() == self.pyatspi.ROLE_LABEL)]
-
-    def wait_label(self, pred, timeout=10):
-        return self.find(lambda a: a.getRole() == self.pyatspi.ROLE_LABEL and pred(a.name),
-                         timeout)
-
-    def set_text(self, acc, text):
-        acc.queryEditableText().setTextContents(text)
-
-    def press(self, acc):
-        action = acc.queryAction()
-        for i in range(action.nActions):
-            if action.getName(i) in ("click", "activate", "press"):
-                return action.doAction(i)
-        return action.doAction(0)
-
-    def type_text(self, text):
-        self.pyatspi.Registry.generateKeyboardEvent(0, text, self.pyatspi.KEY_STRING)
-
-    def key(self, keysym, modifiers=0):
-        reg = self.pyatspi.Registry
-        if modifiers:
-            reg.generateKeyboardEvent(modifiers, None, self.pyatspi.KEY_LOCKMODIFIERS)
-        reg.generateKeyboardEvent(keysym, None, self.pyatspi.KEY_SYM)
-        if modifiers:
-            reg.generateKeyboardEvent(modifiers, None, self.pyatspi.KEY_UNLOCKMODIFIERS)
-
 
 def scroll_values(ui, list_name):
     """(value, upper, page) of the vertical scroll bar beside a list; GTK
@@ -155,14 +70,6 @@ def screenshot(display, path):
         return f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
-def open_conversation(user, peer):
-    """What a notification does: ActivateAction on the app, on @user's bus."""
-    user.conn.call_sync(APP_ID, APP_PATH, "org.freedesktop.Application", "ActivateAction",
-                        GLib.Variant("(sava{sv})", ("open-conversation",
-                                                     [GLib.Variant("s", peer)], {})),
-                        None, Gio.DBusCallFlags.NONE, 30000, None)
-
-
 def install_service_file(services):
     """The app's D-Bus activation file, pointing at the built binary."""
     with open(os.path.join(BUILD_ROOT, "frontends", "gtk", "data",
@@ -185,7 +92,7 @@ def activate_on(user, display, a11y_user):
         "(a{ss})", ({"DISPLAY": display, "GDK_BACKEND": "x11", "GSK_RENDERER": "cairo",
                      "GSETTINGS_BACKEND": "memory", "AT_SPI_BUS_ADDRESS": a11y},)),
         None, Gio.DBusCallFlags.NONE, 5000, None)
-    open_conversation(user, "alice")
+    open_conversation(user.conn, "alice")
     return user.conn.call_sync(*dbus, "GetConnectionUnixProcessID",
                                GLib.Variant("(s)", (APP_ID,)), None, Gio.DBusCallFlags.NONE,
                                5000, None).unpack()[0]
@@ -218,11 +125,8 @@ def main():
     gi.require_version("Atspi", "2.0")
     import pyatspi
 
-    env = dict(alice.env, DISPLAY=display, GDK_BACKEND="x11", GSK_RENDERER="cairo",
-               GTK_A11Y="atspi", GSETTINGS_BACKEND="memory")
     log_path = os.path.join(alice.home, "p2pchat-gtk.log")
-    app = spawn([os.path.join(BUILD_ROOT, "frontends", "gtk", "p2pchat-gtk")], env=env,
-                stdout=open(log_path, "wb"), stderr=subprocess.STDOUT)
+    app = start_app(alice.env, display, log_path)
     ui = Ui(pyatspi, app.pid)
 
     def app_log():
@@ -338,7 +242,7 @@ def main():
                "after a daemon restart the app logs in again and shows the roster",
                app_log() + "\n" + alice.read_log()[-2000:])
 
-        open_conversation(alice, "carol")
+        open_conversation(alice.conn, "carol")
         tap.ok(ui.named(pyatspi.ROLE_LIST, "Conversation with carol", 10) is not None,
                "the open-conversation action opens carol's conversation",
                "\n".join(ui.labels()))
@@ -358,8 +262,7 @@ def main():
                "pid %r; apps on AT-SPI: %r" % (activated_pid, [
                    (a.name, a.get_process_id()) for a in pyatspi.Registry.getDesktop(0) if a]))
 
-        complaints = [line for line in app_log().splitlines()
-                      if "-CRITICAL **" in line or "-WARNING **" in line]
+        complaints = app_complaints(log_path)
         tap.ok(not complaints, "the app logged no criticals or warnings",
                "\n".join(complaints))
     finally:
