@@ -111,9 +111,12 @@ GQuark chat_client_error_quark(void) {
 	return (GQuark) quark;
 }
 
-/* Turns a remote error into CHAT_CLIENT_ERROR with a readable message. */
+/*
+ * Drops the "GDBus.Error:NAME: " prefix of a remote error; its domain and
+ * code are already CHAT_CLIENT_ERROR's (registered in class_init, before
+ * any reply can arrive).
+ */
 static GError *chat_client_error_from_remote(GError *error) {
-	(void) chat_client_error_quark();
 	if (g_dbus_error_is_remote_error(error)) {
 		g_dbus_error_strip_remote_error(error);
 	}
@@ -603,6 +606,9 @@ static void chat_client_class_init(ChatClientClass *klass) {
 	GObjectClass *object_class = G_OBJECT_CLASS(klass);
 	GParamFlags ro = G_PARAM_READABLE | G_PARAM_STATIC_STRINGS |
 		G_PARAM_EXPLICIT_NOTIFY;
+
+	/* Replies map the daemon's named errors from now on. */
+	(void) chat_client_error_quark();
 
 	object_class->constructed = chat_client_constructed;
 	object_class->dispose = chat_client_dispose;
