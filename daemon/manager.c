@@ -224,7 +224,7 @@ int manager_export(Manager *m, sd_bus *bus) {
 }
 
 int manager_start(Manager *m) {
-	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL; /* m->bus keeps its own reference */
 	int r;
 
 	r = sd_bus_open_user(&bus);
