@@ -17,6 +17,7 @@ from p2ptest import BUILD_ROOT, spawn, wait_for
 APP_ID = "org.p2pchat.P2pchat"
 APP_PATH = "/org/p2pchat/P2pchat"
 RETURN = 0xff0d
+TAB = 0xff09
 SHIFT_MASK = 1 << 0
 
 

@@ -17,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from gi.repository import Gio, GLib  # noqa: E402
-from gtktest import (RETURN, Ui, app_complaints, open_conversation, start_app,  # noqa: E402
+from gtktest import (RETURN, TAB, Ui, app_complaints, open_conversation, start_app,  # noqa: E402
                      start_xvfb)
 from p2ptest import SOURCE_ROOT, Bus, Tap, spawn, stop, tempdir  # noqa: E402
 
@@ -68,9 +68,15 @@ def main():
         tap.ok(ui.named(pyatspi.ROLE_FRAME, "p2pchat", 30) is not None,
                "the window shows up on AT-SPI")
 
-        login("bob", "127.0.0.1:7474")
+        # Keyboard only: the name field has the focus, Tab leads on, Enter
+        # logs in.
+        ui.named(pyatspi.ROLE_PUSH_BUTTON, "Log In")
+        ui.type_text("bob")
+        ui.key(TAB)
+        ui.type_text("127.0.0.1:7474")
+        ui.key(RETURN)
         tap.ok(alert("The name 'bob' is already taken."),
-               "NameTaken is shown inline", "\n".join(a.name for a in ui.find_all(
+               "logging in by keyboard alone; NameTaken is shown inline", "\n".join(a.name for a in ui.find_all(
                    lambda a: a.getRole() == pyatspi.ROLE_ALERT)))
 
         login("alice", "127.0.0.1:1")
