@@ -9,6 +9,9 @@
  * or is activated for it.
  */
 
+#include <glib-unix.h>
+#include <signal.h>
+
 #include "frontends/gtk/chat-application.h"
 #include "frontends/gtk/chat-client.h"
 #include "frontends/gtk/chat-window.h"
@@ -17,6 +20,8 @@ struct _ChatApplication {
 	AdwApplication parent_instance;
 
 	ChatClient *client;
+	guint sigterm_id;
+	guint sigint_id;
 };
 
 G_DEFINE_FINAL_TYPE(ChatApplication, chat_application, ADW_TYPE_APPLICATION)
@@ -47,6 +52,12 @@ static void chat_application_quit(GSimpleAction *action, GVariant *parameter,
 	g_application_quit(G_APPLICATION(user_data));
 }
 
+/* SIGTERM and SIGINT end the app like Ctrl+Q: windows close, state is freed. */
+static gboolean on_quit_signal(gpointer user_data) {
+	g_application_quit(G_APPLICATION(user_data));
+	return G_SOURCE_CONTINUE;
+}
+
 static const GActionEntry app_actions[] = {
 	{ .name = "open-conversation", .parameter_type = "s",
 		.activate = chat_application_open_conversation },
@@ -64,6 +75,9 @@ static void chat_application_startup(GApplication *application) {
 		G_N_ELEMENTS(app_actions), self);
 	gtk_application_set_accels_for_action(GTK_APPLICATION(self), "app.quit",
 		quit_accels);
+
+	self->sigterm_id = g_unix_signal_add(SIGTERM, on_quit_signal, self);
+	self->sigint_id = g_unix_signal_add(SIGINT, on_quit_signal, self);
 }
 
 static void chat_application_activate(GApplication *application) {
@@ -77,6 +91,8 @@ static void chat_application_shutdown(GApplication *application) {
 
 	G_APPLICATION_CLASS(chat_application_parent_class)->shutdown(
 		application);
+	g_clear_handle_id(&self->sigterm_id, g_source_remove);
+	g_clear_handle_id(&self->sigint_id, g_source_remove);
 	g_clear_object(&self->client);
 }
 

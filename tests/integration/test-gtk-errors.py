@@ -23,7 +23,7 @@ from p2ptest import SOURCE_ROOT, Bus, Tap, spawn, stop, tempdir  # noqa: E402
 
 
 def main():
-    tap = Tap(9)
+    tap = Tap(10)
     xvfb, display = start_xvfb()
     os.environ["DISPLAY"] = display
     home = tempdir("p2ptest-gtk-errors-")
@@ -106,6 +106,7 @@ def main():
 
         complaints = app_complaints(log_path)
         tap.ok(not complaints, "the app logged no criticals or warnings", "\n".join(complaints))
+        tap.ok(stop(app) == 0, "SIGTERM ends the app cleanly")
     finally:
         stop(app)
         stop(fake)

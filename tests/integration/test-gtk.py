@@ -99,7 +99,7 @@ def activate_on(user, display, a11y_user):
 
 
 def main():
-    tap = Tap(20)
+    tap = Tap(21)
     xvfb, display = start_xvfb()
     # Before the buses start: the AT-SPI registry they activate synthesizes
     # key presses with XTest on this display.
@@ -265,6 +265,7 @@ def main():
         complaints = app_complaints(log_path)
         tap.ok(not complaints, "the app logged no criticals or warnings",
                "\n".join(complaints))
+        tap.ok(stop(app) == 0, "SIGTERM ends the app cleanly")
     finally:
         stop(app)
         if activated_pid:
