@@ -155,7 +155,7 @@ static void emit_result(const char *signal, int r) {
 }
 
 void manager_emit_properties_changed(Manager *m) {
-	if (!m->bus) {
+	if (!manager_bus_is_open(m)) {
 		return;
 	}
 	emit_result("PropertiesChanged",
@@ -167,7 +167,7 @@ void manager_emit_properties_changed(Manager *m) {
 void manager_emit_peer_joined(Manager *m, Peer *p) {
 	char buf[ENDPOINT_STRLEN];
 
-	if (!m->bus) {
+	if (!manager_bus_is_open(m)) {
 		return;
 	}
 	emit_result("PeerJoined",
@@ -178,7 +178,7 @@ void manager_emit_peer_joined(Manager *m, Peer *p) {
 }
 
 void manager_emit_peer_left(Manager *m, Peer *p) {
-	if (!m->bus) {
+	if (!manager_bus_is_open(m)) {
 		return;
 	}
 	emit_result("PeerLeft",
@@ -188,7 +188,7 @@ void manager_emit_peer_left(Manager *m, Peer *p) {
 
 void manager_emit_message_received(Manager *m, const char *id, const char *peer,
 		const char *text, uint64_t timestamp_usec, int native, const char *time) {
-	if (!m->bus) {
+	if (!manager_bus_is_open(m)) {
 		return;
 	}
 	if (time) {
@@ -207,7 +207,7 @@ void manager_emit_message_received(Manager *m, const char *id, const char *peer,
 
 void manager_emit_message_delivered(Manager *m, const char *id, const char *peer,
 		unsigned attempts) {
-	if (!m->bus) {
+	if (!manager_bus_is_open(m)) {
 		return;
 	}
 	emit_result("MessageDelivered",
@@ -217,7 +217,7 @@ void manager_emit_message_delivered(Manager *m, const char *id, const char *peer
 }
 
 void manager_emit_message_sent(Manager *m, const char *id, const char *peer) {
-	if (!m->bus) {
+	if (!manager_bus_is_open(m)) {
 		return;
 	}
 	emit_result("MessageSent",
@@ -227,7 +227,7 @@ void manager_emit_message_sent(Manager *m, const char *id, const char *peer) {
 
 void manager_emit_message_failed(Manager *m, const char *id, const char *peer,
 		const char *reason) {
-	if (!m->bus) {
+	if (!manager_bus_is_open(m)) {
 		return;
 	}
 	emit_result("MessageFailed",

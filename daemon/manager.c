@@ -391,7 +391,7 @@ static void reply_login(Manager *m, int error, const char *message) {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = TAKE_PTR(m->login_call);
 	int r;
 
-	if (!call) {
+	if (!call || !manager_bus_is_open(m)) {
 		return;
 	}
 	if (error < 0 && bus_error_name_from_errno(error)) {

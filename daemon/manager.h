@@ -94,3 +94,8 @@ void manager_link_lost(Manager *m);
 void manager_link_failed(Manager *m, int error, const char *reason);
 
 const char *manager_state_to_string(ManagerState s);
+
+/* False before the bus is set up and after it went away: nothing to emit to. */
+static inline bool manager_bus_is_open(Manager *m) {
+	return m->bus && sd_bus_is_open(m->bus) > 0;
+}

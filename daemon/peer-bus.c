@@ -103,6 +103,10 @@ static int property_get_native(sd_bus *bus, const char *path, const char *interf
 void peer_emit_added(Peer *p) {
 	int r;
 
+	if (!manager_bus_is_open(p->manager)) {
+		return;
+	}
+
 	r = sd_bus_emit_object_added(p->manager->bus, p->path);
 	if (r < 0) {
 		log_warning_errno(r, "Failed to emit InterfacesAdded for '%s', ignoring: %m", p->name);
@@ -111,6 +115,10 @@ void peer_emit_added(Peer *p) {
 
 void peer_emit_removed(Peer *p) {
 	int r;
+
+	if (!manager_bus_is_open(p->manager)) {
+		return;
+	}
 
 	r = sd_bus_emit_object_removed(p->manager->bus, p->path);
 	if (r < 0) {
@@ -133,7 +141,7 @@ void peer_emit_changed(Peer *p, bool online, bool endpoint, bool native) {
 	if (native) {
 		names[n++] = "Native";
 	}
-	if (n == 0) {
+	if (n == 0 || !manager_bus_is_open(p->manager)) {
 		return;
 	}
 	names[n] = NULL;
