@@ -144,11 +144,11 @@ static int run(int argc, char *argv[]) {
 	}
 	log_debug("Serving %s.", MANAGER_BUS_NAME);
 
+	/* The Manager logs out from its exit source, while the bus is still open. */
 	r = sd_event_loop(event);
 	if (r < 0) {
 		return log_error_errno(r, "Event loop failed: %m");
 	}
-	(void) manager_logout(m);
 	return 0;
 }
 

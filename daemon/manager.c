@@ -83,6 +83,7 @@ Manager *manager_free(Manager *m) {
 	m->manager_slot = sd_bus_slot_unref(m->manager_slot);
 	m->bus = sd_bus_flush_close_unref(m->bus);
 
+	m->exit_source = sd_event_source_disable_unref(m->exit_source);
 	m->udp_source = sd_event_source_disable_unref(m->udp_source);
 	m->udp_fd = safe_close(m->udp_fd);
 	m->event = sd_event_unref(m->event);
@@ -223,6 +224,15 @@ int manager_export(Manager *m, sd_bus *bus) {
 	return peer_bus_register(m);
 }
 
+/*
+ * Logs out when the loop ends (SIGTERM, SIGINT): before the bus's own exit
+ * source flushes and closes the connection, so the Logout's signals and a
+ * pending Login()'s answer still go out.
+ */
+static int on_loop_exit(sd_event_source *s, void *userdata) {
+	return manager_logout(userdata);
+}
+
 int manager_start(Manager *m) {
 	_cleanup_(sd_bus_unrefp) sd_bus *bus = NULL; /* m->bus keeps its own reference */
 	int r;
@@ -251,6 +261,13 @@ int manager_start(Manager *m) {
 	r = sd_bus_set_exit_on_disconnect(m->bus, true);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to set exit on disconnect: %m");
+	}
+	r = sd_event_add_exit(m->event, &m->exit_source, on_loop_exit, m);
+	if (r >= 0) {
+		r = sd_event_source_set_priority(m->exit_source, SD_EVENT_PRIORITY_IMPORTANT);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to add exit handler: %m");
 	}
 	return 0;
 }

@@ -48,6 +48,7 @@ typedef struct Manager {
 	Endpoint bind_address;
 	int udp_fd;
 	sd_event_source *udp_source;
+	sd_event_source *exit_source;
 
 	ManagerState state;
 	char *username;       /* NULL when offline */

@@ -7,11 +7,14 @@ refuses it before p2pchatd could see it, and p2pchatd keeps serving.
 """
 
 import os
+import signal
 import socket
 import struct
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
+import p2ptest  # noqa: E402
 from p2ptest import (ERROR, MANAGER, PATH, SERVICE, Coordinator, Tap, User,  # noqa: E402
                      error_name, free_port, wait_for)
 from gi.repository import GLib  # noqa: E402
@@ -67,7 +70,7 @@ def raw_call_with_bytes(address, body_string):
     return data
 
 
-t = Tap(24)
+t = Tap(26)
 users = []
 coord = None
 try:
@@ -155,6 +158,22 @@ try:
     # Unreachable coordinator: CoordinatorUnreachable after bounded retries.
     e = carol.error_of("Login", "ss", ("carol", "127.0.0.1:%d" % free_port()))
     t.ok(e == ERROR + "CoordinatorUnreachable", "Login to nothing: CoordinatorUnreachable", e)
+
+    # A second p2pchatd on a bus whose name is taken refuses to start.
+    r = subprocess.run([os.path.join(p2ptest.BUILD_ROOT, "daemon", "p2pchatd")], env=carol.env,
+                       capture_output=True, text=True, timeout=30)
+    t.ok(r.returncode == 1 and "already owned" in r.stderr,
+         "a second p2pchatd refuses to start", r.stderr)
+
+    # SIGTERM while a Login is pending: the caller gets an error, not a timeout.
+    dave = User("dave")
+    users.append(dave)
+    box = dave.call_async("Login", "ss", ("dave", "127.0.0.1:%d" % free_port()))
+    wait_for(lambda: dave.prop("State") == "connecting", 5)
+    status = dave.kill(signal.SIGTERM)
+    t.ok(status == 0 and wait_for(lambda: "error" in box, 5) and
+         error_name(box["error"]) == "System.Error.ECANCELED",
+         "SIGTERM answers a pending Login", box)
 
     t.ok(alice.daemon.poll() is None and carol.daemon.poll() is None and
          alice.prop("State") == "online" and alice.online_peers() == ["bob"],
