@@ -191,15 +191,17 @@ int connection_flush(Connection *c) {
 			if (errno == EINTR) {
 				continue;
 			}
-			if (errno == EAGAIN) {
-				return connection_set_want_out(c, true) < 0 ? -errno : 1;
+			if (errno != EAGAIN) {
+				return -errno;
 			}
-			return -errno;
+			n = 0;
 		}
 		c->out_start += n;
 		if (c->out_start < c->out_end) {
 			/* The socket buffer is full: wait for EPOLLOUT, not spin. */
-			return connection_set_want_out(c, true) < 0 ? -EIO : 1;
+			int r = connection_set_want_out(c, true);
+
+			return r < 0 ? r : 1;
 		}
 	}
 
