@@ -24,6 +24,9 @@ import gi
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import refclient  # noqa: E402  (the coordinator tests' wire helpers)
+
 SERVICE = "org.p2pchat.chat1"
 PATH = "/org/p2pchat/chat1"
 MANAGER = "org.p2pchat.chat1.Manager"
@@ -119,20 +122,7 @@ class Tap:
 
 def free_port(host="127.0.0.1"):
     """A port free for both UDP and TCP on @host."""
-    for _ in range(100):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            t.bind((host, 0))
-            port = t.getsockname()[1]
-            u.bind((host, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
+    return refclient.free_udp_tcp_port(host)
 
 
 def pump(seconds=0.0):
@@ -299,45 +289,16 @@ class User:
         self.bus.stop()
 
 
-def _leb128(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+frame = refclient.frame
+u16 = refclient.utf16
 
 
-def frame(text):
-    data = text.encode("utf-8")
-    return _leb128(len(data)) + data
-
-
-def read_frame(sock):
-    """Reads one LEB128-framed UTF-8 string from a blocking TCP socket."""
-    n, shift = 0, 0
-    while True:
-        b = sock.recv(1)
-        if not b:
-            raise EOFError
-        n |= (b[0] & 0x7F) << shift
-        shift += 7
-        if not b[0] & 0x80:
-            break
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError
-        data += chunk
-    return data.decode("utf-8")
-
-
-def u16(text):
-    return text.encode("utf-16-le")
+def read_frame(sock, timeout=5.0):
+    """Reads one LEB128-framed UTF-8 string from a TCP socket."""
+    text = refclient.FrameReader(sock).read(timeout)
+    if text is None:
+        raise EOFError
+    return text
 
 
 class RefServer:
