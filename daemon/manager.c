@@ -185,6 +185,17 @@ static int bind_udp(Manager *m) {
 	if (fd < 0) {
 		return log_error_errno(errno, "Failed to create UDP socket: %m");
 	}
+	/*
+	 * Bursts of messages from many peers (or acks of many in flight) must not
+	 * overflow the default ~200 KiB: a drop costs a retry 250 ms later.  The
+	 * kernel caps this at net.core.rmem_max/wmem_max.
+	 */
+	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &(int) { MANAGER_UDP_BUFFER },
+			sizeof(int)) < 0 ||
+			setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int) { MANAGER_UDP_BUFFER },
+			sizeof(int)) < 0) {
+		log_debug_errno(errno, "Failed to enlarge UDP socket buffers, ignoring: %m");
+	}
 	if (bind(fd, &m->bind_address.sa, endpoint_socklen(&m->bind_address)) < 0) {
 		return log_error_errno(errno, "Failed to bind UDP socket to '%s': %m",
 				endpoint_format(&m->bind_address, buf));
@@ -442,6 +453,15 @@ void manager_link_online(Manager *m) {
 }
 
 void manager_link_lost(Manager *m) {
+	char buf[ENDPOINT_STRLEN];
+	Endpoint e;
+
+	/* The route to the coordinator may have changed with the network. */
+	if (find_declared_endpoint(m, &e) >= 0 && !endpoint_equal(&e, &m->declared) &&
+			free_and_strdup(&m->local_endpoint, endpoint_format(&e, buf)) >= 0) {
+		log_info("Local endpoint is now %s.", buf);
+		m->declared = e;
+	}
 	set_state(m, MANAGER_STATE_CONNECTING);
 }
 

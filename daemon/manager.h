@@ -23,6 +23,9 @@
 #define PEER_INTERFACE "org.p2pchat.chat1.Peer"
 #define PEER_PATH_PREFIX "/org/p2pchat/chat1/peer"
 
+/* Requested size of the peer socket's buffers, in bytes. */
+#define MANAGER_UDP_BUFFER (4 * 1024 * 1024)
+
 /* The coordinator port when "HOST" comes without ":PORT". */
 #define MANAGER_DEFAULT_COORDINATOR_PORT 7474
 
