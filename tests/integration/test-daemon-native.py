@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 from p2ptest import SLOW, Coordinator, Tap, User, pump, wait_for  # noqa: E402
 
-t = Tap(14)
+t = Tap(15)
 users = []
 coord = None
 try:
@@ -69,6 +69,12 @@ try:
     elapsed = time.monotonic() - start
     t.ok(left and elapsed <= 2 * SLOW and alice.signals("PeerLeft")[0][0] == "bob",
          "PeerLeft within 2 s of kill -9 (%.2f s)" % elapsed)
+    changed = [e[3][1] for e in alice.events if e[1] == "PropertiesChanged" and
+               e[2] == "/org/p2pchat/chat1/peer/bob"]
+    t.ok(not alice.prop("Online", path="/org/p2pchat/chat1/peer/bob",
+                        iface="org.p2pchat.chat1.Peer") and
+         alice.peers()["bob"][1] is False and {"Online": False} in changed,
+         "bob's object says offline, with PropertiesChanged", changed)
     m4 = alice.send("bob", "gone?")
     t.ok(alice.wait_signal("MessageFailed", lambda a: a[0] == m4 and a[1] == "bob") and
          alice.wait_signal("MessageFailed", lambda a: a[0] == pending) or
