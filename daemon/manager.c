@@ -26,6 +26,7 @@
 #include "daemon/message.h"
 #include "daemon/peer-bus.h"
 #include "daemon/peer.h"
+#include "daemon/resolve.h"
 
 typedef union SockaddrUnion {
 	struct sockaddr sa;
@@ -73,6 +74,7 @@ Manager *manager_free(Manager *m) {
 		return NULL;
 	}
 	m->login_call = sd_bus_message_unref(m->login_call);
+	m->resolver = resolver_free(m->resolver);
 	m->link = coordinator_link_free(m->link);
 	m->messenger = messenger_free(m->messenger);
 	roster_clear(m);
@@ -284,34 +286,58 @@ int manager_start(Manager *m) {
 }
 
 /*
- * "HOST:PORT", where HOST is an IP address ("[v6]" for IPv6) or localhost;
- * ":PORT" may be left out, and "" means localhost.
+ * "HOST:PORT": HOST is an IPv4 address, a bracketed IPv6 address or a host
+ * name; ":PORT" may be left out (7474), and "" means localhost.
+ * Return: 1 with @ret_literal for an address, 0 with @ret_host and @ret_port
+ * for a name to resolve, -EINVAL.
  */
-static int parse_coordinator(const char *s, Endpoint *ret) {
-	char buf[ENDPOINT_STRLEN + 16];
-	size_t n = strlen(s);
+static int parse_coordinator(const char *s, char ret_host[static RESOLVE_HOST_MAX + 1],
+		uint16_t *ret_port, Endpoint *ret_literal) {
+	char host[RESOLVE_HOST_MAX + 1], buf[RESOLVE_HOST_MAX + 16];
+	uint16_t port = MANAGER_DEFAULT_COORDINATOR_PORT;
+	const char *colon, *end;
+	size_t n;
 
-	if (n == 0) {
+	if (!*s) {
 		s = "localhost";
-		n = strlen(s);
 	}
-	if (n >= ENDPOINT_STRLEN) {
+	if (s[0] == '[') {
+		end = strchr(s, ']');
+		if (!end) {
+			return -EINVAL;
+		}
+		colon = end[1] == ':' ? end + 1 : NULL;
+		if (!colon && end[1] != '\0') {
+			return -EINVAL;
+		}
+		end++;
+	} else {
+		colon = strchr(s, ':');
+		if (colon && strchr(colon + 1, ':')) {
+			return -EINVAL; /* IPv6 needs brackets */
+		}
+		end = colon ? colon : s + strlen(s);
+	}
+	n = (size_t) (end - s);
+	if (n == 0 || n > RESOLVE_HOST_MAX) {
 		return -EINVAL;
 	}
-	if (strncmp(s, "localhost", 9) == 0 && (s[9] == '\0' || s[9] == ':')) {
-		(void) snprintf(buf, sizeof(buf), "127.0.0.1%s", s + 9);
-		s = buf;
-		n = strlen(s);
-	}
-	if (endpoint_parse(s, n, ret) >= 0) {
-		return 0;
-	}
-	/* Without a port: an IPv4 address or a bracketed IPv6 one. */
-	if (snprintf(buf, sizeof(buf), "%s:%d", s, MANAGER_DEFAULT_COORDINATOR_PORT) >=
-			(int) sizeof(buf)) {
+	if (colon && endpoint_parse_port(colon + 1, strlen(colon + 1), &port) < 0) {
 		return -EINVAL;
 	}
-	return endpoint_parse(buf, strlen(buf), ret);
+	memcpy(host, s, n);
+	host[n] = '\0';
+
+	(void) snprintf(buf, sizeof(buf), "%s:%u", host, (unsigned) port);
+	if (endpoint_parse(buf, strlen(buf), ret_literal) >= 0) {
+		return 1;
+	}
+	if (host[0] == '[' || !resolve_host_is_valid(host)) {
+		return -EINVAL;
+	}
+	memcpy(ret_host, host, n + 1);
+	*ret_port = port;
+	return 0;
 }
 
 /* The address the kernel would send from to reach the coordinator, with our port. */
@@ -359,38 +385,72 @@ static void set_state(Manager *m, ManagerState state) {
 	manager_emit_properties_changed(m);
 }
 
-int manager_login(Manager *m, const char *name, const char *coordinator) {
+/* The second half of a login, once the coordinator's address is known. */
+static int login_continue(Manager *m, const Endpoint *coord) {
 	char buf[ENDPOINT_STRLEN];
-	Endpoint coord;
 	int r;
+
+	m->coordinator_address = *coord;
+	r = find_declared_endpoint(m, &m->declared);
+	if (r < 0) {
+		return log_warning_errno(r, "Failed to find a local address towards '%s': %m",
+				m->coordinator);
+	}
+	r = free_and_strdup(&m->local_endpoint, endpoint_format(&m->declared, buf));
+	if (r < 0) {
+		return r;
+	}
+	log_info("Logging in as '%s' at '%s', declaring %s.", m->username, m->coordinator, buf);
+	manager_emit_properties_changed(m);
+	return coordinator_link_start(m->link);
+}
+
+static void on_resolved(int error, const Endpoint *ep, void *userdata) {
+	Manager *m = userdata;
+	int r;
+
+	m->resolver = resolver_free(m->resolver);
+	if (error < 0) {
+		manager_link_failed(m, -EHOSTUNREACH, "cannot resolve its host name");
+		return;
+	}
+	r = login_continue(m, ep);
+	if (r < 0) {
+		manager_link_failed(m, -EHOSTUNREACH, "no local address towards it");
+	}
+}
+
+int manager_login(Manager *m, const char *name, const char *coordinator) {
+	char host[RESOLVE_HOST_MAX + 1], buf[ENDPOINT_STRLEN];
+	uint16_t port;
+	Endpoint coord;
+	int r, literal;
 
 	assert(m->state == MANAGER_STATE_OFFLINE);
 
-	r = parse_coordinator(coordinator, &coord);
-	if (r < 0) {
+	literal = parse_coordinator(coordinator, host, &port, &coord);
+	if (literal < 0) {
 		return -EINVAL;
 	}
-	if (endpoint_family(&coord) != endpoint_family(&m->bind_address)) {
+	if (literal && endpoint_family(&coord) != endpoint_family(&m->bind_address)) {
 		log_warning("Coordinator '%s' is not reachable from a socket bound to %s.",
 				coordinator, endpoint_format(&m->bind_address, buf));
 		return -EINVAL;
 	}
-	m->coordinator_address = coord;
-	r = find_declared_endpoint(m, &m->declared);
-	if (r < 0) {
-		return log_warning_errno(r, "Failed to find a local address towards '%s': %m",
-				coordinator);
-	}
-
 	if (free_and_strdup(&m->username, name) < 0 ||
-			free_and_strdup(&m->coordinator, coordinator) < 0 ||
-			free_and_strdup(&m->local_endpoint, endpoint_format(&m->declared, buf)) < 0) {
+			free_and_strdup(&m->coordinator, coordinator) < 0) {
 		return -ENOMEM;
 	}
-	log_info("Logging in as '%s' at '%s', declaring %s.", name, coordinator, buf);
 	set_state(m, MANAGER_STATE_CONNECTING);
 
-	r = coordinator_link_start(m->link);
+	if (literal) {
+		r = login_continue(m, &coord);
+	} else {
+		/* The answer comes from the loop, after Login() has kept its message. */
+		log_debug("Resolving '%s'.", host);
+		r = resolver_start(m->event, host, port, endpoint_family(&m->bind_address),
+				on_resolved, m, &m->resolver);
+	}
 	if (r < 0) {
 		manager_link_failed(m, r, "internal error");
 		return r;
@@ -406,6 +466,7 @@ static void emit_left(Peer *p, void *userdata) {
 
 /* Everything of a login goes; @reason tells messages in flight why. */
 static void go_offline(Manager *m, const char *reason) {
+	m->resolver = resolver_free(m->resolver);
 	messenger_fail_all(m->messenger, reason);
 	roster_foreach(m, emit_left, NULL);
 	roster_clear(m);

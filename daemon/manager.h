@@ -31,6 +31,7 @@
 
 typedef struct CoordinatorLink CoordinatorLink;
 typedef struct Messenger Messenger;
+typedef struct Resolver Resolver;
 
 typedef enum ManagerState {
 	MANAGER_STATE_OFFLINE,
@@ -68,6 +69,8 @@ typedef struct Manager {
 
 	CoordinatorLink *link;
 	Messenger *messenger;
+
+	Resolver *resolver; /* while Login() waits for a host name */
 
 	sd_bus_message *login_call; /* a pending Login(), replied exactly once */
 } Manager;

@@ -70,7 +70,7 @@ def raw_call_with_bytes(address, body_string):
     return data
 
 
-t = Tap(26)
+t = Tap(27)
 users = []
 coord = None
 try:
@@ -89,8 +89,11 @@ try:
                       ("tab\there", "control character")]:
         t.ok(err("Login", "ss", (name, coord.address)) == ERROR + "InvalidName",
              "Login with %s name: InvalidName" % why)
-    t.ok(err("Login", "ss", ("alice", "not-an-address")) == INVALID_ARGS,
+    t.ok(err("Login", "ss", ("alice", "not an address")) == INVALID_ARGS,
          "Login with a bad coordinator: InvalidArgs")
+    e = err("Login", "ss", ("alice", "no-such-host.invalid:7474"))
+    t.ok(e == ERROR + "CoordinatorUnreachable" and alice.prop("State") == "offline",
+         "Login with a host name that does not resolve: CoordinatorUnreachable", e)
     t.ok(err("SendMessage", "ss", ("bob", "hi")) == ERROR + "NotLoggedIn",
          "SendMessage offline: NotLoggedIn")
     t.ok(err("Logout") == ERROR + "NotLoggedIn", "Logout offline: NotLoggedIn")
