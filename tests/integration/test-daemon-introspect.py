@@ -7,10 +7,12 @@ types, directions).  Standard interfaces are not compared.
 """
 
 import os
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
+import p2ptest  # noqa: E402
 from p2ptest import (MANAGER, PATH, PEER, SOURCE_ROOT, RefServer, Tap, User,  # noqa: E402
                      wait_for)
 
@@ -40,7 +42,7 @@ def introspect(user, path):
     return ET.fromstring(xml)
 
 
-t = Tap(5)
+t = Tap(8)
 users = []
 server = RefServer()
 try:
@@ -68,6 +70,17 @@ try:
     objects = alice.call("GetManagedObjects", iface="org.freedesktop.DBus.ObjectManager")[0]
     t.ok(objects.get(PATH + "/peer/bob", {}).get(PEER, {}).get("Name") == "bob",
          "ObjectManager lists the peer", objects)
+
+    # The command line.
+    exe = os.path.join(p2ptest.BUILD_ROOT, "daemon", "p2pchatd")
+    r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
+    t.ok(r.returncode == 0 and r.stdout.startswith("p2pchatd "), "--version", r.stdout)
+    r = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=10)
+    t.ok(r.returncode == 0 and "--bind=ADDR:PORT" in r.stdout, "--help", r.stdout)
+    r = subprocess.run([exe, "--bind", "300.1.1.1:5"], capture_output=True, text=True,
+                       timeout=10, env=alice.env)
+    t.ok(r.returncode == 1 and "Invalid bind address '300.1.1.1:5'" in r.stderr,
+         "a bad --bind is refused", r.stderr)
 except Exception:  # noqa: BLE001
     import traceback
     t.diag(traceback.format_exc())
