@@ -897,7 +897,8 @@ static void storm_udp(size_t n) {
 	}
 	fcpu = rusage_cpu(&ru);
 	printf("  udp floor N=%zu: %" PRIu64 " datagrams of %zu bytes by a bare sendmmsg() loop: "
-	       "%" PRIu64 " received in %.3f s; sender CPU %.3f s = %.0f datagrams per CPU second\n",
+	       "%" PRIu64 " received in %.3f s; sender CPU %.3f s = %.0f datagrams per CPU "
+	       "second\n",
 	       n, want_fwd, text_len, floor_got, floor_time, fcpu, fcpu > 0 ? want_fwd / fcpu : 0);
 	if (cpu > 0 && fcpu > 0) {
 		printf("  udp N=%zu: coordinator reaches %.0f%% of the raw sendmmsg floor "
