@@ -140,9 +140,19 @@ class FrameReader:
 
 # --- ports and processes ---------------------------------------------------
 
+def family(ip):
+    """AF_INET6 for an IPv6 address, else AF_INET."""
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def endpoint(ip, port):
+    """The wire form: a.b.c.d:port or [v6]:port."""
+    return "[%s]:%d" % (ip, port) if ":" in ip else "%s:%d" % (ip, port)
+
+
 def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
     """A port that is free for @kind on @host right now."""
-    with socket.socket(socket.AF_INET, kind) as s:
+    with socket.socket(family(host), kind) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -150,8 +160,8 @@ def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
 def free_udp_tcp_port(host="127.0.0.1", attempts=50):
     """A port free for both UDP and TCP on @host right now."""
     for _ in range(attempts):
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        t = socket.socket(family(host), socket.SOCK_STREAM)
+        u = socket.socket(family(host), socket.SOCK_DGRAM)
         try:
             t.bind((host, 0))
             port = t.getsockname()[1]
@@ -198,7 +208,7 @@ class Coordinator:
         self.logfile = tempfile.NamedTemporaryFile(prefix="coordinator-", suffix=".log")
         self.final_log = None
         self.host = host
-        cmd = [self.binary, "--listen", "%s:0" % host] + list(args)
+        cmd = [self.binary, "--listen", endpoint(host, 0)] + list(args)
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                      stdout=self.logfile, stderr=self.logfile,
                                      env=env)
@@ -267,9 +277,9 @@ class RefClient:
         self.name = name
         self.server = coordinator_addr
         self.ip = ip
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock = socket.socket(family(ip), socket.SOCK_DGRAM)
         self.sock.bind((ip, 0))
-        self.endpoint = "%s:%d" % (ip, self.sock.getsockname()[1])
+        self.endpoint = endpoint(ip, self.sock.getsockname()[1])
         self.accept_from = None
 
     def close(self):
@@ -280,7 +290,7 @@ class RefClient:
 
     def send_raw(self, data, src_ip=None):
         """One datagram from a throwaway port (on @src_ip, default ours)."""
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as t:
+        with socket.socket(family(src_ip or self.ip), socket.SOCK_DGRAM) as t:
             t.bind((src_ip or self.ip, 0))
             t.sendto(data, self.server)
 

@@ -49,9 +49,33 @@ def test_notify(tap):
         sock.close()
 
 
+def test_ipv6(tap):
+    """--listen [::1]:0: IPv6 endpoints end to end."""
+    if not socket.has_ipv6:
+        tap.ok(True, "# SKIP no IPv6")
+        return
+    with Coordinator(host="::1") as coord:
+        alice = RefClient("alice", coord.udp_addr, ip="::1")
+        bob = RefClient("bob", coord.udp_addr, ip="::1")
+        alice.login()
+        port = alice.wait_accept()
+        tap.ok(port == coord.tcp_port, "IPv6 login gets Accept", port)
+        entries, closed = alice.fetch_list(port)
+        tap.ok(entries == [("alice", alice.endpoint, "")] and closed,
+               "IPv6 list has '[::1]:port' endpoints", entries)
+        bob.login()
+        fwd = alice.expect("login,bob")
+        tap.ok(fwd == "login,bob,%s" % bob.endpoint, "IPv6 login forwarded", fwd)
+        alice.close()
+        bob.close()
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
+
+
 def main():
     tap = Tap()
     test_notify(tap)
+    test_ipv6(tap)
     clients = []
     with Coordinator("--verbose") as coord:
         alice = RefClient("alice", coord.udp_addr)
