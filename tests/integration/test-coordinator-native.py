@@ -30,7 +30,8 @@ time.sleep(60)
 
 
 def expect_frame(client, prefix, timeout=2.0):
-    """The next frame on @client's session starting with @prefix (skipping pings)."""
+    """The next frame on @client's session starting with @prefix; other frames
+    are skipped, and the coordinator's pings answered, as a client does."""
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -44,6 +45,8 @@ def expect_frame(client, prefix, timeout=2.0):
             return None
         if text.startswith(prefix):
             return text
+        if text == "ping":
+            client.send_frame("pong")
 
 
 def pushed_names(client, prefix, n):
@@ -196,6 +199,28 @@ def test_timeouts(tap):
     tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
 
 
+def test_heartbeat(tap):
+    """A session that answers nothing (the peer host froze, TCP still up) is
+    closed by the ping check; one that answers pings stays."""
+    with Coordinator("--ping-interval", "1", "--login-rate", "0") as coord:
+        watcher = NativeClient("watcher", coord.udp_addr)
+        silent = NativeClient("silent", coord.udp_addr)
+        try:
+            watcher.login_session()
+            silent.login_session()
+            t0 = time.monotonic()
+            text = expect_frame(watcher, "logout,silent", 8.0)
+            tap.ok(text is not None, "silent session closed by the ping check after %.1f s"
+                   % (time.monotonic() - t0))
+            watcher.send_frame("ping")
+            tap.ok(expect_frame(watcher, "pong") == "pong", "a session answering pings stays")
+        finally:
+            watcher.close()
+            silent.close()
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
+
+
 def test_slow_reader(tap):
     with Coordinator("--output-cap", "65536", "--login-rate", "0") as coord:
         fast = NativeClient("fast", coord.udp_addr)
@@ -249,7 +274,7 @@ def test_slow_reader(tap):
 
 def main():
     tap = Tap()
-    tests = [test_sessions, test_timeouts, test_slow_reader]
+    tests = [test_sessions, test_timeouts, test_heartbeat, test_slow_reader]
     only = sys.argv[1:]
     for t in tests:
         if not only or t.__name__ in only:
