@@ -27,7 +27,8 @@ static void help(void) {
 	       "The p2pchat daemon: serves org.p2pchat.chat1 on the session bus.\n\n"
 	       "  -h --help              Show this help\n"
 	       "     --version           Show package version\n"
-	       "  -b --bind=ADDR:PORT    Bind the peer UDP socket here (default 0.0.0.0:0)\n"
+	       "  -b --bind=ADDR:PORT    Bind the peer UDP socket here (default: any\n"
+	       "                         address, IPv4 and IPv6, any port)\n"
 	       "  -v --verbose           Log debug messages\n",
 			program_invocation_short_name);
 }
@@ -70,8 +71,6 @@ static int parse_argv(int argc, char *argv[]) {
 		{},
 	};
 	int c;
-
-	arg_bind.in.sin_family = AF_INET;
 
 	while ((c = getopt_long(argc, argv, "hb:v", options, NULL)) >= 0) {
 		switch (c) {

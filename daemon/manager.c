@@ -95,14 +95,38 @@ Manager *manager_free(Manager *m) {
 	return mfree(m);
 }
 
+/* A dual-stack socket reaches IPv4 too, through v4-mapped IPv6 addresses. */
+static bool manager_can_reach(Manager *m, int family) {
+	return family == endpoint_family(&m->bind_address) || (m->dual_stack && family == AF_INET);
+}
+
 int manager_send_datagram(Manager *m, const Endpoint *to, const void *buf, size_t n) {
-	if (endpoint_family(to) != endpoint_family(&m->bind_address)) {
+	Endpoint mapped;
+
+	if (!manager_can_reach(m, endpoint_family(to))) {
 		return -EAFNOSUPPORT;
+	}
+	if (m->dual_stack && endpoint_family(to) == AF_INET) {
+		mapped = (Endpoint) { .in6.sin6_family = AF_INET6, .in6.sin6_port = to->in.sin_port };
+		mapped.in6.sin6_addr.s6_addr[10] = 0xff;
+		mapped.in6.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&mapped.in6.sin6_addr.s6_addr[12], &to->in.sin_addr, 4);
+		to = &mapped;
 	}
 	if (sendto(m->udp_fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, &to->sa, endpoint_socklen(to)) < 0) {
 		return -errno;
 	}
 	return 0;
+}
+
+/* The roster and the coordinator speak of IPv4 peers as IPv4, never v4-mapped. */
+static void endpoint_unmap(Endpoint *e) {
+	if (endpoint_family(e) == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&e->in6.sin6_addr)) {
+		struct sockaddr_in in = { .sin_family = AF_INET, .sin_port = e->in6.sin6_port };
+
+		memcpy(&in.sin_addr, &e->in6.sin6_addr.s6_addr[12], 4);
+		*e = (Endpoint) { .in = in };
+	}
 }
 
 static void dispatch_datagram(Manager *m, const uint8_t *buf, size_t n, const Endpoint *from) {
@@ -170,22 +194,18 @@ static int on_udp(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
 		if (endpoint_from_sockaddr(&ss.sa, len, &from) < 0) {
 			continue;
 		}
+		endpoint_unmap(&from);
 		dispatch_datagram(m, buf, (size_t) n, &from);
 	}
 	return 0;
 }
 
-static int bind_udp(Manager *m) {
+static int open_udp(const Endpoint *address, bool dual_stack, int *ret) {
 	_cleanup_close_ int fd = -EBADF;
-	SockaddrUnion ss;
-	socklen_t len = sizeof(ss);
-	char buf[ENDPOINT_STRLEN];
-	int r;
 
-	fd = socket(endpoint_family(&m->bind_address), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			0);
+	fd = socket(endpoint_family(address), SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		return log_error_errno(errno, "Failed to create UDP socket: %m");
+		return -errno;
 	}
 	/*
 	 * Bursts of messages from many peers (or acks of many in flight) must not
@@ -198,9 +218,42 @@ static int bind_udp(Manager *m) {
 			sizeof(int)) < 0) {
 		log_debug_errno(errno, "Failed to enlarge UDP socket buffers, ignoring: %m");
 	}
-	if (bind(fd, &m->bind_address.sa, endpoint_socklen(&m->bind_address)) < 0) {
-		return log_error_errno(errno, "Failed to bind UDP socket to '%s': %m",
-				endpoint_format(&m->bind_address, buf));
+	if (dual_stack &&
+			setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int) { 0 }, sizeof(int)) < 0) {
+		return -errno;
+	}
+	if (bind(fd, &address->sa, endpoint_socklen(address)) < 0) {
+		return -errno;
+	}
+	*ret = TAKE_FD(fd);
+	return 0;
+}
+
+static int bind_udp(Manager *m) {
+	_cleanup_close_ int fd = -EBADF;
+	SockaddrUnion ss;
+	socklen_t len = sizeof(ss);
+	char buf[ENDPOINT_STRLEN];
+	int r;
+
+	if (endpoint_family(&m->bind_address) == AF_UNSPEC) {
+		/* No --bind: every address of both families, if the host has IPv6. */
+		Endpoint any6 = { .in6.sin6_family = AF_INET6, .in6.sin6_addr = IN6ADDR_ANY_INIT };
+
+		r = open_udp(&any6, true, &fd);
+		if (r >= 0) {
+			m->dual_stack = true;
+		} else {
+			log_debug_errno(r, "No dual-stack UDP socket, using IPv4 only: %m");
+			m->bind_address = (Endpoint) { .in.sin_family = AF_INET };
+		}
+	}
+	if (fd < 0) {
+		r = open_udp(&m->bind_address, false, &fd);
+		if (r < 0) {
+			return log_error_errno(r, "Failed to bind UDP socket to '%s': %m",
+					endpoint_format(&m->bind_address, buf));
+		}
 	}
 	if (getsockname(fd, &ss.sa, &len) < 0) {
 		return log_error_errno(errno, "Failed to read UDP socket address: %m");
@@ -214,7 +267,8 @@ static int bind_udp(Manager *m) {
 		return log_error_errno(r, "Failed to watch UDP socket: %m");
 	}
 	m->udp_fd = TAKE_FD(fd);
-	log_debug("Peer socket bound to %s.", endpoint_format(&m->bind_address, buf));
+	log_debug("Peer socket bound to %s%s.", endpoint_format(&m->bind_address, buf),
+			m->dual_stack ? " (IPv4 and IPv6)" : "");
 	return 0;
 }
 
@@ -432,7 +486,7 @@ int manager_login(Manager *m, const char *name, const char *coordinator) {
 	if (literal < 0) {
 		return -EINVAL;
 	}
-	if (literal && endpoint_family(&coord) != endpoint_family(&m->bind_address)) {
+	if (literal && !manager_can_reach(m, endpoint_family(&coord))) {
 		log_warning("Coordinator '%s' is not reachable from a socket bound to %s.",
 				coordinator, endpoint_format(&m->bind_address, buf));
 		return -EINVAL;
@@ -448,7 +502,8 @@ int manager_login(Manager *m, const char *name, const char *coordinator) {
 	} else {
 		/* The answer comes from the loop, after Login() has kept its message. */
 		log_debug("Resolving '%s'.", host);
-		r = resolver_start(m->event, host, port, endpoint_family(&m->bind_address),
+		r = resolver_start(m->event, host, port,
+				m->dual_stack ? AF_UNSPEC : endpoint_family(&m->bind_address),
 				on_resolved, m, &m->resolver);
 	}
 	if (r < 0) {

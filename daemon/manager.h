@@ -49,7 +49,8 @@ typedef struct Manager {
 	sd_bus_slot *enumerator_slot;
 	sd_bus_slot *object_manager_slot;
 
-	Endpoint bind_address;
+	Endpoint bind_address; /* family AF_UNSPEC: both families, any port */
+	bool dual_stack;
 	int udp_fd;
 	sd_event_source *udp_source;
 	sd_event_source *exit_source;

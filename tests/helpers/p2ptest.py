@@ -125,6 +125,30 @@ def free_port(host="127.0.0.1"):
     return refclient.free_udp_tcp_port(host)
 
 
+def free_port6(host="::1"):
+    """A port free for both UDP and TCP on the IPv6 @host."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as t, \
+                socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as u:
+            try:
+                t.bind((host, 0))
+                port = t.getsockname()[1]
+                u.bind((host, port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free IPv6 port")
+
+
+def has_ipv6(host="::1"):
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind((host, 0))
+        return True
+    except OSError:
+        return False
+
+
 def pump(seconds=0.0):
     """Runs the default GLib main context for @seconds (at least one pass)."""
     ctx = GLib.MainContext.default()
@@ -470,13 +494,13 @@ class Coordinator:
 
     def __init__(self, port=None, host="127.0.0.1"):
         self.host = host
-        self.port = port or free_port(host)
+        self.port = port or (free_port6(host) if ":" in host else free_port(host))
         self.log_path = os.path.join(tempdir("p2ptest-coord-"), "coordinator.log")
         self.start()
 
     @property
     def address(self):
-        return "%s:%d" % (self.host, self.port)
+        return ("[%s]:%d" if ":" in self.host else "%s:%d") % (self.host, self.port)
 
     def start(self):
         self.log = open(self.log_path, "ab")
