@@ -18,6 +18,7 @@
 #define BUS_ERROR_UNKNOWN_PEER "org.p2pchat.chat1.Error.UnknownPeer"
 #define BUS_ERROR_MESSAGE_TOO_LONG "org.p2pchat.chat1.Error.MessageTooLong"
 #define BUS_ERROR_INVALID_MESSAGE "org.p2pchat.chat1.Error.InvalidMessage"
+#define BUS_ERROR_INVALID_CONFIG "org.p2pchat.chat1.Error.InvalidConfig"
 
 extern const sd_bus_error_map bus_error_map[];
 

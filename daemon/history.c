@@ -64,6 +64,12 @@ static const char *const migrations[] = {
 	"    VALUES ('delete', old.seq, old.text);"
 	"  INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);"
 	"END;",
+	/*
+	 * 1 -> 2: "final" marks a message sent to a reference peer: the
+	 * reference protocol has no acks, so "sent" is its last state.  It is
+	 * never requeued at start-up and never expires.
+	 */
+	"ALTER TABLE messages ADD COLUMN final INTEGER NOT NULL DEFAULT 0;",
 };
 
 #define COLUMNS "id, peer, direction, text, sent_usec, received_usec, state"
@@ -80,6 +86,9 @@ typedef enum Statement {
 	STMT_UPDATE_STATE,
 	STMT_LIST_QUEUED,
 	STMT_REQUEUE,
+	STMT_SENT_FINAL,
+	STMT_QUEUED_PEERS,
+	STMT_LIST_UNREAD,
 	STMT_LIST_EXPIRED,
 	STMT_OLDEST_PENDING,
 	STMT_SEQ_OF,
@@ -103,17 +112,24 @@ static const char *const statement_sql[_STMT_MAX] = {
 			    "VALUES (?1, ?2, 'out', ?3, ?4, 0, 'queued')",
 	[STMT_FIND_ID] = "SELECT peer, direction FROM messages WHERE id = ?1",
 	[STMT_COUNT_PENDING] = "SELECT count(*) FROM messages "
-			       "WHERE state IN ('queued', 'sent') AND peer = ?1",
+			       "WHERE state IN ('queued', 'sent') AND final = 0 AND peer = ?1",
 	[STMT_GET_MESSAGE] = "SELECT " COLUMNS " FROM messages WHERE id = ?1",
 	[STMT_UPDATE_STATE] = "UPDATE messages SET state = ?2 WHERE id = ?1 AND state = ?3",
 	[STMT_LIST_QUEUED] = "SELECT " COLUMNS " FROM messages "
 			     "WHERE state = 'queued' AND peer = ?1 ORDER BY seq LIMIT ?2",
-	[STMT_REQUEUE] = "UPDATE messages SET state = 'queued' WHERE state = 'sent'",
+	[STMT_REQUEUE] = "UPDATE messages SET state = 'queued' WHERE state = 'sent' AND final = 0",
+	[STMT_SENT_FINAL] = "UPDATE messages SET state = 'sent', final = 1 "
+			    "WHERE id = ?1 AND direction = 'out' AND state IN ('queued', 'sent')",
+	[STMT_QUEUED_PEERS] = "SELECT DISTINCT peer FROM messages WHERE state = 'queued' "
+			      "ORDER BY peer",
+	[STMT_LIST_UNREAD] = "SELECT id FROM messages "
+			     "WHERE state = 'delivered' AND peer = ?1 AND direction = 'in' "
+			     "ORDER BY seq",
 	[STMT_LIST_EXPIRED] = "SELECT " COLUMNS " FROM messages "
-			      "WHERE state IN ('queued', 'sent') AND sent_usec < ?1 "
+			      "WHERE state IN ('queued', 'sent') AND final = 0 AND sent_usec < ?1 "
 			      "ORDER BY seq LIMIT ?2",
 	[STMT_OLDEST_PENDING] = "SELECT min(sent_usec) FROM messages "
-				"WHERE state IN ('queued', 'sent') HAVING count(*) > 0",
+				"WHERE state IN ('queued', 'sent') AND final = 0 HAVING count(*) > 0",
 	[STMT_SEQ_OF] = "SELECT seq FROM messages WHERE id = ?1 AND peer = ?2",
 	[STMT_GET_LATEST] = "SELECT " COLUMNS " FROM ("
 			    "  SELECT * FROM messages WHERE peer = ?1 ORDER BY seq DESC LIMIT ?2"
@@ -873,6 +889,108 @@ int history_requeue_sent(History *h) {
 		return r;
 	}
 	return sqlite3_changes(h->db);
+}
+
+int history_set_sent_final(History *h, const char *id) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	assert(h);
+
+	if (!id_is_valid(id)) {
+		return -ENOENT;
+	}
+	r = stmt_get_bound(h, STMT_SENT_FINAL, id, &s);
+	if (r < 0) {
+		return r;
+	}
+	r = stmt_exec(h, s);
+	if (r < 0) {
+		return r;
+	}
+	return sqlite3_changes(h->db) > 0 ? 0 : -ENOENT;
+}
+
+/* Steps @s to the end and collects column 0 of every row. */
+static int collect_strings(History *h, sqlite3_stmt *s, char ***ret) {
+	char **l = NULL;
+	size_t n = 0;
+	int r;
+
+	for (;;) {
+		int rc = sqlite3_step(s);
+		char **a;
+
+		if (rc == SQLITE_DONE) {
+			break;
+		}
+		if (rc != SQLITE_ROW) {
+			r = history_error(h, rc, sqlite3_sql(s));
+			goto fail;
+		}
+		a = reallocarray(l, n + 2, sizeof(char *));
+		if (!a) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		l = a;
+		l[n] = column_strdup(s, 0);
+		if (!l[n]) {
+			r = -ENOMEM;
+			goto fail;
+		}
+		l[++n] = NULL;
+	}
+	if (!l) {
+		l = calloc(1, sizeof(char *));
+		if (!l) {
+			return -ENOMEM;
+		}
+	}
+	*ret = l;
+	return (int) MIN(n, (size_t) INT_MAX);
+
+fail:
+	history_strv_free(l);
+	return r;
+}
+
+int history_list_queued_peers(History *h, char ***ret) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	assert(h);
+	assert(ret);
+
+	r = stmt_get(h, STMT_QUEUED_PEERS, &s);
+	if (r < 0) {
+		return r;
+	}
+	return collect_strings(h, s, ret);
+}
+
+int history_list_unread(History *h, const char *peer, char ***ret) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	assert(h);
+	assert(ret);
+
+	r = stmt_get_peer(h, STMT_LIST_UNREAD, peer, &s);
+	if (r < 0) {
+		return r;
+	}
+	return collect_strings(h, s, ret);
+}
+
+char **history_strv_free(char **l) {
+	if (!l) {
+		return NULL;
+	}
+	for (char **i = l; *i; i++) {
+		free(*i);
+	}
+	return mfree(l);
 }
 
 int history_oldest_pending(History *h, uint64_t *ret_usec) {

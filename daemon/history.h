@@ -153,6 +153,27 @@ int history_list_queued(History *h, const char *peer, HistoryList *ret);
 int history_requeue_sent(History *h);
 
 /*
+ * history_set_sent_final() - a queued or sent outgoing message went to a peer
+ * that never acks (a reference peer): "sent" is its last state.  It is not
+ * requeued by history_requeue_sent() and does not expire.
+ *
+ * Return: 0; -ENOENT when @id is not a queued or sent outgoing message.
+ */
+int history_set_sent_final(History *h, const char *id);
+
+/*
+ * history_list_queued_peers() - the peers with queued messages, sorted, as a
+ * NULL-terminated list to free with history_strv_free().
+ *
+ * Return: the number of peers.
+ */
+int history_list_queued_peers(History *h, char ***ret);
+/* history_list_unread() - the ids of @peer's unread incoming messages, oldest first. */
+int history_list_unread(History *h, const char *peer, char ***ret);
+char **history_strv_free(char **l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(char **, history_strv_free);
+
+/*
  * history_oldest_pending() - the sent_usec of the oldest queued or sent
  * message: when the next one expires is this plus the maximum age.
  *

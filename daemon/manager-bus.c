@@ -14,7 +14,10 @@
 #include "common/macro.h"
 #include "common/wire.h"
 #include "daemon/bus-errors.h"
+#include "daemon/config.h"
+#include "daemon/history.h"
 #include "daemon/manager-bus.h"
+#include "daemon/manager-store.h"
 #include "daemon/message.h"
 
 static int property_get_state(sd_bus *bus, const char *path, const char *interface,
@@ -92,18 +95,204 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 		return sd_bus_error_set(error, BUS_ERROR_INVALID_MESSAGE,
 				"Message text must be non-empty valid UTF-8");
 	}
-	r = messenger_send(m->messenger, peer, text, len, id);
-	if (r == -ENXIO) {
-		return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_PEER, "Unknown peer '%s'", peer);
+	if (!wire_name_is_valid(peer, strlen(peer))) {
+		return sd_bus_error_setf(error, BUS_ERROR_INVALID_NAME, "Invalid peer name '%s'",
+				peer);
 	}
+	r = manager_queue_message(m, peer, text, id);
 	if (r == -ENOBUFS) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-				"Too many messages in flight (%d)", MESSENGER_MAX_IN_FLIGHT);
+				"Too many messages queued for '%s' (%u)", peer, HISTORY_QUEUE_MAX);
 	}
 	if (r < 0) {
 		return r;
 	}
-	return sd_bus_reply_method_return(msg, "s", id);
+	r = sd_bus_reply_method_return(msg, "s", id);
+	if (r < 0) {
+		return r;
+	}
+	/* After the reply: the caller knows the id before any signal about it. */
+	manager_emit_message_state_changed(m, id, peer, HISTORY_STATE_QUEUED, NULL);
+	return 1;
+}
+
+/* Appends a(ssssttsa{sv}) of @l to @reply and sends it. */
+static int reply_messages(sd_bus_message *msg, const HistoryList *l) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_message_new_method_return(msg, &reply);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_message_open_container(reply, 'a', "(ssssttsa{sv})");
+	if (r < 0) {
+		return r;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		const HistoryMessage *hm = &l->messages[i];
+
+		r = sd_bus_message_append(reply, "(ssssttsa{sv})", hm->id, hm->peer,
+				history_direction_to_string(hm->direction), hm->text, hm->sent_usec,
+				hm->received_usec, history_state_to_string(hm->state), 0);
+		if (r < 0) {
+			return r;
+		}
+	}
+	r = sd_bus_message_close_container(reply);
+	if (r < 0) {
+		return r;
+	}
+	return sd_bus_send(NULL, reply, NULL);
+}
+
+static unsigned clamp_limit(uint32_t limit) {
+	return limit == 0 ? MANAGER_HISTORY_LIMIT_DEFAULT : MIN(limit, HISTORY_LIMIT_MAX);
+}
+
+static int check_peer_name(const char *peer, sd_bus_error *error) {
+	if (!wire_name_is_valid(peer, strlen(peer))) {
+		return sd_bus_error_setf(error, BUS_ERROR_INVALID_NAME, "Invalid peer name '%s'",
+				peer);
+	}
+	return 0;
+}
+
+static int method_get_history(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	_cleanup_(history_list_done) HistoryList l = {};
+	Manager *m = userdata;
+	const char *peer, *before;
+	uint32_t limit;
+	int r;
+
+	r = sd_bus_message_read(msg, "sus", &peer, &limit, &before);
+	if (r < 0) {
+		return r;
+	}
+	r = check_peer_name(peer, error);
+	if (r < 0) {
+		return r;
+	}
+	r = history_get(m->history, peer, clamp_limit(limit), before, &l);
+	if (r == -ENOENT) {
+		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+				"No message '%s' with '%s'", before, peer);
+	}
+	if (r < 0) {
+		return r;
+	}
+	return reply_messages(msg, &l);
+}
+
+static int method_search_history(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	_cleanup_(history_list_done) HistoryList l = {};
+	Manager *m = userdata;
+	const char *query;
+	uint32_t limit;
+	int r;
+
+	r = sd_bus_message_read(msg, "su", &query, &limit);
+	if (r < 0) {
+		return r;
+	}
+	r = history_search(m->history, query, clamp_limit(limit), &l);
+	if (r == -EINVAL) {
+		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+				"The search text must be 1-%d bytes", HISTORY_QUERY_MAX);
+	}
+	if (r < 0) {
+		return r;
+	}
+	return reply_messages(msg, &l);
+}
+
+static int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	Manager *m = userdata;
+	const char *peer;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &peer);
+	if (r < 0) {
+		return r;
+	}
+	r = check_peer_name(peer, error);
+	if (r < 0) {
+		return r;
+	}
+	r = manager_mark_read(m, peer);
+	if (r < 0) {
+		return r;
+	}
+	return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int method_set_active_conversation(sd_bus_message *msg, void *userdata,
+		sd_bus_error *error) {
+	Manager *m = userdata;
+	const char *peer;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &peer);
+	if (r < 0) {
+		return r;
+	}
+	if (peer[0] != '\0') {
+		r = check_peer_name(peer, error);
+		if (r < 0) {
+			return r;
+		}
+	}
+	r = manager_set_active_conversation(m, peer);
+	if (r < 0) {
+		return r;
+	}
+	return sd_bus_reply_method_return(msg, NULL);
+}
+
+static int config_error(sd_bus_error *error, int r, const char *key, const char *text) {
+	if (r == -ENOKEY) {
+		return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "Unknown config key '%s'",
+				key);
+	}
+	if (r == -EINVAL || r == -EBADMSG || r == -ERANGE || r == -EFBIG) {
+		return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "%s",
+				text ? text : "Invalid configuration");
+	}
+	return r;
+}
+
+static int method_get_config(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	_cleanup_free_ char *value = NULL;
+	Manager *m = userdata;
+	const char *key;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &key);
+	if (r < 0) {
+		return r;
+	}
+	r = config_get(m->config, key, &value);
+	if (r < 0) {
+		return config_error(error, r, key, NULL);
+	}
+	return sd_bus_reply_method_return(msg, "s", value);
+}
+
+static int method_set_config(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	_cleanup_free_ char *text = NULL;
+	Manager *m = userdata;
+	const char *key, *value;
+	int r;
+
+	r = sd_bus_message_read(msg, "ss", &key, &value);
+	if (r < 0) {
+		return r;
+	}
+	r = manager_set_config(m, key, value, &text);
+	if (r < 0) {
+		return config_error(error, r, key, text);
+	}
+	return sd_bus_reply_method_return(msg, NULL);
 }
 
 typedef struct ListContext {
@@ -225,6 +414,34 @@ void manager_emit_message_sent(Manager *m, const char *id, const char *peer) {
 					"MessageSent", "ssa{sv}", id, peer, 0));
 }
 
+void manager_emit_message_state_changed(Manager *m, const char *id, const char *peer,
+		HistoryState state, const char *reason) {
+	if (!manager_bus_is_open(m)) {
+		return;
+	}
+	if (reason) {
+		emit_result("MessageStateChanged",
+				sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+						"MessageStateChanged", "sssa{sv}", id, peer,
+						history_state_to_string(state), 1, "reason", "s",
+						reason));
+		return;
+	}
+	emit_result("MessageStateChanged",
+			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+					"MessageStateChanged", "sssa{sv}", id, peer,
+					history_state_to_string(state), 0));
+}
+
+void manager_emit_active_conversation_changed(Manager *m) {
+	if (!manager_bus_is_open(m)) {
+		return;
+	}
+	emit_result("PropertiesChanged",
+			sd_bus_emit_properties_changed(m->bus, MANAGER_OBJECT_PATH,
+					MANAGER_INTERFACE, "ActiveConversation", NULL));
+}
+
 void manager_emit_message_failed(Manager *m, const char *id, const char *peer,
 		const char *reason) {
 	if (!manager_bus_is_open(m)) {
@@ -244,6 +461,9 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_PROPERTY("Coordinator", "s", NULL, offsetof(Manager, coordinator),
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_PROPERTY("LocalEndpoint", "s", NULL, offsetof(Manager, local_endpoint),
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("ActiveConversation", "s", NULL,
+			offsetof(Manager, active_conversation),
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 
 	SD_BUS_METHOD_WITH_ARGS("Login",
@@ -266,6 +486,36 @@ static const sd_bus_vtable manager_vtable[] = {
 			SD_BUS_RESULT("a(ssba{sv})", peers),
 			method_list_peers,
 			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("GetHistory",
+			SD_BUS_ARGS("s", peer, "u", limit, "s", before_id),
+			SD_BUS_RESULT("a(ssssttsa{sv})", messages),
+			method_get_history,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("SearchHistory",
+			SD_BUS_ARGS("s", query, "u", limit),
+			SD_BUS_RESULT("a(ssssttsa{sv})", messages),
+			method_search_history,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("MarkRead",
+			SD_BUS_ARGS("s", peer),
+			SD_BUS_NO_RESULT,
+			method_mark_read,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("SetActiveConversation",
+			SD_BUS_ARGS("s", peer),
+			SD_BUS_NO_RESULT,
+			method_set_active_conversation,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("GetConfig",
+			SD_BUS_ARGS("s", key),
+			SD_BUS_RESULT("s", value),
+			method_get_config,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("SetConfig",
+			SD_BUS_ARGS("s", key, "s", value),
+			SD_BUS_NO_RESULT,
+			method_set_config,
+			SD_BUS_VTABLE_UNPRIVILEGED),
 
 	SD_BUS_SIGNAL_WITH_ARGS("PeerJoined",
 			SD_BUS_ARGS("s", name, "s", endpoint, "a{sv}", extra),
@@ -285,6 +535,9 @@ static const sd_bus_vtable manager_vtable[] = {
 			0),
 	SD_BUS_SIGNAL_WITH_ARGS("MessageSent",
 			SD_BUS_ARGS("s", id, "s", peer, "a{sv}", extra),
+			0),
+	SD_BUS_SIGNAL_WITH_ARGS("MessageStateChanged",
+			SD_BUS_ARGS("s", id, "s", peer, "s", state, "a{sv}", extra),
 			0),
 
 	SD_BUS_VTABLE_END,

@@ -20,8 +20,10 @@
 #include "common/macro.h"
 #include "common/wire.h"
 #include "daemon/bus-errors.h"
+#include "daemon/config.h"
 #include "daemon/coordinator-link.h"
 #include "daemon/manager-bus.h"
+#include "daemon/manager-store.h"
 #include "daemon/manager.h"
 #include "daemon/message.h"
 #include "daemon/peer-bus.h"
@@ -78,6 +80,7 @@ Manager *manager_free(Manager *m) {
 	m->link = coordinator_link_free(m->link);
 	m->messenger = messenger_free(m->messenger);
 	roster_clear(m);
+	manager_store_close(m);
 
 	m->object_manager_slot = sd_bus_slot_unref(m->object_manager_slot);
 	m->enumerator_slot = sd_bus_slot_unref(m->enumerator_slot);
@@ -275,6 +278,17 @@ static int bind_udp(Manager *m) {
 int manager_export(Manager *m, sd_bus *bus) {
 	int r;
 
+	r = manager_store_open(m);
+	if (r < 0) {
+		return r;
+	}
+	/* No --bind: the config's, unless that is the default "any". */
+	if (endpoint_family(&m->bind_address) == AF_UNSPEC &&
+			!(endpoint_is_any(&m->config->bind_address) &&
+			  endpoint_port(&m->config->bind_address) == 0 &&
+			  endpoint_family(&m->config->bind_address) == AF_INET)) {
+		m->bind_address = m->config->bind_address;
+	}
 	r = bind_udp(m);
 	if (r < 0) {
 		return r;
@@ -336,6 +350,11 @@ int manager_start(Manager *m) {
 	if (r < 0) {
 		return log_error_errno(r, "Failed to add exit handler: %m");
 	}
+	r = manager_store_attach_bus(m);
+	if (r < 0) {
+		return r;
+	}
+	manager_store_autologin(m);
 	return 0;
 }
 
@@ -522,7 +541,7 @@ static void emit_left(Peer *p, void *userdata) {
 /* Everything of a login goes; @reason tells messages in flight why. */
 static void go_offline(Manager *m, const char *reason) {
 	m->resolver = resolver_free(m->resolver);
-	messenger_fail_all(m->messenger, reason);
+	messenger_requeue_all(m->messenger, reason);
 	roster_foreach(m, emit_left, NULL);
 	roster_clear(m);
 	m->username = mfree(m->username);
@@ -566,6 +585,7 @@ void manager_link_online(Manager *m) {
 	log_info("Online as '%s' with %zu peers known.", m->username, roster_size(m));
 	set_state(m, MANAGER_STATE_ONLINE);
 	reply_login(m, 0, NULL);
+	manager_schedule_flush(m);
 }
 
 void manager_link_lost(Manager *m) {

@@ -29,7 +29,11 @@
 /* The coordinator port when "HOST" comes without ":PORT". */
 #define MANAGER_DEFAULT_COORDINATOR_PORT 7474
 
+typedef struct Config Config;
 typedef struct CoordinatorLink CoordinatorLink;
+typedef struct History History;
+typedef struct Notify Notify;
+typedef struct Outbox Outbox;
 typedef struct Messenger Messenger;
 typedef struct Resolver Resolver;
 
@@ -73,9 +77,19 @@ typedef struct Manager {
 
 	Resolver *resolver; /* while Login() waits for a host name */
 
+	/* The store (manager-store.c): opened by manager_export(). */
+	Config *config;
+	History *history;
+	Outbox *outbox;
+	Notify *notify;                 /* NULL without a notification server */
+	char *active_conversation;      /* "" when none */
+	sd_event_source *flush_source;  /* deferred: send what is queued */
+	sd_event_source *retry_timer;   /* requeued messages are tried again */
+
 	sd_bus_message *login_call; /* a pending Login(), replied exactly once */
 } Manager;
 
+/* @bind_address: NULL or AF_UNSPEC with port 0 means the config's "bind". */
 int manager_new(sd_event *event, const Endpoint *bind_address, Manager **ret);
 Manager *manager_free(Manager *m);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free);

@@ -1,24 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * Chat messages between peers.  The Messenger owns every outgoing message
- * until its outcome is known:
+ * Chat messages between peers.  The outbox (manager-store.c) decides what to
+ * send and when; the Messenger puts it on the wire and follows it until its
+ * outcome is known:
  *
  *  - native peers (caps "native1") get a JSON datagram
  *    {"type":"msg","id":…,"from":…,"ts":…,"body":…}, resent with exponential
- *    backoff until the peer's {"type":"ack",…} arrives (MessageDelivered) or
- *    MESSAGE_GIVE_UP_USEC passed (MessageFailed "timeout");
+ *    backoff until the peer's {"type":"ack",…} arrives (delivered) or
+ *    MESSAGE_GIVE_UP_USEC passed (back to the outbox: queued);
  *  - reference peers get one UTF-16LE "talk" datagram; the reference
- *    protocol has no acks, so the outcome is MessageSent, never Delivered.
- *
- * Each outgoing message is freed when its final signal has been emitted.  The
- * outcome is always emitted from a timer, after the SendMessage() reply was
- * queued, so a caller never sees a signal for an id it does not know yet.
+ *    protocol has no acks, so the outcome is "sent" for good.
  *
  * Incoming messages are accepted only from the roster endpoint of the sender
  * they name (the IP only for reference peers, which send from throwaway
- * ports), acked every time, and announced once: a ring of recent ids drops
- * the duplicates that retries produce.
+ * ports), stored, and only then acked: an ack means "stored".  The store
+ * keeps each id once, so retransmissions are acked again but announced once.
  */
 
 #include <search.h>
@@ -32,7 +29,10 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "daemon/history.h"
+#include "daemon/outbox.h"
 #include "daemon/manager-bus.h"
+#include "daemon/manager-store.h"
 #include "daemon/manager.h"
 #include "daemon/message.h"
 #include "daemon/peer.h"
@@ -48,20 +48,11 @@
 #define MESSAGE_ID_BYTES 16
 #define MESSAGE_JSON_DEPTH 4
 
-typedef enum OutgoingKind {
-	OUTGOING_NATIVE,    /* waits for an ack */
-	OUTGOING_REFERENCE, /* sent once: MessageSent */
-	OUTGOING_DOOMED,    /* fails at the first timer: reason says why */
-	_OUTGOING_KIND_MAX,
-	_OUTGOING_KIND_INVALID = -EINVAL,
-} OutgoingKind;
-
+/* A native message on the wire, waiting for its ack. */
 typedef struct Outgoing {
 	Messenger *messenger; /* not owned */
-	char id[MESSAGE_ID_STRLEN];
+	char id[HISTORY_ID_MAX + 1];
 	char *peer;
-	OutgoingKind kind;
-	const char *reason; /* static string, for OUTGOING_DOOMED */
 	char *json;
 	size_t json_len;
 	unsigned attempts;
@@ -74,9 +65,6 @@ struct Messenger {
 	Manager *manager; /* not owned */
 	void *outgoing;   /* tsearch() tree of Outgoing*, by id */
 	size_t n_outgoing;
-	uint8_t recent[MESSENGER_RECENT_IDS][MESSAGE_ID_BYTES];
-	size_t n_recent;
-	size_t recent_next;
 };
 
 static int outgoing_compare(const void *a, const void *b) {
@@ -125,7 +113,7 @@ Messenger *messenger_free(Messenger *s) {
 	if (!s) {
 		return NULL;
 	}
-	/* Callers fail every message first; this only frees what is left. */
+	/* The messages stay "sent" in the store: the next start requeues them. */
 	while (s->outgoing) {
 		o = NULL;
 		twalk_r(s->outgoing, take_first, &o);
@@ -138,7 +126,7 @@ size_t messenger_in_flight(Messenger *s) {
 	return s->n_outgoing;
 }
 
-static int new_id(char ret[static MESSAGE_ID_STRLEN]) {
+int messenger_new_id(char ret[static MESSAGE_ID_STRLEN]) {
 	uint8_t b[MESSAGE_ID_BYTES];
 	ssize_t n;
 
@@ -166,21 +154,15 @@ static int hex_value(char c) {
 }
 
 /* Only the canonical form (32 lowercase hex digits) is an id. */
-static int id_parse(const char *s, size_t n, uint8_t ret[static MESSAGE_ID_BYTES]) {
-	uint8_t b[MESSAGE_ID_BYTES];
-
+static int id_check(const char *s, size_t n) {
 	if (n != 2 * MESSAGE_ID_BYTES) {
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < MESSAGE_ID_BYTES; i++) {
-		int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0) {
+	for (size_t i = 0; i < n; i++) {
+		if (hex_value(s[i]) < 0) {
 			return -EINVAL;
 		}
-		b[i] = (uint8_t) (hi << 4 | lo);
 	}
-	memcpy(ret, b, sizeof(b));
 	return 0;
 }
 
@@ -206,7 +188,7 @@ static int json_add_string(json_object *o, const char *key, const char *s) {
 }
 
 static int build_json(const char *type, const char *id, const char *from, const char *body,
-		char **ret, size_t *ret_len) {
+		uint64_t ts_usec, char **ret, size_t *ret_len) {
 	_cleanup_(json_object_putp) json_object *o = NULL;
 	const char *s;
 	size_t len;
@@ -224,7 +206,7 @@ static int build_json(const char *type, const char *id, const char *from, const 
 		r = json_add_string(o, "from", from);
 	}
 	if (r >= 0 && body) {
-		json_object *ts = json_object_new_int64((int64_t) now_usec(CLOCK_REALTIME));
+		json_object *ts = json_object_new_int64((int64_t) MIN(ts_usec, (uint64_t) INT64_MAX));
 
 		if (!ts || json_object_object_add(o, "ts", ts) < 0) {
 			json_object_put(ts);
@@ -275,9 +257,10 @@ static int send_talk(Messenger *s, Peer *p, const char *text, size_t len) {
 	return manager_send_datagram(s->manager, &p->endpoint, buf, n);
 }
 
-static void outgoing_finish_failed(Outgoing *o, const char *reason) {
-	log_debug("Message %s to '%s' failed: %s", o->id, o->peer, reason);
-	manager_emit_message_failed(o->messenger->manager, o->id, o->peer, reason);
+/* Retries ran out or the peer went away: back to the outbox. */
+static void outgoing_requeue(Outgoing *o, const char *reason) {
+	log_debug("Message %s to '%s' goes back to the outbox: %s", o->id, o->peer, reason);
+	manager_message_requeued(o->messenger->manager, o->id, o->peer);
 	outgoing_free(o);
 }
 
@@ -298,29 +281,14 @@ static int on_outgoing_timer(sd_event_source *source, uint64_t usec, void *userd
 	uint64_t now, next;
 	int r;
 
-	switch (o->kind) {
-	case OUTGOING_DOOMED:
-		outgoing_finish_failed(o, o->reason);
-		return 0;
-	case OUTGOING_REFERENCE:
-		manager_emit_message_sent(o->messenger->manager, o->id, o->peer);
-		outgoing_free(o);
-		return 0;
-	case OUTGOING_NATIVE:
-		break;
-	case _OUTGOING_KIND_MAX:
-	case _OUTGOING_KIND_INVALID:
-		abort();
-	}
-
 	now = now_usec(CLOCK_MONOTONIC);
 	if (now - o->started >= MESSAGE_GIVE_UP_USEC) {
-		outgoing_finish_failed(o, "timeout");
+		outgoing_requeue(o, "timeout");
 		return 0;
 	}
 	r = outgoing_transmit(o);
 	if (r == -EHOSTDOWN) {
-		outgoing_finish_failed(o, "peer-offline");
+		outgoing_requeue(o, "peer-offline");
 		return 0;
 	}
 	if (r < 0) {
@@ -335,81 +303,8 @@ static int on_outgoing_timer(sd_event_source *source, uint64_t usec, void *userd
 	}
 	if (r < 0) {
 		log_warning_errno(r, "Failed to rearm retry timer: %m");
-		outgoing_finish_failed(o, "internal-error");
+		outgoing_requeue(o, "internal-error");
 	}
-	return 0;
-}
-
-int messenger_send(Messenger *s, const char *peer, const char *text, size_t len,
-		char ret_id[static MESSAGE_ID_STRLEN]) {
-	_cleanup_(outgoing_freep) Outgoing *o = NULL;
-	uint64_t delay = 0;
-	Peer *p;
-	int r;
-
-	p = peer_get(s->manager, peer);
-	if (!p) {
-		return -ENXIO;
-	}
-	if (s->n_outgoing >= MESSENGER_MAX_IN_FLIGHT) {
-		return -ENOBUFS;
-	}
-
-	o = calloc(1, sizeof(*o));
-	if (!o) {
-		return -ENOMEM;
-	}
-	r = new_id(o->id);
-	if (r < 0) {
-		return r;
-	}
-	o->messenger = s; /* tdelete() in outgoing_free() finds nothing yet */
-	o->peer = strdup(peer);
-	if (!o->peer) {
-		return -ENOMEM;
-	}
-	o->started = now_usec(CLOCK_MONOTONIC);
-	o->interval = MESSAGE_FIRST_RETRY_USEC;
-
-	if (!p->online) {
-		o->kind = OUTGOING_DOOMED;
-		o->reason = "peer-offline";
-	} else if (!p->native) {
-		o->kind = OUTGOING_REFERENCE;
-		r = send_talk(s, p, text, len);
-		if (r < 0) {
-			log_debug_errno(r, "Failed to send talk to '%s': %m", peer);
-			o->kind = OUTGOING_DOOMED;
-			o->reason = "send-failed";
-		}
-	} else {
-		o->kind = OUTGOING_NATIVE;
-		r = build_json("msg", o->id, s->manager->username, text, &o->json, &o->json_len);
-		if (r == -EMSGSIZE) {
-			o->kind = OUTGOING_DOOMED;
-			o->reason = "too-large";
-		} else if (r < 0) {
-			return r;
-		} else {
-			r = outgoing_transmit(o);
-			if (r < 0) {
-				log_debug_errno(r, "Failed to send message %s, retrying: %m", o->id);
-			}
-			delay = MESSAGE_FIRST_RETRY_USEC;
-		}
-	}
-
-	r = sd_event_add_time_relative(s->manager->event, &o->timer, CLOCK_MONOTONIC, delay,
-			MESSAGE_TIMER_ACCURACY_USEC, on_outgoing_timer, o);
-	if (r < 0) {
-		return r;
-	}
-	if (!tsearch(o, &s->outgoing, outgoing_compare)) {
-		return -ENOMEM;
-	}
-	s->n_outgoing++;
-	memcpy(ret_id, o->id, MESSAGE_ID_STRLEN);
-	TAKE_PTR(o);
 	return 0;
 }
 
@@ -422,19 +317,70 @@ static Outgoing *outgoing_get(Messenger *s, const char *id) {
 	return node ? *node : NULL;
 }
 
-/* Returns true if @id was seen recently, and remembers it otherwise. */
-static bool recent_check_and_add(Messenger *s, const uint8_t id[static MESSAGE_ID_BYTES]) {
-	for (size_t i = 0; i < s->n_recent; i++) {
-		if (memcmp(s->recent[i], id, MESSAGE_ID_BYTES) == 0) {
-			return true;
+int messenger_transmit(Messenger *s, const HistoryMessage *m) {
+	_cleanup_(outgoing_freep) Outgoing *o = NULL;
+	Peer *p;
+	int r;
+
+	if (!s->manager->username) {
+		return -ENOTCONN;
+	}
+	p = peer_get(s->manager, m->peer);
+	if (!p || !p->online) {
+		return -EHOSTDOWN;
+	}
+	if (outgoing_get(s, m->id)) {
+		return OUTBOX_SENT; /* already on its way */
+	}
+	if (!p->native) {
+		r = send_talk(s, p, m->text, strlen(m->text));
+		if (r < 0) {
+			return r;
 		}
+		return OUTBOX_SENT_FINAL;
 	}
-	memcpy(s->recent[s->recent_next], id, MESSAGE_ID_BYTES);
-	s->recent_next = (s->recent_next + 1) % MESSENGER_RECENT_IDS;
-	if (s->n_recent < MESSENGER_RECENT_IDS) {
-		s->n_recent++;
+	if (s->n_outgoing >= MESSENGER_MAX_IN_FLIGHT) {
+		return -ENOBUFS;
 	}
-	return false;
+
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		return -ENOMEM;
+	}
+	(void) snprintf(o->id, sizeof(o->id), "%s", m->id);
+	o->messenger = s; /* tdelete() in outgoing_free() finds nothing yet */
+	o->peer = strdup(m->peer);
+	if (!o->peer) {
+		return -ENOMEM;
+	}
+	o->started = now_usec(CLOCK_MONOTONIC);
+	o->interval = MESSAGE_FIRST_RETRY_USEC;
+	r = build_json("msg", o->id, s->manager->username, m->text, m->sent_usec, &o->json,
+			&o->json_len);
+	if (r == -EMSGSIZE) {
+		return -EMSGSIZE; /* the caller fails it: it can never go */
+	}
+	if (r < 0) {
+		return r;
+	}
+	r = sd_event_add_time_relative(s->manager->event, &o->timer, CLOCK_MONOTONIC,
+			MESSAGE_FIRST_RETRY_USEC, MESSAGE_TIMER_ACCURACY_USEC, on_outgoing_timer, o);
+	if (r < 0) {
+		return r;
+	}
+	if (!tsearch(o, &s->outgoing, outgoing_compare)) {
+		return -ENOMEM;
+	}
+	s->n_outgoing++;
+	r = outgoing_transmit(TAKE_PTR(o));
+	if (r < 0) {
+		log_debug_errno(r, "Failed to send message %s, retrying: %m", m->id);
+	}
+	return OUTBOX_SENT;
+}
+
+void messenger_forget(Messenger *s, const char *id) {
+	outgoing_free(outgoing_get(s, id));
 }
 
 static const char *json_get_string(json_object *o, const char *key, size_t *ret_len) {
@@ -457,8 +403,8 @@ static const char *json_get_string(json_object *o, const char *key, size_t *ret_
 	return s;
 }
 
-static void handle_msg(Messenger *s, json_object *o, const char *id, const uint8_t *id_bytes,
-		const char *from, const Endpoint *source) {
+static void handle_msg(Messenger *s, json_object *o, const char *id, const char *from,
+		const Endpoint *source) {
 	_cleanup_free_ char *ack = NULL;
 	uint64_t ts = 0;
 	const char *body;
@@ -487,28 +433,30 @@ static void handle_msg(Messenger *s, json_object *o, const char *id, const uint8
 		return;
 	}
 
+	/* Stored first: an ack promises the message is kept. */
+	r = manager_message_incoming(s->manager, id, from, body, ts, true, NULL);
+	if (r < 0) {
+		log_debug_errno(r, "Not acking message %s from '%s': %m", id, from);
+		return;
+	}
+
 	/* Ack every copy: the ack of the first one may have been lost. */
-	r = build_json("ack", id, s->manager->username, NULL, &ack, &ack_len);
+	r = build_json("ack", id, s->manager->username, NULL, 0, &ack, &ack_len);
 	if (r >= 0) {
 		r = manager_send_datagram(s->manager, &p->endpoint, ack, ack_len);
 	}
 	if (r < 0) {
 		log_debug_errno(r, "Failed to ack message %s, ignoring: %m", id);
 	}
-
-	if (recent_check_and_add(s, id_bytes)) {
-		log_debug("Dropping duplicate message %s from '%s'.", id, from);
-		return;
-	}
-	manager_emit_message_received(s->manager, id, from, body, ts, true, NULL);
 }
 
 static void handle_ack(Messenger *s, const char *id, const char *from, const Endpoint *source) {
+	unsigned attempts = 0;
 	Outgoing *o;
 	Peer *p;
 
 	o = outgoing_get(s, id);
-	if (!o || o->kind != OUTGOING_NATIVE || !streq(o->peer, from)) {
+	if (o && !streq(o->peer, from)) {
 		return;
 	}
 	p = peer_get(s->manager, from);
@@ -516,13 +464,16 @@ static void handle_ack(Messenger *s, const char *id, const char *from, const End
 		log_debug("Dropping ack claiming to be from '%s': not its roster endpoint.", from);
 		return;
 	}
-	manager_emit_message_delivered(s->manager, o->id, o->peer, o->attempts);
-	outgoing_free(o);
+	if (o) {
+		attempts = o->attempts;
+		outgoing_free(o);
+	}
+	/* Without an Outgoing it is a late ack (after a requeue or a restart). */
+	manager_message_delivered(s->manager, id, from, attempts);
 }
 
 void messenger_handle_json(Messenger *s, const char *buf, size_t n, const Endpoint *from) {
 	_cleanup_(json_object_putp) json_object *o = NULL;
-	uint8_t id_bytes[MESSAGE_ID_BYTES];
 	const char *type, *id, *sender;
 	json_tokener *tok;
 	size_t id_len, sender_len;
@@ -549,13 +500,13 @@ void messenger_handle_json(Messenger *s, const char *buf, size_t n, const Endpoi
 	type = json_get_string(o, "type", NULL);
 	id = json_get_string(o, "id", &id_len);
 	sender = json_get_string(o, "from", &sender_len);
-	if (!type || !id || !sender || id_parse(id, id_len, id_bytes) < 0 ||
+	if (!type || !id || !sender || id_check(id, id_len) < 0 ||
 			!wire_name_is_valid(sender, sender_len)) {
 		log_debug("Dropping JSON datagram without a valid type, id or sender.");
 		return;
 	}
 	if (streq(type, "msg")) {
-		handle_msg(s, o, id, id_bytes, sender, from);
+		handle_msg(s, o, id, sender, from);
 	} else if (streq(type, "ack")) {
 		handle_ack(s, id, sender, from);
 	} else {
@@ -579,22 +530,22 @@ void messenger_handle_talk(Messenger *s, const WireMessage *msg, const Endpoint 
 	if (msg->text_len == 0 || msg->text_len > WIRE_TEXT_MAX) {
 		return;
 	}
-	if (new_id(id) < 0) {
+	if (messenger_new_id(id) < 0) {
 		return;
 	}
-	manager_emit_message_received(s->manager, id, p->name, msg->text,
+	(void) manager_message_incoming(s->manager, id, p->name, msg->text,
 			now_usec(CLOCK_REALTIME), false, msg->time);
 }
 
-typedef struct FailContext {
+typedef struct RequeueContext {
 	const char *peer; /* NULL: all */
 	Outgoing **list;
 	size_t n;
-} FailContext;
+} RequeueContext;
 
 static void collect_outgoing(const void *nodep, VISIT which, void *closure) {
 	Outgoing *o = *(Outgoing *const *) nodep;
-	FailContext *c = closure;
+	RequeueContext *c = closure;
 
 	if (which != leaf && which != postorder) {
 		return;
@@ -604,9 +555,9 @@ static void collect_outgoing(const void *nodep, VISIT which, void *closure) {
 	}
 }
 
-static void fail_matching(Messenger *s, const char *peer, const char *reason) {
+static void requeue_matching(Messenger *s, const char *peer, const char *reason) {
 	_cleanup_free_ Outgoing **list = NULL;
-	FailContext c = { .peer = peer };
+	RequeueContext c = { .peer = peer };
 
 	if (!s || s->n_outgoing == 0) {
 		return;
@@ -619,21 +570,14 @@ static void fail_matching(Messenger *s, const char *peer, const char *reason) {
 	c.list = list;
 	twalk_r(s->outgoing, collect_outgoing, &c);
 	for (size_t i = 0; i < c.n; i++) {
-		/* A talk already went out: its outcome stays "sent". */
-		if (list[i]->kind == OUTGOING_REFERENCE) {
-			manager_emit_message_sent(s->manager, list[i]->id, list[i]->peer);
-			outgoing_free(list[i]);
-			continue;
-		}
-		outgoing_finish_failed(list[i], list[i]->kind == OUTGOING_DOOMED ?
-				list[i]->reason : reason);
+		outgoing_requeue(list[i], reason);
 	}
 }
 
 void messenger_peer_left(Messenger *s, const char *peer) {
-	fail_matching(s, peer, "peer-offline");
+	requeue_matching(s, peer, "peer-offline");
 }
 
-void messenger_fail_all(Messenger *s, const char *reason) {
-	fail_matching(s, NULL, reason);
+void messenger_requeue_all(Messenger *s, const char *reason) {
+	requeue_matching(s, NULL, reason);
 }

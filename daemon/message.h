@@ -16,30 +16,35 @@ typedef struct Messenger Messenger;
 
 /* Outgoing messages waiting for an ack, per daemon. */
 #define MESSENGER_MAX_IN_FLIGHT 4096
-/* Ids of received messages remembered to drop duplicates. */
-#define MESSENGER_RECENT_IDS 1024
 /* "<32 hex digits>" + NUL */
 #define MESSAGE_ID_STRLEN 33
+
+typedef struct HistoryMessage HistoryMessage;
 
 int messenger_new(Manager *m, Messenger **ret);
 Messenger *messenger_free(Messenger *s);
 
+/* A fresh random message id. */
+int messenger_new_id(char ret[static MESSAGE_ID_STRLEN]);
+
 /*
- * messenger_send() - queue a message to a roster peer.
- * Return: 0 and the new id in @ret_id; -ENXIO for an unknown peer, -ENOBUFS
- * when too many messages are in flight, -ENOMEM.  The outcome is announced
- * later by MessageDelivered, MessageSent or MessageFailed, never before the
- * caller had a chance to reply.
+ * messenger_transmit() - put the outbox's message @m on the wire (the outbox
+ * send callback).
+ * Return: OUTBOX_SENT (native: an ack or a requeue will follow),
+ * OUTBOX_SENT_FINAL (a reference peer's talk went out); -EHOSTDOWN when the
+ * peer is not online, -ENOTCONN when logged out, -EMSGSIZE when it can never
+ * fit a datagram, -ENOBUFS when too many are in flight.
  */
-int messenger_send(Messenger *s, const char *peer, const char *text, size_t len,
-		char ret_id[static MESSAGE_ID_STRLEN]);
+int messenger_transmit(Messenger *s, const HistoryMessage *m);
+/* Stops retrying @id (it expired). */
+void messenger_forget(Messenger *s, const char *id);
 
 void messenger_handle_json(Messenger *s, const char *buf, size_t n, const Endpoint *from);
 void messenger_handle_talk(Messenger *s, const WireMessage *msg, const Endpoint *from);
 
-/* Fails every message in flight to @peer ("peer-offline"). */
+/* Gives every message in flight to @peer back to the outbox. */
 void messenger_peer_left(Messenger *s, const char *peer);
-/* Fails every message in flight with @reason. */
-void messenger_fail_all(Messenger *s, const char *reason);
+/* Gives every message in flight back to the outbox (logout). */
+void messenger_requeue_all(Messenger *s, const char *reason);
 
 size_t messenger_in_flight(Messenger *s);

@@ -180,7 +180,13 @@ int outbox_flush(Outbox *o, const char *peer) {
 					l.messages[i].id);
 			break;
 		}
-		r = history_set_state(o->history, l.messages[i].id, HISTORY_STATE_SENT);
+		if (r == OUTBOX_SENT_FINAL) {
+			r = history_set_sent_final(o->history, l.messages[i].id);
+		} else if (r == OUTBOX_SETTLED) {
+			continue;
+		} else {
+			r = history_set_state(o->history, l.messages[i].id, HISTORY_STATE_SENT);
+		}
 		if (r < 0) {
 			return r;
 		}

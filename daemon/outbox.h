@@ -18,10 +18,19 @@
 
 typedef struct Outbox Outbox;
 
+enum {
+	OUTBOX_SENT = 0,
+	OUTBOX_SENT_FINAL = 1,
+	OUTBOX_SETTLED = 2,
+};
+
 typedef struct OutboxCallbacks {
 	/*
-	 * Hand @m to the network.  Return 0 when it is on its way (its state
-	 * becomes "sent"), negative to leave it, and the ones after it, queued.
+	 * Hand @m to the network.  Return OUTBOX_SENT when it is on its way and
+	 * an ack will tell (its state becomes "sent"), OUTBOX_SENT_FINAL when it
+	 * went to a peer that never acks ("sent" for good), OUTBOX_SETTLED when
+	 * the callback already gave it its final state (e.g. failed), or
+	 * negative to leave it, and the ones after it, queued.
 	 */
 	int (*send)(const HistoryMessage *m, void *userdata);
 	/* @m is older than the maximum age and now "failed". */

@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "daemon/history.h"
 #include "daemon/peer-bus.h"
 
 int peer_build_path(const char *name, char **ret) {
@@ -100,6 +101,34 @@ static int property_get_native(sd_bus *bus, const char *path, const char *interf
 	return sd_bus_message_append(reply, "b", p->native);
 }
 
+static int property_get_unread(sd_bus *bus, const char *path, const char *interface,
+		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+	Peer *p = userdata;
+	int n = 0;
+
+	if (p->manager->history) {
+		n = history_unread(p->manager->history, p->name);
+		if (n < 0) {
+			return n;
+		}
+	}
+	return sd_bus_message_append(reply, "u", (uint32_t) n);
+}
+
+void peer_emit_unread_changed(Peer *p) {
+	int r;
+
+	if (!manager_bus_is_open(p->manager)) {
+		return;
+	}
+	r = sd_bus_emit_properties_changed(p->manager->bus, p->path, PEER_INTERFACE, "Unread",
+			NULL);
+	if (r < 0) {
+		log_warning_errno(r, "Failed to emit PropertiesChanged for '%s', ignoring: %m",
+				p->name);
+	}
+}
+
 void peer_emit_added(Peer *p) {
 	int r;
 
@@ -161,6 +190,8 @@ static const sd_bus_vtable peer_vtable[] = {
 	SD_BUS_PROPERTY("Online", "b", property_get_online, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_PROPERTY("Native", "b", property_get_native, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Unread", "u", property_get_unread, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_VTABLE_END,
 };

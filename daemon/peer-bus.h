@@ -14,3 +14,4 @@ int peer_build_path(const char *name, char **ret);
 void peer_emit_added(Peer *p);
 void peer_emit_removed(Peer *p);
 void peer_emit_changed(Peer *p, bool online, bool endpoint, bool native);
+void peer_emit_unread_changed(Peer *p);

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/manager-bus.h"
+#include "daemon/manager-store.h"
 #include "daemon/message.h"
 #include "daemon/peer-bus.h"
 #include "daemon/peer.h"
@@ -113,6 +114,7 @@ int roster_add_or_update(Manager *m, const char *name, const Endpoint *ep, const
 		m->n_peers++;
 		peer_emit_added(p);
 		manager_emit_peer_joined(m, p);
+		manager_schedule_flush(m);
 		return 1;
 	}
 
@@ -136,6 +138,7 @@ int roster_add_or_update(Manager *m, const char *name, const Endpoint *ep, const
 	}
 	if (!was_online) {
 		manager_emit_peer_joined(m, p);
+		manager_schedule_flush(m);
 		return 1;
 	}
 	return 0;

@@ -62,10 +62,10 @@ def body(tap):
     tap.ok("send - from bob arrives at alice", r.returncode == 0 and line is not None,
            (r, seen))
 
-    r = alice.cli("send", "nobody", "hi")
-    tap.ok("send to an unknown peer: one error line naming it, exit 1",
+    r = alice.cli("send", "no;body", "hi")
+    tap.ok("send to an invalid peer name: one error line naming it, exit 1",
            r.returncode == 1 and r.stdout == "" and len(r.stderr.splitlines()) == 1 and
-           r.stderr.startswith("Failed to send message to 'nobody': "), r)
+           r.stderr.startswith("Failed to send message to 'no;body': "), r)
 
     r = alice.cli("send", "bob", "-", input="x" * (16 * 1024 + 1))
     tap.ok("send - of 16 KiB + 1: the daemon's MessageTooLong, one line, exit 1",

@@ -114,8 +114,8 @@ try:
     wait_for(lambda: alice.online_peers() == ["bob"], 5)
     t.ok(err("Login", "ss", ("alice", coord.address)) == ERROR + "AlreadyLoggedIn",
          "Login twice: AlreadyLoggedIn")
-    t.ok(err("SendMessage", "ss", ("nobody", "hi")) == ERROR + "UnknownPeer",
-         "SendMessage to an unknown peer: UnknownPeer")
+    t.ok(err("SendMessage", "ss", ("no:body", "hi")) == ERROR + "InvalidName",
+         "SendMessage to an invalid peer name: InvalidName")
     t.ok(err("SendMessage", "ss", ("bob", "x" * 16385)) == ERROR + "MessageTooLong",
          "SendMessage with 16385 bytes: MessageTooLong")
     t.ok(err("SendMessage", "ss", ("bob", "")) == ERROR + "InvalidMessage",

@@ -42,7 +42,12 @@ def introspect(user, path):
     return ET.fromstring(xml)
 
 
-t = Tap(8)
+ISSUE5 = {("method", "GetHistory"), ("method", "SearchHistory"), ("method", "MarkRead"),
+          ("method", "SetActiveConversation"), ("method", "GetConfig"),
+          ("method", "SetConfig"), ("property", "ActiveConversation"),
+          ("signal", "MessageStateChanged")}
+
+t = Tap(9)
 users = []
 server = RefServer()
 try:
@@ -59,6 +64,10 @@ try:
          "only live: %s\nonly xml: %s" % (live.get(MANAGER, set()) - contract[MANAGER],
                                           contract[MANAGER] - live.get(MANAGER, set())))
     t.ok(PEER not in live, "the Manager object has no Peer interface")
+    names = {(i[0], i[1]) for i in contract[MANAGER]}
+    t.ok(ISSUE5 <= names and ("property", "Unread", "u", "read") in contract[PEER],
+         "the history, config and notification members are in the contract",
+         ISSUE5 - names)
 
     children = [n.get("name") for n in introspect(alice, PATH + "/peer").findall("node")]
     t.ok(children == ["bob"], "the peer object is enumerated", children)

@@ -62,7 +62,7 @@ try:
          alice.prop("Name", path=path, iface="org.p2pchat.chat1.Peer") == "张三",
          "the peer object of 张三")
 
-    # kill -9: the others see PeerLeft within 2 s; a message to it fails.
+    # kill -9: the others see PeerLeft within 2 s; a message to it is queued.
     pending = alice.send("bob", "are you there?")
     start = time.monotonic()
     bob.kill(signal.SIGKILL)
@@ -77,10 +77,13 @@ try:
          alice.peers()["bob"][1] is False and {"Online": False} in changed,
          "bob's object says offline, with PropertiesChanged", changed)
     m4 = alice.send("bob", "gone?")
-    t.ok(alice.wait_signal("MessageFailed", lambda a: a[0] == m4 and a[1] == "bob") and
-         alice.wait_signal("MessageFailed", lambda a: a[0] == pending) or
-         alice.wait_signal("MessageDelivered", lambda a: a[0] == pending),
-         "a message to the dead peer ends in MessageFailed")
+    t.ok(alice.wait_signal("MessageStateChanged",
+                           lambda a: a[0] == m4 and a[1] == "bob" and a[2] == "queued") and
+         (alice.wait_signal("MessageStateChanged",
+                            lambda a: a[0] == pending and a[2] == "queued") or
+          alice.wait_signal("MessageDelivered", lambda a: a[0] == pending)) and
+         not alice.signals("MessageFailed"),
+         "a message to the dead peer stays queued")
 
     # Restart the coordinator on the same port.
     alice.events.clear()

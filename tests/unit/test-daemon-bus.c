@@ -8,11 +8,13 @@
  * exercised in one process.
  */
 
+#include <ftw.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -381,12 +383,25 @@ static void test_manager_bus_native_session(void **state) {
 	assert_int_equal(roster_size(f->manager), 0);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+	return remove(path);
+}
+
 int main(void) {
+	/* The Manager keeps its history and config under XDG dirs: a private one. */
+	char dir[] = "/tmp/test-daemon-bus-XXXXXX";
+	int r;
+
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(setenv("XDG_DATA_HOME", dir, 1), 0);
+	assert_int_equal(setenv("XDG_CONFIG_HOME", dir, 1), 0);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_manager_bus_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manager_bus_login_rejected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manager_bus_native_session, setup, teardown),
 	};
 
-	return cmocka_run_group_tests_name("daemon-bus", tests, NULL, NULL);
+	r = cmocka_run_group_tests_name("daemon-bus", tests, NULL, NULL);
+	(void) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return r;
 }
