@@ -470,7 +470,7 @@ static int on_tcp(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
 }
 
 static int tcp_connect(CoordinatorLink *l) {
-	Endpoint to = l->manager->coordinator_address;
+	Endpoint to = l->manager->coordinator_address, from = l->manager->declared;
 	_cleanup_close_ int fd = -EBADF;
 	int r;
 
@@ -479,6 +479,16 @@ static int tcp_connect(CoordinatorLink *l) {
 	fd = socket(endpoint_family(&to), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		return -errno;
+	}
+	/*
+	 * The coordinator takes the hello only from the login's source IP: the
+	 * declared address (the UDP socket's own, or the routed source).
+	 */
+	if (endpoint_family(&from) == endpoint_family(&to) && !endpoint_is_any(&from)) {
+		endpoint_set_port(&from, 0);
+		if (bind(fd, &from.sa, endpoint_socklen(&from)) < 0) {
+			return -errno;
+		}
 	}
 	if (connect(fd, &to.sa, endpoint_socklen(&to)) < 0 && errno != EINPROGRESS) {
 		return -errno;
