@@ -195,7 +195,11 @@ int manager_store_open(Manager *m) {
 	_cleanup_free_ char *config_path = NULL, *history_path = NULL, *error = NULL;
 	int r;
 
-	r = config_default_path(false, &config_path);
+	/* SetConfig needs the directory; a read-only home only loses that. */
+	r = config_default_path(true, &config_path);
+	if (r < 0) {
+		r = config_default_path(false, &config_path);
+	}
 	if (r < 0) {
 		return log_error_errno(r, "Failed to find the configuration file: %m");
 	}

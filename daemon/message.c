@@ -78,7 +78,12 @@ static Outgoing *outgoing_free(Outgoing *o) {
 		return NULL;
 	}
 	if (o->messenger && tdelete(o, &o->messenger->outgoing, outgoing_compare)) {
+		Peer *p = peer_get(o->messenger->manager, o->peer);
+
 		o->messenger->n_outgoing--;
+		if (p && p->in_flight > 0) {
+			p->in_flight--;
+		}
 	}
 	sd_event_source_disable_unref(o->timer);
 	free(o->peer);
@@ -259,6 +264,11 @@ static int send_talk(Messenger *s, Peer *p, const char *text, size_t len) {
 
 /* Retries ran out or the peer went away: back to the outbox. */
 static void outgoing_requeue(Outgoing *o, const char *reason) {
+	Peer *p = peer_get(o->messenger->manager, o->peer);
+
+	if (p) {
+		p->confirmed = false; /* probe with one message before the rest */
+	}
 	log_debug("Message %s to '%s' goes back to the outbox: %s", o->id, o->peer, reason);
 	manager_message_requeued(o->messenger->manager, o->id, o->peer);
 	outgoing_free(o);
@@ -342,6 +352,9 @@ int messenger_transmit(Messenger *s, const HistoryMessage *m) {
 	if (s->n_outgoing >= MESSENGER_MAX_IN_FLIGHT) {
 		return -ENOBUFS;
 	}
+	if (!p->confirmed && p->in_flight > 0) {
+		return -EAGAIN; /* after the first ack (see Peer.confirmed) */
+	}
 
 	o = calloc(1, sizeof(*o));
 	if (!o) {
@@ -372,6 +385,7 @@ int messenger_transmit(Messenger *s, const HistoryMessage *m) {
 		return -ENOMEM;
 	}
 	s->n_outgoing++;
+	p->in_flight++;
 	r = outgoing_transmit(TAKE_PTR(o));
 	if (r < 0) {
 		log_debug_errno(r, "Failed to send message %s, retrying: %m", m->id);
@@ -467,6 +481,10 @@ static void handle_ack(Messenger *s, const char *id, const char *from, const End
 	if (o) {
 		attempts = o->attempts;
 		outgoing_free(o);
+	}
+	if (!p->confirmed) {
+		p->confirmed = true;
+		manager_schedule_flush(s->manager); /* the rest of a backlog */
 	}
 	/* Without an Outgoing it is a late ack (after a requeue or a restart). */
 	manager_message_delivered(s->manager, id, from, attempts);

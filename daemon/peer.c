@@ -132,6 +132,9 @@ int roster_add_or_update(Manager *m, const char *name, const Endpoint *ep, const
 	p->endpoint = *ep;
 	p->native = native;
 	p->online = true;
+	if (!was_online || changed_ep) {
+		p->confirmed = false; /* it may not know us yet */
+	}
 
 	if (!was_online || changed_ep || changed_native) {
 		peer_emit_changed(p, !was_online, changed_ep, changed_native);

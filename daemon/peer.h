@@ -30,6 +30,13 @@ typedef struct Peer {
 	bool online;
 	bool native;
 	unsigned generation; /* of the last list that named this peer */
+	/*
+	 * It acked a message since it came online.  Until then only one
+	 * message at a time goes to it: a backlog sent at once could arrive
+	 * before the peer has us in its roster and be retried out of order.
+	 */
+	bool confirmed;
+	unsigned in_flight; /* native messages waiting for its ack */
 } Peer;
 
 Peer *peer_get(Manager *m, const char *name);

@@ -25,7 +25,10 @@ try:
     bob.login("bob", coord.address)
     wait_for(lambda: alice.online_peers() == ["bob"], 5)
 
-    # bob's daemon stops answering but stays online for the coordinator.
+    # bob acks one message (so alice sends to it without waiting), then his
+    # daemon stops answering but stays online for the coordinator.
+    first = alice.send("bob", "first")
+    alice.wait_signal("MessageDelivered", lambda a: a[0] == first)
     os.kill(bob.daemon.pid, signal.SIGSTOP)
     stopped = bob
     boxes = [alice.call_async("SendMessage", "ss", ("bob", "m%d" % i)) for i in range(LIMIT)]
