@@ -45,7 +45,8 @@ static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error
 		return sd_bus_error_setf(error, BUS_ERROR_ALREADY_LOGGED_IN,
 				"Already logged in as '%s'", strempty(m->username));
 	}
-	r = manager_login(m, name, coordinator);
+	m->autologin = false; /* the user decides now */
+	r = manager_login(m, name, coordinator[0] != '\0' ? coordinator : m->config->coordinator);
 	if (r == -EINVAL) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
 				"Invalid coordinator '%s': expected HOST:PORT with an IP address",
@@ -62,6 +63,7 @@ static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *erro
 	Manager *m = userdata;
 	int r;
 
+	m->autologin = false;
 	if (m->state == MANAGER_STATE_OFFLINE) {
 		return sd_bus_error_set(error, BUS_ERROR_NOT_LOGGED_IN, "Not logged in");
 	}

@@ -249,6 +249,7 @@ int manager_store_attach_bus(Manager *m) {
 void manager_store_close(Manager *m) {
 	m->flush_source = sd_event_source_disable_unref(m->flush_source);
 	m->retry_timer = sd_event_source_disable_unref(m->retry_timer);
+	m->autologin_timer = sd_event_source_disable_unref(m->autologin_timer);
 	m->notify = notify_free(m->notify);
 	m->outbox = outbox_free(m->outbox);
 	m->history = history_free(m->history);
@@ -268,9 +269,42 @@ void manager_store_autologin(Manager *m) {
 	}
 	log_info("Logging in as '%s' at %s (autologin).", m->config->username,
 			m->config->coordinator);
+	m->autologin = true;
 	r = manager_login(m, m->config->username, m->config->coordinator);
 	if (r < 0) {
 		log_warning_errno(r, "Autologin failed: %m");
+		manager_store_autologin_failed(m);
+	}
+}
+
+static int on_autologin_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	Manager *m = userdata;
+
+	if (m->autologin && m->state == MANAGER_STATE_OFFLINE) {
+		manager_store_autologin(m);
+	}
+	return 0;
+}
+
+void manager_store_autologin_failed(Manager *m) {
+	int r;
+
+	if (!m->autologin) {
+		return;
+	}
+	if (!m->autologin_timer) {
+		r = sd_event_add_time_relative(m->event, &m->autologin_timer, CLOCK_MONOTONIC,
+				MANAGER_AUTOLOGIN_RETRY_USEC, USEC_PER_SEC / 10, on_autologin_timer,
+				m);
+	} else {
+		r = sd_event_source_set_time_relative(m->autologin_timer,
+				MANAGER_AUTOLOGIN_RETRY_USEC);
+		if (r >= 0) {
+			r = sd_event_source_set_enabled(m->autologin_timer, SD_EVENT_ONESHOT);
+		}
+	}
+	if (r < 0) {
+		log_warning_errno(r, "Failed to schedule the next autologin: %m");
 	}
 }
 

@@ -20,8 +20,13 @@ int manager_store_open(Manager *m);
 int manager_store_attach_bus(Manager *m);
 void manager_store_close(Manager *m);
 
+/* An autologin that fails is tried again this much later, until Login/Logout(). */
+#define MANAGER_AUTOLOGIN_RETRY_USEC (5 * USEC_PER_SEC)
+
 /* Autologin, if the config says so. */
 void manager_store_autologin(Manager *m);
+/* The login failed or was lost for good: try the autologin again later. */
+void manager_store_autologin_failed(Manager *m);
 
 /*
  * manager_queue_message() - SendMessage(): store @text for @peer as queued

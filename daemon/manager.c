@@ -625,4 +625,5 @@ void manager_link_failed(Manager *m, int error, const char *reason) {
 	coordinator_link_stop(m->link, false);
 	reply_login(m, error, message);
 	go_offline(m, "logged-out");
+	manager_store_autologin_failed(m);
 }

@@ -85,6 +85,8 @@ typedef struct Manager {
 	char *active_conversation;      /* "" when none */
 	sd_event_source *flush_source;  /* deferred: send what is queued */
 	sd_event_source *retry_timer;   /* requeued messages are tried again */
+	bool autologin;                 /* keep trying the config's login */
+	sd_event_source *autologin_timer;
 
 	sd_bus_message *login_call; /* a pending Login(), replied exactly once */
 } Manager;
