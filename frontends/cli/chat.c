@@ -29,12 +29,15 @@
 #include "frontends/cli/chat.h"
 #include "frontends/cli/client.h"
 #include "frontends/cli/editline.h"
+#include "frontends/cli/history.h"
 #include "frontends/cli/output.h"
 #include "frontends/cli/verbs.h"
 
 /* A longer stdin line is sent as it is (the daemon then refuses it). */
 #define CHAT_LINE_MAX (64 * 1024)
 #define CHAT_HISTORY_MAX 1000
+/* Messages of the conversation shown when an interactive chat starts. */
+#define CHAT_BACKLOG 20
 
 typedef struct Chat {
 	sd_bus *bus;       /* not owned */
@@ -43,6 +46,8 @@ typedef struct Chat {
 	char *prompt;
 	bool interactive;
 	bool eof;
+	bool peer_online;  /* as far as the signals told */
+	const char *presence; /* static: for the banner */
 	bool failed;       /* a SendMessage call failed */
 	unsigned pending;  /* SendMessage calls without a reply yet */
 	char *inbuf;       /* pipe mode: bytes read, not yet a full line */
@@ -172,6 +177,15 @@ static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 		c->failed = true;
 	} else if (arg_json != JSON_FORMAT_OFF) {
 		chat_print_queued(c, s, m);
+	} else if (!c->peer_online) {
+		_cleanup_free_ char *line = NULL;
+
+		if (asprintf(&line, "%s* message queued: %s is offline, it goes out when %s is "
+				"back%s", ansi_grey(), c->peer, c->peer, ansi_normal()) < 0) {
+			(void) log_oom();
+		} else {
+			chat_print(c, stdout, line);
+		}
 	}
 
 	/* The slot frees s, and counts it done, only after this returns. */
@@ -306,7 +320,19 @@ static bool chat_wants_event(Chat *c, json_object *ev) {
 		return streq_ptr(event_get_string(ev, "peer"), c->peer);
 	}
 	if (event_is(ev, "peerJoined") || event_is(ev, "peerLeft")) {
-		return streq_ptr(event_get_string(ev, "name"), c->peer);
+		if (!streq_ptr(event_get_string(ev, "name"), c->peer)) {
+			return false;
+		}
+		c->peer_online = event_is(ev, "peerJoined");
+		return true;
+	}
+	/*
+	 * Every state for --json; on a terminal the reply already said when a
+	 * message waits for an offline peer, and "failed" comes as messageFailed.
+	 */
+	if (event_is(ev, "messageStateChanged")) {
+		return arg_json != JSON_FORMAT_OFF &&
+			streq_ptr(event_get_string(ev, "peer"), c->peer);
 	}
 	/* Delivery confirmations are only noise on a terminal. */
 	if (event_is(ev, "messageDelivered") || event_is(ev, "messageSent")) {
@@ -329,6 +355,8 @@ static int on_chat_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 	return 0;
 }
 
+static const char *chat_peer_presence(Chat *c);
+
 /* Checks we are logged in and builds the prompt from our name. */
 static int chat_prepare(Chat *c) {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
@@ -347,12 +375,48 @@ static int chat_prepare(Chat *c) {
 			"Failed to start a chat with '%s': not logged in "
 			"(run 'p2pchat login NAME' first).", c->peer);
 	}
+	c->presence = chat_peer_presence(c);
 	name = event_get_string(o, "username");
 	if (asprintf(&c->prompt, "%s> ", name && name[0] ? name : "me") < 0) {
 		c->prompt = NULL;
 		return log_oom();
 	}
 	return 0;
+}
+
+/* On a terminal: the end of the conversation so far, oldest first. */
+static void chat_print_history(Chat *c) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(json_object_putp) json_object *msgs = NULL;
+
+	if (client_get_history(c->bus, c->peer, CHAT_BACKLOG, &error, &msgs) < 0) {
+		return; /* an older daemon: chat without it */
+	}
+	for (size_t i = 0; i < json_object_array_length(msgs); i++) {
+		json_object *msg = json_object_array_get_idx(msgs, i), *v;
+		_cleanup_free_ char *text = NULL;
+		const char *state = strempty(event_get_string(msg, "state"));
+		bool in = streq_ptr(event_get_string(msg, "direction"), "in");
+		uint64_t ts = 0;
+		char clock[9];
+
+		if (json_object_object_get_ex(msg, in ? "receivedUsec" : "sentUsec", &v)) {
+			ts = json_object_get_uint64(v);
+		}
+		text = text_escape(strempty(event_get_string(msg, "text")));
+		if (!text) {
+			(void) log_oom();
+			return;
+		}
+		/* Ours show their state unless they arrived. */
+		if (in || streq(state, "delivered") || streq(state, "read")) {
+			state = "";
+		}
+		printf("%s[%s]%s %s%s:%s %s%s%s%s%s%s\n", ansi_grey(), format_clock(ts, clock),
+			ansi_normal(), ansi_highlight(), in ? c->peer : "me", ansi_normal(), text,
+			streq(state, "failed") ? ansi_red() : ansi_grey(), state[0] ? " (" : "",
+			state, state[0] ? ")" : "", ansi_normal());
+	}
 }
 
 /* For the banner: whether the roster knows the peer and has it online. */
@@ -371,6 +435,7 @@ static const char *chat_peer_presence(Chat *c) {
 		}
 		if (json_object_object_get_ex(p, "online", &online) &&
 				json_object_get_boolean(online)) {
+			c->peer_online = true;
 			return "online";
 		}
 		return "offline";
@@ -441,9 +506,10 @@ int verb_chat(int argc, char *argv[], void *userdata) {
 		*sym_rl_catch_signals = 0;
 		sym_stifle_history(CHAT_HISTORY_MAX);
 		active_chat = &c;
+		chat_print_history(&c);
 		printf("Chatting with %s%s%s (%s). Type a line and press Enter to send it, "
 			"Ctrl-D to leave.\n", ansi_highlight(), c.peer, ansi_normal(),
-			chat_peer_presence(&c));
+			c.presence);
 		(void) fflush(stdout);
 		sym_rl_callback_handler_install(c.prompt, on_line);
 	} else {

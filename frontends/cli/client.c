@@ -230,6 +230,8 @@ static const struct {
 	/* Sent to a reference peer, which never acknowledges. */
 	{ "MessageSent", "messageSent", "ss", { "id", "peer" } },
 	{ "MessageFailed", "messageFailed", "sss", { "id", "peer", "reason" } },
+	/* queued, sent, delivered, failed, read. */
+	{ "MessageStateChanged", "messageStateChanged", "sss", { "id", "peer", "state" } },
 };
 
 static int event_from_properties_changed(sd_bus_message *m, json_object **ret) {
@@ -444,6 +446,15 @@ char *event_format_line(json_object *ev, bool show_ids) {
 	} else if (event_is(ev, "messageFailed")) {
 		r = asprintf(&line, "%s[%s]%s %s! message %s%sto %s failed: %s%s", ansi_grey(),
 			clock, ansi_normal(), ansi_red(), id, id[0] ? " " : "", peer, reason,
+			ansi_normal());
+	} else if (event_is(ev, "messageStateChanged")) {
+		_cleanup_free_ char *state = event_dup_escaped(ev, "state");
+
+		if (!state) {
+			return NULL;
+		}
+		r = asprintf(&line, "%s[%s] * message %s%s%s %s: %s%s", ansi_grey(), clock, id,
+			id[0] ? " " : "", streq(state, "read") ? "from" : "to", peer, state,
 			ansi_normal());
 	} else if (event_is(ev, "propertiesChanged")) {
 		props = format_properties(ev);

@@ -36,7 +36,8 @@ int client_read_extra(sd_bus_message *m, json_object **ret);
  * client_event_from_signal() - decode a Manager signal into an event
  *
  * Handles PeerJoined, PeerLeft, MessageReceived, MessageDelivered,
- * MessageSent (a reference peer: no receipt), MessageFailed and the
+ * MessageSent (a reference peer: no receipt), MessageFailed,
+ * MessageStateChanged and the
  * Manager's PropertiesChanged.  The event is an object with "event" (the
  * camelCase signal name) and one camelCase key per argument.
  *

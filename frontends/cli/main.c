@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "frontends/cli/chat.h"
+#include "frontends/cli/history.h"
 #include "frontends/cli/output.h"
 #include "frontends/cli/verbs.h"
 
@@ -35,6 +36,9 @@ static const Verb verbs[] = {
 	{ "send", 3, -1, verb_send },
 	{ "listen", 1, 1, verb_listen },
 	{ "chat", 2, 2, verb_chat },
+	{ "history", 2, 2, verb_history },
+	{ "search", 2, -1, verb_search },
+	{ "config", 3, 4, verb_config },
 };
 
 static void help(void) {
@@ -51,6 +55,11 @@ static void help(void) {
 		"  listen                 Print every event until interrupted\n"
 		"  chat PEER              Chat with PEER interactively, or line by\n"
 		"                         line when stdin is not a terminal\n"
+		"  history PEER           Show the conversation with PEER\n"
+		"  search TEXT...         Find messages containing TEXT\n"
+		"  config get KEY         Show a setting of p2pchatd\n"
+		"  config set KEY VALUE   Change a setting (keys: username, coordinator,\n"
+		"                         bind, autologin, notifications, outbox-expiry)\n"
 		"\n"
 		"Options:\n"
 		"  -h --help              Show this help\n"
@@ -60,8 +69,9 @@ static void help(void) {
 		"                         Print JSON (--json alone means short)\n"
 		"     --no-legend         Do not print the table header and footer\n"
 		"     --coordinator=HOST:PORT\n"
-		"                         Coordinator for login (default: $P2PCHAT_COORDINATOR\n"
-		"                         or %2$s)\n"
+		"                         Coordinator for login (default: $P2PCHAT_COORDINATOR,\n"
+		"                         the config's coordinator, or %2$s)\n"
+		"  -n --limit=N           history, search: at most N messages (default 100)\n"
 		"     --wait              send: wait until the message is delivered or failed\n"
 		"     --timeout=SECONDS   send --wait: give up after this long\n"
 		"                         (default: %3$" PRIu64 ")\n"
@@ -86,6 +96,20 @@ static int parse_timeout(const char *s, uint64_t *ret) {
 	return 0;
 }
 
+static int parse_limit(const char *s, unsigned *ret) {
+	char *end = NULL;
+	unsigned long n;
+
+	errno = 0;
+	n = strtoul(s, &end, 10);
+	if (errno != 0 || !end || end == s || *end != '\0' || s[0] == '-' || s[0] == '+' ||
+			n == 0 || n > 1000) {
+		return -EINVAL;
+	}
+	*ret = (unsigned) n;
+	return 0;
+}
+
 static int parse_argv(int argc, char *argv[]) {
 	enum {
 		ARG_VERSION = 0x100,
@@ -105,13 +129,14 @@ static int parse_argv(int argc, char *argv[]) {
 		{ "coordinator", required_argument, NULL, ARG_COORDINATOR },
 		{ "wait", no_argument, NULL, ARG_WAIT },
 		{ "timeout", required_argument, NULL, ARG_TIMEOUT },
+		{ "limit", required_argument, NULL, 'n' },
 		{}
 	};
 	int c;
 
 	/* Report bad options ourselves, in the house format. */
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "hn:", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
 			help();
@@ -140,6 +165,12 @@ static int parse_argv(int argc, char *argv[]) {
 			break;
 		case ARG_WAIT:
 			arg_wait = true;
+			break;
+		case 'n':
+			if (parse_limit(optarg, &arg_limit) < 0) {
+				return log_error_errno(EINVAL, "Invalid --limit= value '%s' "
+					"(expected 1-1000).", optarg);
+			}
 			break;
 		case ARG_TIMEOUT:
 			if (parse_timeout(optarg, &arg_timeout_usec) < 0) {
@@ -191,6 +222,9 @@ static int dispatch_verb(int argc, char *argv[]) {
 	}
 	if (arg_wait && verb->fn != verb_send) {
 		return log_error_errno(EINVAL, "--wait only applies to 'send'.");
+	}
+	if (arg_limit > 0 && verb->fn != verb_history && verb->fn != verb_search) {
+		return log_error_errno(EINVAL, "--limit= only applies to 'history' and 'search'.");
 	}
 	if (arg_coordinator && verb->fn != verb_login) {
 		return log_error_errno(EINVAL, "--coordinator= only applies to 'login'.");

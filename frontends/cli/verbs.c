@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "frontends/cli/client.h"
+#include "frontends/cli/history.h"
 #include "frontends/cli/output.h"
 #include "frontends/cli/verbs.h"
 
@@ -29,6 +30,7 @@ JsonFormat arg_json = JSON_FORMAT_OFF;
 bool arg_legend = true;
 const char *arg_coordinator = NULL;
 bool arg_wait = false;
+unsigned arg_limit = 0;
 uint64_t arg_timeout_usec = DEFAULT_TIMEOUT_USEC;
 
 static int count_online(json_object *peers) {
@@ -131,18 +133,25 @@ int verb_login(int argc, char *argv[], void *userdata) {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	const char *name = argv[1], *coordinator = arg_coordinator;
+	_cleanup_free_ char *configured = NULL;
 	int r;
 
 	if (!coordinator) {
 		coordinator = getenv("P2PCHAT_COORDINATOR");
 	}
-	if (!coordinator || !coordinator[0]) {
-		coordinator = DEFAULT_COORDINATOR;
-	}
 
 	r = client_connect(&bus);
 	if (r < 0) {
 		return r;
+	}
+	/* Then the daemon's config ("coordinator"), then the built-in default. */
+	if ((!coordinator || !coordinator[0]) &&
+			client_get_config(bus, "coordinator", NULL, &configured) >= 0 &&
+			configured[0]) {
+		coordinator = configured;
+	}
+	if (!coordinator || !coordinator[0]) {
+		coordinator = DEFAULT_COORDINATOR;
 	}
 	r = sd_bus_message_new_method_call(bus, &m, P2PCHAT_SERVICE, P2PCHAT_PATH,
 		P2PCHAT_MANAGER_IFACE, "Login");

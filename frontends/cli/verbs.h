@@ -23,6 +23,8 @@ extern bool arg_legend;
 extern const char *arg_coordinator;
 extern bool arg_wait;
 extern uint64_t arg_timeout_usec;
+/* history, search: how many messages (0: the daemon's default, 100). */
+extern unsigned arg_limit;
 
 int verb_status(int argc, char *argv[], void *userdata);
 int verb_login(int argc, char *argv[], void *userdata);

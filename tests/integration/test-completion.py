@@ -51,7 +51,7 @@ def complete(env, line):
 
 CASES = [
     ("p2pchat ", None, "all verbs from --help"),
-    ("p2pchat s", ["send", "status"], "verbs by prefix"),
+    ("p2pchat s", ["search", "send", "status"], "verbs by prefix"),
     ("p2pchat lo", ["login", "logout"], "verbs by prefix, lo"),
     ("p2pchat --no-legend pe", ["peers"], "verb after an option"),
     ("p2pchat --no-l", ["--no-legend"], "long option"),
@@ -64,6 +64,7 @@ CASES = [
     ("p2pchat send alice ", [], "send: nothing after the peer"),
     ("p2pchat status ", [], "status takes no arguments"),
     ("p2pchat history b", ["bob"], "history: peer names"),
+    ("p2pchat -n 5 hi", ["history"], "verb after -n's value"),
     ("p2pchat config ", ["get", "set"], "config: get or set"),
     ("p2pchat config get o", ["outbox-expiry"], "config: keys"),
     ("p2pchat config set ", ["autologin", "bind", "coordinator", "notifications",

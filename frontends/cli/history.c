@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * The verbs over p2pchatd's store: "history PEER", "search TEXT" and
+ * "config get|set KEY [VALUE]", and the GetHistory/GetConfig calls that
+ * "chat" and "login" use too.
+ */
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <systemd/sd-bus.h>
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "frontends/cli/client.h"
+#include "frontends/cli/history.h"
+#include "frontends/cli/output.h"
+#include "frontends/cli/verbs.h"
+
+/* Reads a(ssssttsa{sv}) into a JSON array of message objects. */
+static int read_messages(sd_bus_message *reply, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *a = NULL;
+	int r;
+
+	a = json_object_new_array();
+	if (!a) {
+		return -ENOMEM;
+	}
+	r = sd_bus_message_enter_container(reply, 'a', "(ssssttsa{sv})");
+	if (r < 0) {
+		return r;
+	}
+	for (;;) {
+		_cleanup_(json_object_putp) json_object *o = NULL, *extra = NULL;
+		const char *id, *peer, *direction, *text, *state;
+		uint64_t sent, received;
+
+		r = sd_bus_message_enter_container(reply, 'r', "ssssttsa{sv}");
+		if (r < 0) {
+			return r;
+		}
+		if (r == 0) {
+			break;
+		}
+		r = sd_bus_message_read(reply, "sssstts", &id, &peer, &direction, &text, &sent,
+			&received, &state);
+		if (r < 0) {
+			return r;
+		}
+		r = client_read_extra(reply, &extra);
+		if (r < 0) {
+			return r;
+		}
+		r = sd_bus_message_exit_container(reply);
+		if (r < 0) {
+			return r;
+		}
+		o = json_object_new_object();
+		if (!o || json_add_string(o, "id", id) < 0 || json_add_string(o, "peer", peer) < 0 ||
+				json_add_string(o, "direction", direction) < 0 ||
+				json_add_string(o, "text", text) < 0 ||
+				json_add(o, "sentUsec", json_object_new_uint64(sent)) < 0 ||
+				json_add(o, "receivedUsec", json_object_new_uint64(received)) < 0 ||
+				json_add_string(o, "state", state) < 0 ||
+				json_add(o, "extra", TAKE_PTR(extra)) < 0 ||
+				json_object_array_add(a, o) < 0) {
+			return -ENOMEM;
+		}
+		TAKE_PTR(o);
+	}
+	r = sd_bus_message_exit_container(reply);
+	if (r < 0) {
+		return r;
+	}
+	*ret = TAKE_PTR(a);
+	return 0;
+}
+
+int client_get_history(sd_bus *bus, const char *peer, unsigned limit, sd_bus_error *error,
+		json_object **ret) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
+		"GetHistory", error, &reply, "sus", peer, (uint32_t) limit, "");
+	if (r < 0) {
+		return r;
+	}
+	return read_messages(reply, ret);
+}
+
+int client_get_config(sd_bus *bus, const char *key, sd_bus_error *error, char **ret) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const char *value;
+	int r;
+
+	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
+		"GetConfig", error, &reply, "s", key);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_message_read(reply, "s", &value);
+	if (r < 0) {
+		return r;
+	}
+	*ret = strdup(value);
+	return *ret ? 0 : -ENOMEM;
+}
+
+static const char *format_time(uint64_t usec, char buf[static 20]) {
+	time_t t = (time_t) (usec / USEC_PER_SEC);
+	struct tm tm;
+
+	if (!localtime_r(&t, &tm) || strftime(buf, 20, "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+		strcpy(buf, "-");
+	}
+	return buf;
+}
+
+static uint64_t message_time(json_object *msg) {
+	json_object *v;
+
+	/* When it arrived for incoming messages, when we sent it for ours. */
+	if (json_object_object_get_ex(msg, "receivedUsec", &v) && json_object_get_uint64(v) > 0) {
+		return json_object_get_uint64(v);
+	}
+	if (json_object_object_get_ex(msg, "sentUsec", &v)) {
+		return json_object_get_uint64(v);
+	}
+	return 0;
+}
+
+/* Prints messages as a table, or as JSON; @with_peer adds a PEER column. */
+static int print_messages(json_object *msgs, bool with_peer) {
+	static const char *const headers_peer[] = { "TIME", "PEER", "FROM", "STATE", "TEXT" };
+	static const char *const headers[] = { "TIME", "FROM", "STATE", "TEXT" };
+	_cleanup_(table_freep) Table *t = NULL;
+	size_t n = json_object_array_length(msgs);
+	int r;
+
+	if (arg_json != JSON_FORMAT_OFF) {
+		return json_print(msgs, arg_json);
+	}
+	t = with_peer ? table_new(ELEMENTSOF(headers_peer), headers_peer) :
+		table_new(ELEMENTSOF(headers), headers);
+	if (!t) {
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *msg = json_object_array_get_idx(msgs, i);
+		_cleanup_free_ char *peer = NULL, *text = NULL;
+		const char *cells[5];
+		char when[20];
+		bool in;
+		size_t k = 0;
+
+		in = streq_ptr(event_get_string(msg, "direction"), "in");
+		peer = text_escape(strempty(event_get_string(msg, "peer")));
+		text = text_escape(strempty(event_get_string(msg, "text")));
+		if (!peer || !text) {
+			return -ENOMEM;
+		}
+		cells[k++] = format_time(message_time(msg), when);
+		if (with_peer) {
+			cells[k++] = peer;
+		}
+		cells[k++] = in ? peer : "me";
+		cells[k++] = strempty(event_get_string(msg, "state"));
+		cells[k++] = text;
+		r = table_add_row(t, cells);
+		if (r < 0) {
+			return r;
+		}
+	}
+	r = table_print(t, arg_legend);
+	if (r < 0) {
+		return r;
+	}
+	if (arg_legend) {
+		printf("\n%zu %s.\n", n, n == 1 ? "message" : "messages");
+	}
+	return 0;
+}
+
+int verb_history(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_(json_object_putp) json_object *msgs = NULL;
+	int r;
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	r = client_get_history(bus, argv[1], arg_limit, &error, &msgs);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to read the history with '%s': %s", argv[1],
+			client_error_message(&error, r));
+	}
+	r = print_messages(msgs, false);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to print the history: %m");
+	}
+	return 0;
+}
+
+int verb_search(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_(json_object_putp) json_object *msgs = NULL;
+	_cleanup_free_ char *query = NULL;
+	int r;
+
+	/* Like "send": the words are joined by spaces. */
+	r = read_message_text(argc - 1, argv + 1, &query);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to read the search text: %m");
+	}
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
+		"SearchHistory", &error, &reply, "su", query, (uint32_t) arg_limit);
+	if (r >= 0) {
+		r = read_messages(reply, &msgs);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to search for '%s': %s", query,
+			client_error_message(&error, r));
+	}
+	r = print_messages(msgs, true);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to print the search results: %m");
+	}
+	return 0;
+}
+
+int verb_config(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_free_ char *value = NULL;
+	const char *key = argv[2];
+	int r;
+
+	if (!(streq(argv[1], "get") && argc == 3) && !(streq(argv[1], "set") && argc == 4)) {
+		return log_error_errno(EINVAL, "Usage: %s config get KEY | config set KEY VALUE",
+			program_invocation_short_name);
+	}
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	if (streq(argv[1], "set")) {
+		r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
+			"SetConfig", &error, NULL, "ss", key, argv[3]);
+		if (r < 0) {
+			return log_error_errno(r, "Failed to set '%s': %s", key,
+				client_error_message(&error, r));
+		}
+		return 0;
+	}
+	r = client_get_config(bus, key, &error, &value);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to get '%s': %s", key,
+			client_error_message(&error, r));
+	}
+	if (arg_json != JSON_FORMAT_OFF) {
+		_cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+		if (!o || json_add_string(o, key, value) < 0) {
+			return log_oom();
+		}
+		return json_print(o, arg_json);
+	}
+	printf("%s\n", value);
+	return 0;
+}
