@@ -11,9 +11,10 @@
  * a daemon restart needs nothing from the user.
  *
  * It keeps the models the widgets show: the roster (a GListStore of
- * ChatPeer, indexed by name so 10,000 peers stay cheap; peers are never
- * removed, only marked offline) and one GListStore of ChatMessage per peer,
- * created on first use.  Every D-Bus call is asynchronous.
+ * ChatPeer, online first and by name, filled from idle slices so 10,000
+ * peers never stall a frame; peers are never removed, only marked offline)
+ * and one GListStore of ChatMessage per peer, created on first use.  Every
+ * D-Bus call is asynchronous.
  */
 
 #include <string.h>
@@ -40,7 +41,18 @@ struct _ChatClient {
 	char *coordinator;
 
 	GListStore *peers;
-	GHashTable *peer_by_name;	/* name → ChatPeer, owned by peers */
+	GHashTable *peer_by_name;	/* name → ChatPeer (a reference) */
+
+	/* Loading the roster from idle slices: see chat_client_load_roster(). */
+	guint roster_idle_id;
+	GVariant *listing;		/* ListPeers reply still being read */
+	GVariantIter listing_iter;
+	GHashTable *listed;		/* names the reply has listed so far */
+	GPtrArray *unplaced;		/* peers not in the store yet */
+	GPtrArray *loading;		/* the sorted roster being appended */
+	guint loading_next;
+	gboolean loading_ramp;		/* into an empty store: see above */
+	gboolean roster_dirty;		/* presence changed during a load */
 	GHashTable *conversations;	/* name → GListStore of ChatMessage */
 	GHashTable *outgoing;		/* id → ChatMessage awaiting outcome */
 	guint pending_sends;		/* SendMessage calls without reply */
@@ -52,7 +64,19 @@ struct _ChatClient {
 	 */
 	char *resume_name;
 	char *resume_coordinator;
+
+	/*
+	 * p2pchatd logs out as it exits, so the app sees "offline" just
+	 * before the name vanishes: a login that ended less than
+	 * CHAT_RESUME_WINDOW_USEC before, and not by our own Logout, is
+	 * resumed too.
+	 */
+	char *online_name;
+	char *online_coordinator;
+	gint64 left_online_usec;
 };
+
+#define CHAT_RESUME_WINDOW_USEC (2 * G_USEC_PER_SEC)
 
 /*
  * An outcome signal that arrived before the reply carrying its id (the
@@ -166,26 +190,22 @@ static void chat_client_set_strings(ChatClient *self, const char *username,
 	}
 }
 
-static void chat_client_mark_all_offline(ChatClient *self) {
-	GHashTableIter iter;
-	gpointer value;
-
-	g_hash_table_iter_init(&iter, self->peer_by_name);
-	while (g_hash_table_iter_next(&iter, NULL, &value)) {
-		chat_peer_set_online(value, FALSE);
-	}
-}
-
 static void on_list_peers_ready(GObject *source, GAsyncResult *result,
 		gpointer user_data);
+static void chat_client_mark_all_offline(ChatClient *self);
 
 static void chat_client_set_state(ChatClient *self, ChatClientState state) {
 	if (self->state == state) {
 		return;
 	}
+	if (self->state == CHAT_CLIENT_STATE_ONLINE) {
+		self->left_online_usec = g_get_monotonic_time();
+	}
 	self->state = state;
 
 	if (state == CHAT_CLIENT_STATE_ONLINE) {
+		chat_set_str(&self->online_name, self->username);
+		chat_set_str(&self->online_coordinator, self->coordinator);
 		chat_dbus_manager_call_list_peers(self->manager,
 			self->proxy_cancellable, on_list_peers_ready, self);
 	} else {
@@ -196,48 +216,113 @@ static void chat_client_set_state(ChatClient *self, ChatClientState state) {
 }
 
 /*
- * The roster is kept in name order here, once, rather than by a sorting
- * model in the window: with 10,000 peers a GtkSortListModel spends most of
- * a second building sort keys and merging, while the store inserts in
- * O(log n) and the first ListPeers is sorted in one g_ptr_array_sort().
+ * The roster is kept in order here, once, rather than by a sorting model in
+ * the window (a GtkSortListModel over 10,000 peers blocked the main loop
+ * for half a second): online peers first, each group in name order.
+ *
+ * Whole-roster work runs from an idle source in slices of a few
+ * milliseconds, so that frames keep coming while thousands of peers load:
+ * a ListPeers reply is read a slice at a time, then the roster is sorted
+ * once and appended to the store in batches.  While that runs, presence
+ * changes only mark the roster dirty, and it is sorted again at the end;
+ * otherwise a peer whose presence changes is moved, alone, to its place.
  */
+#define ROSTER_SLICE_USEC 4000
+#define ROSTER_BATCH 1000
+
+/*
+ * GtkListView (before 4.12) keeps up to 200 row widgets alive, and building
+ * and measuring them all for the first batch took one 75 ms frame; so an
+ * empty roster gets its first 200 peers 25 at a time, one batch a frame.
+ */
+#define ROSTER_RAMP_ITEMS 200
+#define ROSTER_RAMP_BATCH 25
+#define ROSTER_FRAME_MSEC 16
+
 static int chat_peer_compare(gconstpointer a, gconstpointer b,
 		gpointer user_data) {
-	return strcmp(chat_peer_get_name((ChatPeer *) a),
-		chat_peer_get_name((ChatPeer *) b));
+	ChatPeer *pa = (ChatPeer *) a, *pb = (ChatPeer *) b;
+	gboolean online_a = chat_peer_get_online(pa);
+
+	if (online_a != chat_peer_get_online(pb)) {
+		return online_a ? -1 : 1;
+	}
+	return strcmp(chat_peer_get_name(pa), chat_peer_get_name(pb));
 }
 
 static int chat_peer_compare_ptr(gconstpointer a, gconstpointer b) {
 	return chat_peer_compare(*(ChatPeer **) a, *(ChatPeer **) b, NULL);
 }
 
-/**
- * chat_client_ensure_peer() - Finds a peer by name, adding it when new.
- * @self: the client
- * @name: the peer's name
- *
- * A new peer is offline until the daemon lists it or reports it joined;
- * this lets a conversation open before the roster has arrived (the app
- * activated by a notification).
- *
- * Return: (transfer none): the peer.
- */
-ChatPeer *chat_client_ensure_peer(ChatClient *self, const char *name) {
-	ChatPeer *peer;
-	g_autoptr(ChatPeer) new_peer = NULL;
+static gboolean chat_client_roster_is_sorted(ChatClient *self) {
+	GListModel *model = G_LIST_MODEL(self->peers);
+	g_autoptr(ChatPeer) prev = NULL;
 
-	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
-	g_return_val_if_fail(name, NULL);
+	for (guint i = 0; i < g_list_model_get_n_items(model); i++) {
+		g_autoptr(ChatPeer) peer = g_list_model_get_item(model, i);
 
-	peer = g_hash_table_lookup(self->peer_by_name, name);
-	if (peer) {
-		return peer;
+		if (prev && chat_peer_compare(prev, peer, NULL) > 0) {
+			return FALSE;
+		}
+		g_set_object(&prev, peer);
 	}
-	new_peer = chat_peer_new(name);
-	g_hash_table_insert(self->peer_by_name, g_strdup(name), new_peer);
-	g_list_store_insert_sorted(self->peers, new_peer, chat_peer_compare,
-		NULL);
-	return new_peer;
+	return TRUE;
+}
+
+/*
+ * Puts new peers in place and the roster back in order.  A few new peers
+ * into an ordered roster are inserted one by one; otherwise every peer is
+ * sorted once and appended in batches: into the empty store, or in place
+ * of its items (the first batch replaces them all in one splice, so the
+ * roster is never shown empty).
+ */
+static void chat_client_arrange_roster(ChatClient *self) {
+	GListModel *model = G_LIST_MODEL(self->peers);
+	guint n = g_list_model_get_n_items(model);
+
+	self->roster_dirty = FALSE;
+	if (chat_client_roster_is_sorted(self) &&
+			self->unplaced->len <= ROSTER_BATCH &&
+			(n > 0 || self->unplaced->len == 0)) {
+		/* A few new peers: each goes straight to its place. */
+		for (guint i = 0; i < self->unplaced->len; i++) {
+			g_list_store_insert_sorted(self->peers,
+				self->unplaced->pdata[i], chat_peer_compare,
+				NULL);
+		}
+		g_ptr_array_set_size(self->unplaced, 0);
+		return;
+	}
+	self->loading = g_ptr_array_new_full(n + self->unplaced->len,
+		g_object_unref);
+	for (guint i = 0; i < n; i++) {
+		g_ptr_array_add(self->loading, g_list_model_get_item(model, i));
+	}
+	for (guint i = 0; i < self->unplaced->len; i++) {
+		g_ptr_array_add(self->loading,
+			g_object_ref(self->unplaced->pdata[i]));
+	}
+	g_ptr_array_set_size(self->unplaced, 0);
+	g_ptr_array_sort(self->loading, chat_peer_compare_ptr);
+	self->loading_next = 0;
+	self->loading_ramp = n == 0;
+}
+
+static void chat_client_append_batch(ChatClient *self) {
+	guint batch = self->loading_ramp &&
+		self->loading_next < ROSTER_RAMP_ITEMS ?
+		ROSTER_RAMP_BATCH : ROSTER_BATCH;
+	guint n = MIN(batch, self->loading->len - self->loading_next);
+	guint removed = self->loading_next == 0 ?
+		g_list_model_get_n_items(G_LIST_MODEL(self->peers)) : 0;
+
+	g_list_store_splice(self->peers,
+		g_list_model_get_n_items(G_LIST_MODEL(self->peers)) - removed,
+		removed, self->loading->pdata + self->loading_next, n);
+	self->loading_next += n;
+	if (self->loading_next == self->loading->len) {
+		g_clear_pointer(&self->loading, g_ptr_array_unref);
+	}
 }
 
 static gboolean extra_get_native(GVariant *extra, gboolean fallback) {
@@ -249,17 +334,165 @@ static gboolean extra_get_native(GVariant *extra, gboolean fallback) {
 	return fallback;
 }
 
+static ChatPeer *chat_client_add_peer(ChatClient *self, const char *name) {
+	ChatPeer *peer = chat_peer_new(name);
+
+	g_hash_table_insert(self->peer_by_name, g_strdup(name), peer);
+	g_ptr_array_add(self->unplaced, g_object_ref(peer));
+	return peer;
+}
+
+/* Reads ListPeers entries until @deadline or the end of the reply. */
+static void chat_client_read_listing(ChatClient *self, gint64 deadline) {
+	const char *name, *endpoint;
+	GHashTableIter iter;
+	gpointer value;
+	GVariant *extra;
+	gboolean online;
+
+	for (guint i = 0;; i++) {
+		ChatPeer *peer;
+
+		if (i % 64 == 63 && g_get_monotonic_time() >= deadline) {
+			return;
+		}
+		if (!g_variant_iter_next(&self->listing_iter, "(&s&sb@a{sv})",
+				&name, &endpoint, &online, &extra)) {
+			break;
+		}
+		peer = g_hash_table_lookup(self->peer_by_name, name);
+		if (!peer) {
+			peer = chat_client_add_peer(self, name);
+		}
+		chat_peer_set_endpoint(peer, endpoint);
+		if (chat_peer_get_online(peer) != online) {
+			chat_peer_set_online(peer, online);
+			self->roster_dirty = TRUE;
+		}
+		chat_peer_set_native(peer, extra_get_native(extra, FALSE));
+		g_hash_table_add(self->listed,
+			(gpointer) chat_peer_get_name(peer));
+		g_variant_unref(extra);
+	}
+
+	/* Whoever the daemon no longer lists is offline now. */
+	g_hash_table_iter_init(&iter, self->peer_by_name);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		if (chat_peer_get_online(value) && !g_hash_table_contains(
+				self->listed, chat_peer_get_name(value))) {
+			chat_peer_set_online(value, FALSE);
+			self->roster_dirty = TRUE;
+		}
+	}
+	g_clear_pointer(&self->listed, g_hash_table_unref);
+	g_clear_pointer(&self->listing, g_variant_unref);
+}
+
+static gboolean on_roster_idle(gpointer user_data) {
+	ChatClient *self = user_data;
+	gint64 deadline = g_get_monotonic_time() + ROSTER_SLICE_USEC;
+
+	/* One batch per slice: each frame has only a batch to lay out. */
+	if (self->listing) {
+		chat_client_read_listing(self, deadline);
+		return G_SOURCE_CONTINUE;
+	}
+	if (!self->loading && (self->roster_dirty || self->unplaced->len)) {
+		chat_client_arrange_roster(self);
+	}
+	if (self->loading) {
+		chat_client_append_batch(self);
+		if (self->loading && self->loading_ramp &&
+				self->loading_next < ROSTER_RAMP_ITEMS) {
+			self->roster_idle_id = g_timeout_add(ROSTER_FRAME_MSEC,
+				on_roster_idle, self);
+			return G_SOURCE_REMOVE;
+		}
+		return G_SOURCE_CONTINUE;
+	}
+	self->roster_idle_id = 0;
+	return G_SOURCE_REMOVE;
+}
+
+static void chat_client_load_roster(ChatClient *self) {
+	if (!self->roster_idle_id) {
+		self->roster_idle_id = g_idle_add(on_roster_idle, self);
+	}
+}
+
+/*
+ * Sets a peer's presence and keeps the roster in order: by moving the one
+ * peer, or, while the roster is loading, by sorting it again afterwards.
+ */
+static void chat_client_set_peer_online(ChatClient *self, ChatPeer *peer,
+		gboolean online) {
+	guint position;
+
+	if (chat_peer_get_online(peer) == !!online) {
+		return;
+	}
+	if (self->roster_idle_id ||
+			!g_list_store_find(self->peers, peer, &position)) {
+		chat_peer_set_online(peer, online);
+		self->roster_dirty = TRUE;
+		chat_client_load_roster(self);
+		return;
+	}
+	g_object_ref(peer);
+	g_list_store_remove(self->peers, position);
+	chat_peer_set_online(peer, online);
+	g_list_store_insert_sorted(self->peers, peer, chat_peer_compare,
+		NULL);
+	g_object_unref(peer);
+}
+
+static void chat_client_mark_all_offline(ChatClient *self) {
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, self->peer_by_name);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		if (chat_peer_get_online(value)) {
+			chat_peer_set_online(value, FALSE);
+			self->roster_dirty = TRUE;
+		}
+	}
+	if (self->roster_dirty) {
+		chat_client_load_roster(self);
+	}
+}
+
+/**
+ * chat_client_ensure_peer() - Finds a peer by name, adding it when new.
+ * @self: the client
+ * @name: the peer's name
+ *
+ * A new peer is offline until the daemon lists it or reports it joined;
+ * this lets a conversation open before the roster has arrived (the app
+ * activated by a notification).  It reaches the roster model from the next
+ * idle slice.
+ *
+ * Return: (transfer none): the peer.
+ */
+ChatPeer *chat_client_ensure_peer(ChatClient *self, const char *name) {
+	ChatPeer *peer;
+
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	g_return_val_if_fail(name, NULL);
+
+	peer = g_hash_table_lookup(self->peer_by_name, name);
+	if (!peer) {
+		peer = chat_client_add_peer(self, name);
+		chat_client_load_roster(self);
+	}
+	return peer;
+}
+
 static void on_list_peers_ready(GObject *source, GAsyncResult *result,
 		gpointer user_data) {
 	ChatClient *self = user_data;
 	g_autoptr(GVariant) list = NULL;
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) added = NULL;
-	g_autoptr(GHashTable) listed = NULL;
-	GVariantIter iter;
-	const char *name, *endpoint;
-	GVariant *extra;
-	gboolean online;
 
 	if (!chat_dbus_manager_call_list_peers_finish(CHAT_DBUS_MANAGER(source),
 			&list, result, &error)) {
@@ -269,51 +502,13 @@ static void on_list_peers_ready(GObject *source, GAsyncResult *result,
 		return;
 	}
 
-	/*
-	 * New peers go into an empty roster in one splice, so that a roster
-	 * of thousands costs one items-changed, not thousands.
-	 */
-	added = g_ptr_array_new_with_free_func(g_object_unref);
-	listed = g_hash_table_new(g_str_hash, g_str_equal);
-	g_variant_iter_init(&iter, list);
-	while (g_variant_iter_next(&iter, "(&s&sb@a{sv})", &name, &endpoint,
-			&online, &extra)) {
-		ChatPeer *peer = g_hash_table_lookup(self->peer_by_name, name);
-
-		if (!peer) {
-			peer = chat_peer_new(name);
-			g_hash_table_insert(self->peer_by_name, g_strdup(name),
-				peer);
-			g_ptr_array_add(added, peer);
-		}
-		chat_peer_set_endpoint(peer, endpoint);
-		chat_peer_set_online(peer, online);
-		chat_peer_set_native(peer, extra_get_native(extra, FALSE));
-		g_hash_table_add(listed, (gpointer) chat_peer_get_name(peer));
-		g_variant_unref(extra);
-	}
-
-	/* Whoever the daemon no longer lists is offline now. */
-	for (guint i = 0; i < g_list_model_get_n_items(G_LIST_MODEL(self->peers));
-			i++) {
-		g_autoptr(ChatPeer) peer = g_list_model_get_item(
-			G_LIST_MODEL(self->peers), i);
-
-		if (!g_hash_table_contains(listed, chat_peer_get_name(peer))) {
-			chat_peer_set_online(peer, FALSE);
-		}
-	}
-
-	g_ptr_array_sort(added, chat_peer_compare_ptr);
-	if (g_list_model_get_n_items(G_LIST_MODEL(self->peers)) == 0) {
-		g_list_store_splice(self->peers, 0, 0, added->pdata,
-			added->len);
-		return;
-	}
-	for (guint i = 0; i < added->len; i++) {
-		g_list_store_insert_sorted(self->peers, added->pdata[i],
-			chat_peer_compare, NULL);
-	}
+	/* A newer reply replaces one still being read. */
+	g_clear_pointer(&self->listing, g_variant_unref);
+	g_clear_pointer(&self->listed, g_hash_table_unref);
+	self->listing = g_steal_pointer(&list);
+	g_variant_iter_init(&self->listing_iter, self->listing);
+	self->listed = g_hash_table_new(g_str_hash, g_str_equal);
+	chat_client_load_roster(self);
 }
 
 static void on_manager_peer_joined(ChatDbusManager *manager, const char *name,
@@ -324,7 +519,7 @@ static void on_manager_peer_joined(ChatDbusManager *manager, const char *name,
 	chat_peer_set_endpoint(peer, endpoint);
 	chat_peer_set_native(peer,
 		extra_get_native(extra, chat_peer_get_native(peer)));
-	chat_peer_set_online(peer, TRUE);
+	chat_client_set_peer_online(self, peer, TRUE);
 }
 
 static void on_manager_peer_left(ChatDbusManager *manager, const char *name,
@@ -333,7 +528,7 @@ static void on_manager_peer_left(ChatDbusManager *manager, const char *name,
 	ChatPeer *peer = g_hash_table_lookup(self->peer_by_name, name);
 
 	if (peer) {
-		chat_peer_set_online(peer, FALSE);
+		chat_client_set_peer_online(self, peer, FALSE);
 	}
 }
 
@@ -507,10 +702,14 @@ static void on_name_vanished(GDBusConnection *connection, const char *name,
 	ChatClient *self = user_data;
 
 	g_debug("p2pchatd vanished");
-	if (self->state == CHAT_CLIENT_STATE_ONLINE && *self->username &&
-			*self->coordinator) {
-		chat_set_str(&self->resume_name, self->username);
-		chat_set_str(&self->resume_coordinator, self->coordinator);
+	if (self->online_name && *self->online_name &&
+			*self->online_coordinator &&
+			(self->state == CHAT_CLIENT_STATE_ONLINE ||
+			g_get_monotonic_time() - self->left_online_usec <
+			CHAT_RESUME_WINDOW_USEC)) {
+		chat_set_str(&self->resume_name, self->online_name);
+		chat_set_str(&self->resume_coordinator,
+			self->online_coordinator);
 	}
 	chat_client_drop_manager(self);
 	chat_client_set_state(self, CHAT_CLIENT_STATE_NO_DAEMON);
@@ -558,6 +757,11 @@ static void chat_client_dispose(GObject *object) {
 		self->watch_id = 0;
 	}
 	chat_client_drop_manager(self);
+	g_clear_handle_id(&self->roster_idle_id, g_source_remove);
+	g_clear_pointer(&self->listing, g_variant_unref);
+	g_clear_pointer(&self->listed, g_hash_table_unref);
+	g_clear_pointer(&self->loading, g_ptr_array_unref);
+	g_clear_pointer(&self->unplaced, g_ptr_array_unref);
 	g_clear_object(&self->connection);
 	g_clear_object(&self->cancellable);
 	g_clear_pointer(&self->conversations, g_hash_table_unref);
@@ -574,6 +778,8 @@ static void chat_client_finalize(GObject *object) {
 	g_hash_table_unref(self->early_outcomes);
 	g_free(self->resume_name);
 	g_free(self->resume_coordinator);
+	g_free(self->online_name);
+	g_free(self->online_coordinator);
 	g_free(self->username);
 	g_free(self->coordinator);
 
@@ -634,7 +840,8 @@ static void chat_client_init(ChatClient *self) {
 	self->coordinator = g_strdup("");
 	self->peers = g_list_store_new(CHAT_TYPE_PEER);
 	self->peer_by_name = g_hash_table_new_full(g_str_hash, g_str_equal,
-		g_free, NULL);
+		g_free, g_object_unref);
+	self->unplaced = g_ptr_array_new_with_free_func(g_object_unref);
 	self->conversations = g_hash_table_new_full(g_str_hash, g_str_equal,
 		g_free, g_object_unref);
 	self->outgoing = g_hash_table_new_full(g_str_hash, g_str_equal,
@@ -777,6 +984,8 @@ void chat_client_logout_async(ChatClient *self, GCancellable *cancellable,
 	if (!chat_client_check_manager(self, task)) {
 		return;
 	}
+	/* Our own logout: a daemon exiting right after is not resumed. */
+	g_clear_pointer(&self->online_name, g_free);
 	chat_dbus_manager_call_logout(self->manager, cancellable,
 		on_logout_ready, g_steal_pointer(&task));
 }

@@ -8,6 +8,9 @@
  * GCancellable that dispose cancels, so no callback outlives the window.
  */
 
+#include <errno.h>
+#include <stdio.h>
+
 #include "frontends/gtk/chat-bubble.h"
 #include "frontends/gtk/chat-login-page.h"
 #include "frontends/gtk/chat-peer-row.h"
@@ -40,6 +43,10 @@ struct _ChatWindow {
 	GListModel *conversation;
 	gulong conversation_handler;
 	gboolean pin_to_bottom;		/* keep the newest message in view */
+
+	FILE *frame_log;		/* see chat_window_start_frame_log() */
+	gulong after_paint_handler;
+	GdkFrameClock *frame_clock;
 };
 
 G_DEFINE_FINAL_TYPE(ChatWindow, chat_window, ADW_TYPE_APPLICATION_WINDOW)
@@ -242,6 +249,30 @@ static void on_roster_selection_changed(GtkSingleSelection *selection,
 	}
 }
 
+/*
+ * The client moves a peer whose presence changes (remove, insert) and may
+ * reload the whole roster in batches; either way the open conversation's
+ * row loses its selection, so it is selected again once it is back.
+ */
+static void on_roster_items_changed(GListModel *model, guint position,
+		guint removed, guint added, gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	if (!self->peer || gtk_single_selection_get_selected(
+			self->roster_selection) != GTK_INVALID_LIST_POSITION) {
+		return;
+	}
+	for (guint i = position; i < position + added; i++) {
+		g_autoptr(ChatPeer) item = g_list_model_get_item(model, i);
+
+		if (item == self->peer) {
+			gtk_single_selection_set_selected(
+				self->roster_selection, i);
+			return;
+		}
+	}
+}
+
 static void on_roster_view_activate(GtkListView *view, guint position,
 		gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
@@ -432,11 +463,59 @@ static void chat_window_setup_roster(ChatWindow *self) {
 		GTK_INVALID_LIST_POSITION);
 	g_signal_connect(self->roster_selection, "notify::selected-item",
 		G_CALLBACK(on_roster_selection_changed), self);
+	g_signal_connect_after(self->roster_selection, "items-changed",
+		G_CALLBACK(on_roster_items_changed), self);
 
 	factory = chat_window_factory_new(&roster_row_kind);
 	gtk_list_view_set_factory(self->roster_view, factory);
 	gtk_list_view_set_model(self->roster_view,
 		GTK_SELECTION_MODEL(self->roster_selection));
+}
+
+/*
+ * For bench/gtk-roster: with P2PCHAT_GTK_FRAME_LOG=PATH the window keeps
+ * its frame clock ticking and, after each frame is painted, writes a line
+ * "MONOTONIC_USEC ROSTER_ROWS" to PATH.  A gap between two lines is how
+ * long the main loop could not draw; the first line with rows is the time
+ * to the first roster frame.
+ */
+static void on_frame_clock_after_paint(GdkFrameClock *clock,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	fprintf(self->frame_log, "%" G_GINT64_FORMAT " %u\n",
+		g_get_monotonic_time(),
+		g_list_model_get_n_items(G_LIST_MODEL(self->roster_selection)));
+	fflush(self->frame_log);
+}
+
+static gboolean on_frame_log_tick(GtkWidget *widget, GdkFrameClock *clock,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(widget);
+
+	if (!self->frame_clock) {
+		self->frame_clock = g_object_ref(clock);
+		self->after_paint_handler = g_signal_connect(clock,
+			"after-paint", G_CALLBACK(on_frame_clock_after_paint),
+			self);
+	}
+	return G_SOURCE_CONTINUE;
+}
+
+static void chat_window_start_frame_log(ChatWindow *self) {
+	const char *path = g_getenv("P2PCHAT_GTK_FRAME_LOG");
+
+	if (!path || !*path) {
+		return;
+	}
+	self->frame_log = fopen(path, "we");
+	if (!self->frame_log) {
+		g_warning("Failed to open frame log '%s': %s", path,
+			g_strerror(errno));
+		return;
+	}
+	gtk_widget_add_tick_callback(GTK_WIDGET(self), on_frame_log_tick,
+		NULL, NULL);
 }
 
 static void chat_window_constructed(GObject *object) {
@@ -449,6 +528,7 @@ static void chat_window_constructed(GObject *object) {
 	gtk_stack_add_named(self->main_stack, login_page, "login");
 
 	chat_window_setup_roster(self);
+	chat_window_start_frame_log(self);
 
 	g_signal_connect_object(self->client, "notify::state",
 		G_CALLBACK(on_client_notify), self, 0);
@@ -464,6 +544,12 @@ static void chat_window_dispose(GObject *object) {
 	ChatWindow *self = CHAT_WINDOW(object);
 
 	g_cancellable_cancel(self->cancellable);
+	if (self->frame_clock) {
+		g_clear_signal_handler(&self->after_paint_handler,
+			self->frame_clock);
+		g_clear_object(&self->frame_clock);
+	}
+	g_clear_pointer(&self->frame_log, fclose);
 	chat_window_clear_conversation(self);
 	if (self->roster_view) {
 		gtk_list_view_set_model(self->roster_view, NULL);
