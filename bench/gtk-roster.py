@@ -4,71 +4,55 @@
 
 alice's p2pchatd logs in to a Python stand-in of the seed's reference
 server whose list holds 10,000 extra peers; then p2pchat-gtk starts on her
-bus under a private Xvfb (GSK_RENDERER=cairo).  Printed figures:
+bus under a private Xvfb (GSK_RENDERER=cairo) with P2PCHAT_GTK_FRAME_LOG
+set: the window keeps its GdkFrameClock ticking and logs, after each painted
+frame, the monotonic time and the number of roster rows.  Printed figures:
 
-- roster-ms: from starting the app until AT-SPI finds the first roster row
-  (includes connecting, ListPeers, sorting and the first frames; AT-SPI is
-  polled, so a few tens of ms are polling);
+- first-frame-ms: from starting the app to the first painted frame that has
+  roster rows; all-rows-ms: to the first frame with every peer in it;
 - rss-mb / hwm-mb: the app's resident memory then, and its peak;
-- loop-*: how long the app's main loop took to answer a D-Bus call
-  (org.gtk.Actions.List, dispatched on the main loop), sampled every 10 ms
-  from another thread, while loading and while the roster is scrolled
-  through top to bottom in 100 steps via the scroll bar's AT-SPI Value.
-  The max is the longest the main loop was blocked, as seen from outside.
+- longest-gap-ms: the longest time between two painted frames (how long the
+  main loop could not draw; 16.7 ms is a frame), from the first frame until
+  0.5 s after all rows are in, and while the roster is scrolled through top
+  to bottom in 100 steps via the scroll bar's AT-SPI Value.
 
 P2PCHAT_BENCH_PEERS=N changes the roster size (1 gives the baseline of an
 empty roster: what startup alone costs).  A benchmark prints figures; it is
-not a test and asserts nothing but that it could run.  (Loading a 10,000-message conversation needs GetHistory,
-which the D-Bus contract does not have yet.)
+not a test and asserts nothing but that it could run.
 """
 
 import os
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "helpers"))
-from gi.repository import Gio, GLib  # noqa: E402
 from gtktest import start_xvfb  # noqa: E402
 from p2ptest import BUILD_ROOT, RefServer, User, spawn, stop, wait_for  # noqa: E402
 
 N_PEERS = int(os.environ.get("P2PCHAT_BENCH_PEERS", "10000"))
-APP_ID = "org.p2pchat.P2pchat"
-APP_PATH = "/org/p2pchat/P2pchat"
 
 
-class LoopProbe(threading.Thread):
-    """Measures round trips to the app's main loop until stopped."""
-
-    def __init__(self, conn):
-        super().__init__(daemon=True)
-        self.conn = conn
-        self.samples = []  # (monotonic time, seconds)
-        self.running = True
-
-    def run(self):
-        while self.running:
-            t = time.monotonic()
-            try:
-                self.conn.call_sync(APP_ID, APP_PATH, "org.gtk.Actions", "List", None, None,
-                                    Gio.DBusCallFlags.NO_AUTO_START, 10000, None)
-                self.samples.append((t, time.monotonic() - t))
-            except GLib.Error:
-                pass
-            time.sleep(0.01)
-
-    def between(self, start, end):
-        return sorted(d for t, d in self.samples if start <= t <= end)
+def read_frames(path):
+    """The app's frame log: [(monotonic seconds, roster rows)] per painted frame."""
+    frames = []
+    try:
+        with open(path) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 2:
+                    frames.append((int(parts[0]) / 1e6, int(parts[1])))
+    except FileNotFoundError:
+        pass
+    return frames
 
 
-def describe(samples):
-    if not samples:
-        return "n=0"
-    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-    return "n=%d median-ms=%.1f p99-ms=%.1f max-ms=%.1f" % (
-        len(samples), samples[len(samples) // 2] * 1e3, p99 * 1e3, samples[-1] * 1e3)
+def longest_gap(frames, start, end):
+    """The longest time between two painted frames within [start, end]."""
+    times = [t for t, _ in frames if start <= t <= end]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return "frames=%d longest-gap-ms=%.1f" % (len(times), max(gaps) * 1e3 if gaps else 0.0)
 
 
 def rss(pid):
@@ -100,13 +84,28 @@ def main():
         gi.require_version("Atspi", "2.0")
         import pyatspi
 
-        probe = LoopProbe(alice.conn)
-        probe.start()
+        frame_log = "/tmp/gtkt/bench-frames-%d.log" % os.getpid()
         env = dict(alice.env, DISPLAY=display, GDK_BACKEND="x11", GSK_RENDERER="cairo",
-                   GSETTINGS_BACKEND="memory")
+                   GSETTINGS_BACKEND="memory", P2PCHAT_GTK_FRAME_LOG=frame_log)
         t0 = time.monotonic()
         app = spawn([os.path.join(BUILD_ROOT, "frontends", "gtk", "p2pchat-gtk")], env=env,
                     stdout=subprocess.DEVNULL, stderr=open("/tmp/gtkt/bench-app.log", "w"))
+
+        # Loaded: a frame showed every row; then 0.5 s more to catch late work.
+        full = wait_for(lambda: [f for f in read_frames(frame_log) if f[1] >= n], 60)
+        if not full:
+            print("gtk-roster: the roster did not fill up", flush=True)
+            sys.exit(1)
+        wait_for(lambda: False, 0.5)
+        mem = rss(app.pid)
+        frames = read_frames(frame_log)
+        t_first = next(t for t, rows in frames if rows > 0)
+        t_full = full[0][0]
+        print("gtk-roster: peers=%d first-frame-ms=%.0f all-rows-ms=%.0f rss-mb=%.1f "
+              "hwm-mb=%.1f" % (N_PEERS, (t_first - t0) * 1e3, (t_full - t0) * 1e3,
+                               mem["VmRSS"], mem["VmHWM"]), flush=True)
+        print("gtk-roster: while loading (first frame to all rows + 0.5 s): %s" % longest_gap(
+            frames, frames[0][0], t_full + 0.5), flush=True)
 
         first_name = "peer00000, online" if N_PEERS else "p2pchat"
 
@@ -119,17 +118,9 @@ def main():
             return None
 
         row = wait_for(first_row, 60)
-        t_roster = time.monotonic()
         if row is None:
-            print("gtk-roster: the roster did not show up", flush=True)
+            print("gtk-roster: AT-SPI does not see the first row", flush=True)
             sys.exit(1)
-        wait_for(lambda: False, 1.0)
-        mem = rss(app.pid)
-        print("gtk-roster: peers=%d roster-ms=%.0f rss-mb=%.1f hwm-mb=%.1f" % (
-            N_PEERS, (t_roster - t0) * 1e3, mem["VmRSS"], mem["VmHWM"]), flush=True)
-        print("gtk-roster: loop while loading: %s" % describe(probe.between(t0, t_roster)),
-              flush=True)
-
         peers = wait_for(lambda: pyatspi.findDescendant(
             row.getApplication(), lambda x: x.getRole() == pyatspi.ROLE_LIST and
             x.name == "Peers"), 10)
@@ -147,10 +138,9 @@ def main():
         t2 = time.monotonic()
         last = wait_for(lambda: pyatspi.findDescendant(
             row.getApplication(), lambda x: x.name == "peer%05d, online" % (N_PEERS - 1)), 10)
-        print("gtk-roster: scrolled %.0f px in 100 steps, last row %s; loop while "
-              "scrolling: %s" % (top, "shown" if last else "NOT shown",
-                                 describe(probe.between(t1, t2))), flush=True)
-        probe.running = False
+        print("gtk-roster: scrolled %.0f px in 100 steps, last row %s; while scrolling: %s" % (
+            top, "shown" if last else "NOT shown", longest_gap(read_frames(frame_log), t1, t2)),
+            flush=True)
         mem = rss(app.pid)
         print("gtk-roster: after scrolling rss-mb=%.1f hwm-mb=%.1f" % (
             mem["VmRSS"], mem["VmHWM"]), flush=True)
