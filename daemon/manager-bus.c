@@ -118,16 +118,29 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 	return 1;
 }
 
+/* A method return to @call with an array of @contents opened in it. */
+static int reply_open_array(sd_bus_message *call, const char *contents, sd_bus_message **ret) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_message_new_method_return(call, &reply);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_message_open_container(reply, 'a', contents);
+	if (r < 0) {
+		return r;
+	}
+	*ret = TAKE_PTR(reply);
+	return 0;
+}
+
 /* Appends a(ssssttsa{sv}) of @l to @reply and sends it. */
 static int reply_messages(sd_bus_message *msg, const HistoryList *l) {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	int r;
 
-	r = sd_bus_message_new_method_return(msg, &reply);
-	if (r < 0) {
-		return r;
-	}
-	r = sd_bus_message_open_container(reply, 'a', "(ssssttsa{sv})");
+	r = reply_open_array(msg, "(ssssttsa{sv})", &reply);
 	if (r < 0) {
 		return r;
 	}
@@ -319,11 +332,7 @@ static int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *
 	ListContext c = {};
 	int r;
 
-	r = sd_bus_message_new_method_return(msg, &reply);
-	if (r < 0) {
-		return r;
-	}
-	r = sd_bus_message_open_container(reply, 'a', "(ssba{sv})");
+	r = reply_open_array(msg, "(ssba{sv})", &reply);
 	if (r < 0) {
 		return r;
 	}
@@ -421,18 +430,12 @@ void manager_emit_message_state_changed(Manager *m, const char *id, const char *
 	if (!manager_bus_is_open(m)) {
 		return;
 	}
-	if (reason) {
-		emit_result("MessageStateChanged",
-				sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
-						"MessageStateChanged", "sssa{sv}", id, peer,
-						history_state_to_string(state), 1, "reason", "s",
-						reason));
-		return;
-	}
+	/* "reason" only where there is one: a{sv} of 1 or 0 entries. */
 	emit_result("MessageStateChanged",
 			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
 					"MessageStateChanged", "sssa{sv}", id, peer,
-					history_state_to_string(state), 0));
+					history_state_to_string(state), reason ? 1 : 0,
+					"reason", "s", reason));
 }
 
 void manager_emit_active_conversation_changed(Manager *m) {
