@@ -5,14 +5,16 @@ configured coordinator, "history PEER" and "search TEXT" (tables and --json),
 and "chat" telling that a message to an offline peer is queued.
 """
 
-import json
 import os
+import shutil
+import subprocess
 import sys
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 import cli  # noqa: E402
 
-PLANNED = 12
+PLANNED = 13
 
 
 def body(tap):
@@ -77,6 +79,34 @@ def body(tap):
     st = alice.cli_json("history", "bob")
     tap.ok("the queued message is in the history",
            st[-1]["text"] == "are you there?" and st[-1]["state"] == "queued", st[-1])
+
+    name = "chat on a terminal starts with the conversation, states shown"
+    if not shutil.which("tmux"):
+        tap.ok(f"{name} # SKIP tmux not installed", True)
+        return
+    sock = f"p2pchat-store-{uuid.uuid4().hex[:8]}"
+    env = " ".join(f"{k}={alice.env[k]}" for k in ("DBUS_SESSION_BUS_ADDRESS", "HOME"))
+
+    def tmux(*args):
+        return subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", *args],
+                              capture_output=True, text=True, timeout=10)
+
+    def screen():
+        return [l.rstrip() for l in tmux("capture-pane", "-p").stdout.splitlines()
+                if l.strip()]
+    try:
+        tmux("new-session", "-d", "-x", "80", "-y", "15",
+             f"env LANG=C.UTF-8 TERM=screen NO_COLOR=1 {env} {cli.P2PCHAT} chat bob; "
+             "sleep 30")
+        lines = cli.wait_for(lambda: (lambda s: s if any(l.startswith("alice>") for l in s)
+                                      else None)(screen()), 10) or screen()
+        tap.ok(name, any(l.endswith("me: first, hello") for l in lines) and
+               any(l.endswith("bob: a reply") for l in lines) and
+               any(l.endswith("me: are you there? (queued)") for l in lines) and
+               any(l.startswith("Chatting with bob (offline).") for l in lines),
+               "\n".join(lines))
+    finally:
+        tmux("kill-server")
 
 
 sys.exit(cli.main_wrapper(PLANNED, body))
