@@ -26,6 +26,8 @@
 
 #define CHAT_BUS_NAME "org.p2pchat.chat1"
 #define CHAT_MANAGER_PATH "/org/p2pchat/chat1"
+#define CHAT_PEER_INTERFACE "org.p2pchat.chat1.Peer"
+#define CHAT_PEER_PATH_PREFIX CHAT_MANAGER_PATH "/peer/"
 
 struct _ChatClient {
 	GObject parent_instance;
@@ -54,7 +56,8 @@ struct _ChatClient {
 	gboolean loading_ramp;		/* into an empty store: see above */
 	gboolean roster_dirty;		/* presence changed during a load */
 	GHashTable *conversations;	/* name → GListStore of ChatMessage */
-	GHashTable *outgoing;		/* id → ChatMessage awaiting outcome */
+	GHashTable *messages;		/* id → every ChatMessage with an id */
+	GHashTable *histories;		/* peer → ChatHistory */
 	guint pending_sends;		/* SendMessage calls without reply */
 	GHashTable *early_outcomes;	/* id → ChatOutcome, see below */
 
@@ -74,6 +77,14 @@ struct _ChatClient {
 	char *online_name;
 	char *online_coordinator;
 	gint64 left_online_usec;
+
+	/* The daemon's config, for the login page when offline. */
+	char *config_username;
+	char *config_coordinator;
+
+	char *active_conversation;	/* what SetActiveConversation says */
+	guint peer_changed_id;		/* PropertiesChanged of every Peer */
+	GHashTable *unread_asked;	/* names whose Unread was fetched */
 };
 
 #define CHAT_RESUME_WINDOW_USEC (2 * G_USEC_PER_SEC)
@@ -92,6 +103,24 @@ typedef struct ChatOutcome {
 static void chat_outcome_free(ChatOutcome *outcome) {
 	g_free(outcome->reason);
 	g_free(outcome);
+}
+
+/*
+ * How far back a conversation's history is loaded: pages of
+ * CHAT_HISTORY_PAGE messages, each older than the first one of the page
+ * before.
+ */
+typedef struct ChatHistory {
+	char *oldest_id;	/* NULL before the first page */
+	gboolean loading;
+	gboolean complete;	/* the first message is loaded */
+} ChatHistory;
+
+#define CHAT_HISTORY_PAGE 100
+
+static void chat_history_free(ChatHistory *history) {
+	g_free(history->oldest_id);
+	g_free(history);
 }
 
 G_DEFINE_FINAL_TYPE(ChatClient, chat_client, G_TYPE_OBJECT)
@@ -193,6 +222,9 @@ static void chat_client_set_strings(ChatClient *self, const char *username,
 static void on_list_peers_ready(GObject *source, GAsyncResult *result,
 		gpointer user_data);
 static void chat_client_mark_all_offline(ChatClient *self);
+static void on_peer_properties_changed(GDBusConnection *connection,
+		const char *sender, const char *path, const char *interface,
+		const char *signal, GVariant *parameters, gpointer user_data);
 
 static void chat_client_set_state(ChatClient *self, ChatClientState state) {
 	if (self->state == state) {
@@ -542,16 +574,24 @@ static void on_manager_message_received(ChatDbusManager *manager,
 		g_get_real_time() : (gint64) timestamp_usec;
 
 	(void) chat_client_ensure_peer(self, peer);
+	if (g_hash_table_contains(self->messages, id)) {
+		return;
+	}
 	conversation = G_LIST_STORE(chat_client_get_conversation(self, peer));
 	message = chat_message_new(id, peer, CHAT_MESSAGE_DIRECTION_INCOMING,
 		text, time_usec, CHAT_MESSAGE_STATE_DELIVERED);
+	g_hash_table_insert(self->messages, g_strdup(id),
+		g_object_ref(message));
 	g_list_store_append(conversation, message);
 }
 
-/* Applies the one outcome p2pchatd reports for a message id. */
-static void chat_client_finish_message(ChatClient *self, const char *id,
+/*
+ * Applies a state p2pchatd reports for a message id; one whose SendMessage
+ * reply is still outstanding gets it when the reply comes.
+ */
+static void chat_client_apply_state(ChatClient *self, const char *id,
 		ChatMessageState state, const char *reason) {
-	ChatMessage *message = g_hash_table_lookup(self->outgoing, id);
+	ChatMessage *message = g_hash_table_lookup(self->messages, id);
 	ChatOutcome *outcome;
 
 	if (!message) {
@@ -568,27 +608,44 @@ static void chat_client_finish_message(ChatClient *self, const char *id,
 		chat_message_set_failure(message, reason);
 	}
 	chat_message_set_state(message, state);
-	g_hash_table_remove(self->outgoing, id);
 }
 
+/*
+ * The outcome signals from before MessageStateChanged; p2pchatd still
+ * sends them, with the same meaning, so applying both changes nothing.
+ */
 static void on_manager_message_delivered(ChatDbusManager *manager,
 		const char *id, const char *peer, GVariant *extra,
 		gpointer user_data) {
-	chat_client_finish_message(CHAT_CLIENT(user_data), id,
+	chat_client_apply_state(CHAT_CLIENT(user_data), id,
 		CHAT_MESSAGE_STATE_DELIVERED, NULL);
 }
 
 static void on_manager_message_sent(ChatDbusManager *manager, const char *id,
 		const char *peer, GVariant *extra, gpointer user_data) {
-	chat_client_finish_message(CHAT_CLIENT(user_data), id,
+	chat_client_apply_state(CHAT_CLIENT(user_data), id,
 		CHAT_MESSAGE_STATE_SENT, NULL);
 }
 
 static void on_manager_message_failed(ChatDbusManager *manager,
 		const char *id, const char *peer, const char *reason,
 		GVariant *extra, gpointer user_data) {
-	chat_client_finish_message(CHAT_CLIENT(user_data), id,
+	chat_client_apply_state(CHAT_CLIENT(user_data), id,
 		CHAT_MESSAGE_STATE_FAILED, reason);
+}
+
+static void on_manager_message_state_changed(ChatDbusManager *manager,
+		const char *id, const char *peer, const char *state_name,
+		GVariant *extra, gpointer user_data) {
+	const char *reason = NULL;
+	ChatMessageState state;
+
+	if (!chat_message_state_from_string(state_name, &state)) {
+		g_debug("Unknown message state '%s', ignoring.", state_name);
+		return;
+	}
+	(void) g_variant_lookup(extra, "reason", "&s", &reason);
+	chat_client_apply_state(CHAT_CLIENT(user_data), id, state, reason);
 }
 
 static void chat_client_sync_properties(ChatClient *self) {
@@ -604,17 +661,102 @@ static void on_manager_notify(GObject *object, GParamSpec *pspec,
 	chat_client_sync_properties(CHAT_CLIENT(user_data));
 }
 
+/* Forgets history pages in flight (their calls are being cancelled). */
+static void chat_client_stop_history(ChatClient *self) {
+	GHashTableIter iter;
+	gpointer value;
+
+	g_hash_table_iter_init(&iter, self->histories);
+	while (g_hash_table_iter_next(&iter, NULL, &value)) {
+		((ChatHistory *) value)->loading = FALSE;
+	}
+}
+
+static void on_set_active_conversation_ready(GObject *source,
+		GAsyncResult *result, gpointer user_data) {
+	g_autoptr(GError) error = NULL;
+
+	if (!chat_dbus_manager_call_set_active_conversation_finish(
+			CHAT_DBUS_MANAGER(source), result, &error) &&
+			!chat_client_is_cancelled(error)) {
+		g_debug("SetActiveConversation failed: %s", error->message);
+	}
+}
+
+static void chat_client_send_active_conversation(ChatClient *self) {
+	if (!self->manager) {
+		return;
+	}
+	chat_dbus_manager_call_set_active_conversation(self->manager,
+		self->active_conversation ? self->active_conversation : "",
+		self->proxy_cancellable, on_set_active_conversation_ready,
+		NULL);
+}
+
+/**
+ * chat_client_set_active_conversation() - Says which conversation is on
+ * screen.
+ * @self: the client
+ * @peer: the peer whose conversation the user sees, or "" for none
+ *
+ * p2pchatd then shows no notifications for it and marks its messages
+ * read; the value is told again to a restarted daemon.
+ */
+void chat_client_set_active_conversation(ChatClient *self, const char *peer) {
+	g_return_if_fail(CHAT_IS_CLIENT(self));
+	g_return_if_fail(peer);
+
+	if (chat_set_str(&self->active_conversation, peer)) {
+		chat_client_send_active_conversation(self);
+	}
+}
+
+static void on_config_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	ChatClient *self;
+	g_autofree char *value = NULL;
+	g_autoptr(GError) error = NULL;
+	const char *key = user_data;
+
+	if (!chat_dbus_manager_call_get_config_finish(CHAT_DBUS_MANAGER(source),
+			&value, result, &error)) {
+		if (!chat_client_is_cancelled(error)) {
+			g_debug("GetConfig(%s) failed: %s", key,
+				error->message);
+		}
+		return;
+	}
+	self = g_object_get_data(source, "chat-client");
+	if (!self) {
+		return;
+	}
+	if (g_str_equal(key, "username")) {
+		chat_set_str(&self->config_username, value);
+		g_object_notify_by_pspec(G_OBJECT(self),
+			properties[PROP_USERNAME]);
+	} else {
+		chat_set_str(&self->config_coordinator, value);
+		g_object_notify_by_pspec(G_OBJECT(self),
+			properties[PROP_COORDINATOR]);
+	}
+}
+
 static void chat_client_drop_manager(ChatClient *self) {
 	g_cancellable_cancel(self->proxy_cancellable);
 	g_clear_object(&self->proxy_cancellable);
 	if (self->manager) {
 		g_signal_handlers_disconnect_by_data(self->manager, self);
+		g_object_set_data(G_OBJECT(self->manager), "chat-client", NULL);
 		g_clear_object(&self->manager);
 	}
 
-	/* Outcomes of messages in flight are lost with the daemon. */
-	g_hash_table_remove_all(self->outgoing);
+	/*
+	 * Messages keep their ids across daemon restarts (they are stored);
+	 * history pages being loaded are asked again.
+	 */
 	g_hash_table_remove_all(self->early_outcomes);
+	g_hash_table_remove_all(self->unread_asked);
+	chat_client_stop_history(self);
 }
 
 static void on_resume_login_ready(GObject *source, GAsyncResult *result,
@@ -676,6 +818,19 @@ static void on_manager_proxy_ready(GObject *source, GAsyncResult *result,
 		G_CALLBACK(on_manager_message_sent), self);
 	g_signal_connect(manager, "message-failed",
 		G_CALLBACK(on_manager_message_failed), self);
+	g_signal_connect(manager, "message-state-changed",
+		G_CALLBACK(on_manager_message_state_changed), self);
+	g_object_set_data(G_OBJECT(manager), "chat-client", self);
+
+	/* For the login page; the daemon's own values win once online. */
+	chat_dbus_manager_call_get_config(manager, "username",
+		self->proxy_cancellable, on_config_ready, (gpointer) "username");
+	chat_dbus_manager_call_get_config(manager, "coordinator",
+		self->proxy_cancellable, on_config_ready,
+		(gpointer) "coordinator");
+	if (self->active_conversation && *self->active_conversation) {
+		chat_client_send_active_conversation(self);
+	}
 
 	/*
 	 * Leaving NO_DAEMON first makes an already-online daemon go through
@@ -735,6 +890,11 @@ static void on_bus_ready(GObject *source, GAsyncResult *result,
 	 * AUTO_START asks the bus to activate p2pchatd; the watch then keeps
 	 * following the name across daemon restarts.
 	 */
+	self->peer_changed_id = g_dbus_connection_signal_subscribe(connection,
+		CHAT_BUS_NAME, "org.freedesktop.DBus.Properties",
+		"PropertiesChanged", NULL, CHAT_PEER_INTERFACE,
+		G_DBUS_SIGNAL_FLAGS_NONE, on_peer_properties_changed, self,
+		NULL);
 	self->watch_id = g_bus_watch_name_on_connection(connection,
 		CHAT_BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_AUTO_START,
 		on_name_appeared, on_name_vanished, self, NULL);
@@ -756,6 +916,11 @@ static void chat_client_dispose(GObject *object) {
 		g_bus_unwatch_name(self->watch_id);
 		self->watch_id = 0;
 	}
+	if (self->peer_changed_id) {
+		g_dbus_connection_signal_unsubscribe(self->connection,
+			self->peer_changed_id);
+		self->peer_changed_id = 0;
+	}
 	chat_client_drop_manager(self);
 	g_clear_handle_id(&self->roster_idle_id, g_source_remove);
 	g_clear_pointer(&self->listing, g_variant_unref);
@@ -774,12 +939,17 @@ static void chat_client_dispose(GObject *object) {
 static void chat_client_finalize(GObject *object) {
 	ChatClient *self = CHAT_CLIENT(object);
 
-	g_hash_table_unref(self->outgoing);
 	g_hash_table_unref(self->early_outcomes);
 	g_free(self->resume_name);
 	g_free(self->resume_coordinator);
 	g_free(self->online_name);
 	g_free(self->online_coordinator);
+	g_free(self->config_username);
+	g_free(self->config_coordinator);
+	g_free(self->active_conversation);
+	g_hash_table_unref(self->messages);
+	g_hash_table_unref(self->histories);
+	g_hash_table_unref(self->unread_asked);
 	g_free(self->username);
 	g_free(self->coordinator);
 
@@ -844,7 +1014,11 @@ static void chat_client_init(ChatClient *self) {
 	self->unplaced = g_ptr_array_new_with_free_func(g_object_unref);
 	self->conversations = g_hash_table_new_full(g_str_hash, g_str_equal,
 		g_free, g_object_unref);
-	self->outgoing = g_hash_table_new_full(g_str_hash, g_str_equal,
+	self->histories = g_hash_table_new_full(g_str_hash, g_str_equal,
+		g_free, (GDestroyNotify) chat_history_free);
+	self->unread_asked = g_hash_table_new_full(g_str_hash, g_str_equal,
+		g_free, NULL);
+	self->messages = g_hash_table_new_full(g_str_hash, g_str_equal,
 		g_free, g_object_unref);
 	self->early_outcomes = g_hash_table_new_full(g_str_hash, g_str_equal,
 		g_free, (GDestroyNotify) chat_outcome_free);
@@ -1022,11 +1196,11 @@ static void on_send_message_ready(GObject *source, GAsyncResult *result,
 			chat_client_error_from_remote(error));
 	} else {
 		chat_message_set_id(message, id);
-		g_hash_table_replace(self->outgoing, g_strdup(id),
+		g_hash_table_replace(self->messages, g_strdup(id),
 			g_object_ref(message));
 		outcome = g_hash_table_lookup(self->early_outcomes, id);
 		if (outcome) {
-			chat_client_finish_message(self, id, outcome->state,
+			chat_client_apply_state(self, id, outcome->state,
 				outcome->reason);
 		}
 		g_task_return_pointer(task, g_object_ref(message),
@@ -1078,4 +1252,286 @@ ChatMessage *chat_client_send_message_finish(ChatClient *self,
 		GAsyncResult *result, GError **error) {
 	g_return_val_if_fail(g_task_is_valid(result, self), NULL);
 	return g_task_propagate_pointer(G_TASK(result), error);
+}
+
+/**
+ * chat_client_get_login_name() - The name to offer on the login page.
+ *
+ * Return: the daemon's Username while logged in, else its configured
+ * username (GetConfig), else "".
+ */
+const char *chat_client_get_login_name(ChatClient *self) {
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	if (*self->username || !self->config_username) {
+		return self->username;
+	}
+	return self->config_username;
+}
+
+/* Like chat_client_get_login_name(), for the coordinator. */
+const char *chat_client_get_login_coordinator(ChatClient *self) {
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	if (*self->coordinator || !self->config_coordinator) {
+		return self->coordinator;
+	}
+	return self->config_coordinator;
+}
+
+static ChatMessage *chat_message_new_from_tuple(GVariant *tuple) {
+	const char *id, *peer, *direction, *text, *state_name;
+	guint64 sent_usec, received_usec;
+	g_autoptr(GVariant) extra = NULL;
+	ChatMessageState state;
+	gboolean incoming;
+
+	g_variant_get(tuple, "(&s&s&s&stt&s@a{sv})", &id, &peer, &direction,
+		&text, &sent_usec, &received_usec, &state_name, &extra);
+	incoming = g_str_equal(direction, "in");
+	if (!chat_message_state_from_string(state_name, &state)) {
+		state = incoming ? CHAT_MESSAGE_STATE_DELIVERED :
+			CHAT_MESSAGE_STATE_QUEUED;
+	}
+	return chat_message_new(id, peer, incoming ?
+		CHAT_MESSAGE_DIRECTION_INCOMING :
+		CHAT_MESSAGE_DIRECTION_OUTGOING, text,
+		(gint64) MIN(sent_usec, (guint64) G_MAXINT64), state);
+}
+
+/* A call about one peer: GetHistory, or Get of its Unread. */
+typedef struct ChatPeerCall {
+	ChatClient *client;	/* valid unless the call was cancelled */
+	char *peer;
+} ChatPeerCall;
+
+static ChatPeerCall *chat_peer_call_new(ChatClient *client,
+		const char *peer) {
+	ChatPeerCall *call = g_new0(ChatPeerCall, 1);
+
+	call->client = client;
+	call->peer = g_strdup(peer);
+	return call;
+}
+
+static void chat_peer_call_free(ChatPeerCall *call) {
+	g_free(call->peer);
+	g_free(call);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ChatPeerCall, chat_peer_call_free)
+
+static void on_get_history_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(ChatPeerCall) call = user_data;
+	g_autoptr(GVariant) page = NULL;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) added = NULL;
+	ChatHistory *history;
+	ChatClient *self;
+	gboolean first = TRUE;
+	GVariantIter iter;
+	GVariant *tuple;
+	gsize n;
+
+	if (!chat_dbus_manager_call_get_history_finish(
+			CHAT_DBUS_MANAGER(source), &page, result, &error)) {
+		if (chat_client_is_cancelled(error)) {
+			return;
+		}
+		history = g_hash_table_lookup(call->client->histories,
+			call->peer);
+		history->loading = FALSE;
+		/* A daemon older than GetHistory has no history to show. */
+		if (g_error_matches(error, G_DBUS_ERROR,
+				G_DBUS_ERROR_UNKNOWN_METHOD)) {
+			history->complete = TRUE;
+			return;
+		}
+		g_warning("Failed to load the history with '%s': %s",
+			call->peer, error->message);
+		return;
+	}
+	self = call->client;
+	history = g_hash_table_lookup(self->histories, call->peer);
+	history->loading = FALSE;
+
+	/* Oldest first; messages already shown (live ones) are skipped. */
+	n = g_variant_n_children(page);
+	added = g_ptr_array_new_full(n, g_object_unref);
+	g_variant_iter_init(&iter, page);
+	while ((tuple = g_variant_iter_next_value(&iter))) {
+		g_autoptr(ChatMessage) message =
+			chat_message_new_from_tuple(tuple);
+		const char *id = chat_message_get_id(message);
+
+		if (first) {
+			chat_set_str(&history->oldest_id, id);
+			first = FALSE;
+		}
+		if (!g_hash_table_contains(self->messages, id)) {
+			g_hash_table_insert(self->messages, g_strdup(id),
+				g_object_ref(message));
+			g_ptr_array_add(added, g_steal_pointer(&message));
+		}
+		g_variant_unref(tuple);
+	}
+	history->complete = n < CHAT_HISTORY_PAGE;
+	g_list_store_splice(G_LIST_STORE(chat_client_get_conversation(self,
+		call->peer)), 0, 0, added->pdata, added->len);
+}
+
+/**
+ * chat_client_load_history() - Loads a page of a conversation's history.
+ * @self: the client
+ * @peer: the peer's name
+ * @older: FALSE for the newest page (only once: later calls do nothing),
+ *         TRUE for the page before the oldest loaded one
+ *
+ * The messages are put before those of the conversation model.  Nothing
+ * happens while a page is loading, when everything is loaded, or without
+ * a daemon.
+ */
+void chat_client_load_history(ChatClient *self, const char *peer,
+		gboolean older) {
+	ChatHistory *history;
+
+	g_return_if_fail(CHAT_IS_CLIENT(self));
+	g_return_if_fail(peer);
+
+	history = g_hash_table_lookup(self->histories, peer);
+	if (!history) {
+		history = g_new0(ChatHistory, 1);
+		g_hash_table_insert(self->histories, g_strdup(peer), history);
+	}
+	if (!self->manager || history->loading || history->complete ||
+			(!older && history->oldest_id) ||
+			(older && !history->oldest_id)) {
+		return;
+	}
+	history->loading = TRUE;
+	chat_dbus_manager_call_get_history(self->manager, peer,
+		CHAT_HISTORY_PAGE, older ? history->oldest_id : "",
+		self->proxy_cancellable, on_get_history_ready,
+		chat_peer_call_new(self, peer));
+}
+
+/* The object path of a peer, as sd_bus_path_encode() makes it. */
+static char *chat_peer_path(const char *name) {
+	GString *path = g_string_new(CHAT_PEER_PATH_PREFIX);
+
+	if (!*name) {
+		g_string_append_c(path, '_');
+	}
+	for (const char *c = name; *c; c++) {
+		if (g_ascii_isalpha(*c) || (c > name && g_ascii_isdigit(*c))) {
+			g_string_append_c(path, *c);
+		} else {
+			g_string_append_printf(path, "_%02x", (guchar) *c);
+		}
+	}
+	return g_string_free(path, FALSE);
+}
+
+/* The peer name of an object path; NULL when it is not a peer's. */
+static char *chat_peer_name_from_path(const char *path) {
+	GString *name;
+	const char *c;
+
+	if (!g_str_has_prefix(path, CHAT_PEER_PATH_PREFIX)) {
+		return NULL;
+	}
+	c = path + strlen(CHAT_PEER_PATH_PREFIX);
+	if (g_str_equal(c, "_")) {
+		return g_strdup("");
+	}
+	name = g_string_new(NULL);
+	for (; *c; c++) {
+		int hi, lo;
+
+		if (*c != '_') {
+			g_string_append_c(name, *c);
+			continue;
+		}
+		hi = g_ascii_xdigit_value(c[1]);
+		lo = hi < 0 ? -1 : g_ascii_xdigit_value(c[2]);
+		if (lo < 0) {
+			g_string_free(name, TRUE);
+			return NULL;
+		}
+		g_string_append_c(name, (char) (hi << 4 | lo));
+		c += 2;
+	}
+	return g_string_free(name, FALSE);
+}
+
+static void on_peer_properties_changed(GDBusConnection *connection,
+		const char *sender, const char *path, const char *interface,
+		const char *signal, GVariant *parameters, gpointer user_data) {
+	ChatClient *self = user_data;
+	g_autoptr(GVariant) changed = NULL;
+	g_autofree char *name = NULL;
+	ChatPeer *peer;
+	guint unread;
+
+	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)"))) {
+		return;
+	}
+	changed = g_variant_get_child_value(parameters, 1);
+	name = chat_peer_name_from_path(path);
+	peer = name ? g_hash_table_lookup(self->peer_by_name, name) : NULL;
+	if (peer && g_variant_lookup(changed, "Unread", "u", &unread)) {
+		chat_peer_set_unread(peer, unread);
+	}
+}
+
+static void on_get_unread_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(ChatPeerCall) call = user_data;
+	g_autoptr(GVariant) reply = NULL;
+	g_autoptr(GVariant) value = NULL;
+	g_autoptr(GError) error = NULL;
+	ChatPeer *peer;
+
+	reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source),
+		result, &error);
+	if (reply) {
+		g_variant_get(reply, "(v)", &value);
+		peer = g_hash_table_lookup(call->client->peer_by_name,
+			call->peer);
+		if (peer && g_variant_is_of_type(value, G_VARIANT_TYPE_UINT32)) {
+			chat_peer_set_unread(peer, g_variant_get_uint32(value));
+		}
+	} else if (!chat_client_is_cancelled(error)) {
+		g_debug("No unread count for '%s': %s", call->peer,
+			error->message);
+	}
+}
+
+/**
+ * chat_client_fetch_unread() - Asks p2pchatd for a peer's unread count.
+ * @self: the client
+ * @peer: the peer
+ *
+ * Once per peer and daemon: the roster asks for the rows it shows, so
+ * 10,000 peers cost nothing until they are scrolled to; afterwards
+ * PropertiesChanged keeps the count current.
+ */
+void chat_client_fetch_unread(ChatClient *self, ChatPeer *peer) {
+	const char *name;
+	g_autofree char *path = NULL;
+
+	g_return_if_fail(CHAT_IS_CLIENT(self));
+	g_return_if_fail(CHAT_IS_PEER(peer));
+
+	name = chat_peer_get_name(peer);
+	if (!self->manager || g_hash_table_contains(self->unread_asked, name)) {
+		return;
+	}
+	g_hash_table_add(self->unread_asked, g_strdup(name));
+	path = chat_peer_path(name);
+	g_dbus_connection_call(self->connection, CHAT_BUS_NAME, path,
+		"org.freedesktop.DBus.Properties", "Get",
+		g_variant_new("(ss)", CHAT_PEER_INTERFACE, "Unread"),
+		G_VARIANT_TYPE("(v)"), G_DBUS_CALL_FLAGS_NO_AUTO_START, -1,
+		self->proxy_cancellable, on_get_unread_ready,
+		chat_peer_call_new(self, name));
 }

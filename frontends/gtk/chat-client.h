@@ -66,6 +66,13 @@ void chat_client_send_message_async(ChatClient *self, const char *peer,
 ChatMessage *chat_client_send_message_finish(ChatClient *self,
 		GAsyncResult *result, GError **error);
 
+const char *chat_client_get_login_name(ChatClient *self);
+const char *chat_client_get_login_coordinator(ChatClient *self);
+void chat_client_load_history(ChatClient *self, const char *peer,
+		gboolean older);
+void chat_client_set_active_conversation(ChatClient *self, const char *peer);
+void chat_client_fetch_unread(ChatClient *self, ChatPeer *peer);
+
 const char *chat_client_state_to_string(ChatClientState state);
 
 G_END_DECLS

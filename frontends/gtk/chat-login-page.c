@@ -5,7 +5,8 @@
  * Holds a reference to the ChatClient and a GCancellable for its one Login
  * call; errors from the daemon are shown inline, worded after the D-Bus
  * error name (NameTaken, CoordinatorUnreachable, ...).  The fields are
- * prefilled from the daemon's Username and Coordinator.
+ * prefilled from the daemon: Username and Coordinator, or while logged out
+ * its configured username and coordinator (GetConfig).
  */
 
 #include "frontends/gtk/chat-login-page.h"
@@ -93,8 +94,9 @@ static void chat_login_page_update(ChatLoginPage *self) {
 }
 
 static void chat_login_page_prefill(ChatLoginPage *self) {
-	const char *username = chat_client_get_username(self->client);
-	const char *coordinator = chat_client_get_coordinator(self->client);
+	const char *username = chat_client_get_login_name(self->client);
+	const char *coordinator =
+		chat_client_get_login_coordinator(self->client);
 
 	if (*username && !*gtk_editable_get_text(
 			GTK_EDITABLE(self->name_entry))) {

@@ -4,8 +4,8 @@
  *
  * Plain data with notifying properties; ChatClient creates them and keeps
  * them in the per-peer GListStore that owns them.  The id is empty while an
- * outgoing message waits for the SendMessage reply, and the state moves
- * once, when the daemon reports the outcome.
+ * outgoing message waits for the SendMessage reply; the state follows what
+ * the daemon reports.
  */
 
 #include "frontends/gtk/chat-enums.h"
@@ -222,12 +222,34 @@ const char *chat_message_state_to_string(ChatMessageState state) {
 	switch (state) {
 	case CHAT_MESSAGE_STATE_SENDING:
 		return "sending";
+	case CHAT_MESSAGE_STATE_QUEUED:
+		return "queued";
 	case CHAT_MESSAGE_STATE_SENT:
 		return "sent";
 	case CHAT_MESSAGE_STATE_DELIVERED:
 		return "delivered";
 	case CHAT_MESSAGE_STATE_FAILED:
 		return "failed";
+	case CHAT_MESSAGE_STATE_READ:
+		return "read";
 	}
 	g_assert_not_reached();
+}
+
+/* Parses a state of the D-Bus API; FALSE for one this app does not know. */
+gboolean chat_message_state_from_string(const char *s,
+		ChatMessageState *ret_state) {
+	static const ChatMessageState states[] = {
+		CHAT_MESSAGE_STATE_QUEUED, CHAT_MESSAGE_STATE_SENT,
+		CHAT_MESSAGE_STATE_DELIVERED, CHAT_MESSAGE_STATE_FAILED,
+		CHAT_MESSAGE_STATE_READ,
+	};
+
+	for (gsize i = 0; i < G_N_ELEMENTS(states); i++) {
+		if (g_strcmp0(s, chat_message_state_to_string(states[i])) == 0) {
+			*ret_state = states[i];
+			return TRUE;
+		}
+	}
+	return FALSE;
 }

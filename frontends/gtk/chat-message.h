@@ -6,16 +6,19 @@
 G_BEGIN_DECLS
 
 /*
- * Where a message is on its way: SENDING until p2pchatd reports the outcome
- * of its id (the SendMessage reply carries the id), then DELIVERED (a native
- * peer acked it), SENT (it went out to a reference peer, which never acks)
- * or FAILED.  Received messages are DELIVERED from the start.
+ * Where a message is on its way: SENDING until the SendMessage reply, then
+ * what p2pchatd reports by MessageStateChanged: QUEUED (stored, waiting for
+ * the peer), SENT (on the wire; final for a reference peer, which never
+ * acks), DELIVERED (a native peer acked it) or FAILED.  Received messages
+ * are DELIVERED until read, then READ.
  */
 typedef enum {
 	CHAT_MESSAGE_STATE_SENDING,
+	CHAT_MESSAGE_STATE_QUEUED,
 	CHAT_MESSAGE_STATE_SENT,
 	CHAT_MESSAGE_STATE_DELIVERED,
 	CHAT_MESSAGE_STATE_FAILED,
+	CHAT_MESSAGE_STATE_READ,
 } ChatMessageState;
 
 typedef enum {
@@ -43,5 +46,7 @@ void chat_message_set_state(ChatMessage *self, ChatMessageState state);
 void chat_message_set_failure(ChatMessage *self, const char *reason);
 
 const char *chat_message_state_to_string(ChatMessageState state);
+gboolean chat_message_state_from_string(const char *s,
+		ChatMessageState *ret_state);
 
 G_END_DECLS

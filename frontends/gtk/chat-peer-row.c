@@ -3,7 +3,8 @@
  * ChatPeerRow: the row widget of the roster list.
  *
  * Recycled by the list view like ChatBubble: the peer is set on bind and
- * cleared on unbind, and while set the row follows the peer's presence.
+ * cleared on unbind, and while set the row follows the peer's presence and
+ * unread count.
  */
 
 #include "frontends/gtk/chat-peer-row.h"
@@ -14,9 +15,11 @@ struct _ChatPeerRow {
 	GtkImage *presence_image;
 	GtkLabel *name_label;
 	GtkLabel *status_label;
+	GtkLabel *unread_label;
 
 	ChatPeer *peer;
 	gulong notify_handler;
+	gulong unread_handler;
 };
 
 G_DEFINE_FINAL_TYPE(ChatPeerRow, chat_peer_row, GTK_TYPE_WIDGET)
@@ -31,8 +34,10 @@ static GParamSpec *properties[N_PROPS];
 
 static void chat_peer_row_update(ChatPeerRow *self) {
 	gboolean online = self->peer && chat_peer_get_online(self->peer);
+	guint unread = self->peer ? chat_peer_get_unread(self->peer) : 0;
 	const char *status = online ? "online" : "offline";
 	g_autofree char *description = NULL;
+	char count[16];
 
 	gtk_label_set_text(self->name_label,
 		self->peer ? chat_peer_get_name(self->peer) : "");
@@ -40,8 +45,18 @@ static void chat_peer_row_update(ChatPeerRow *self) {
 	gtk_image_set_from_icon_name(self->presence_image, online ?
 		"user-available-symbolic" : "user-offline-symbolic");
 
-	description = g_strdup_printf("%s, %s",
-		self->peer ? chat_peer_get_name(self->peer) : "", status);
+	g_snprintf(count, sizeof(count), "%u", unread);
+	gtk_label_set_text(self->unread_label, count);
+	gtk_widget_set_visible(GTK_WIDGET(self->unread_label), unread > 0);
+
+	if (unread > 0) {
+		description = g_strdup_printf("%s, %s, %u unread",
+			chat_peer_get_name(self->peer), status, unread);
+	} else {
+		description = g_strdup_printf("%s, %s",
+			self->peer ? chat_peer_get_name(self->peer) : "",
+			status);
+	}
 	gtk_accessible_update_property(GTK_ACCESSIBLE(self),
 		GTK_ACCESSIBLE_PROPERTY_LABEL, description, -1);
 }
@@ -59,10 +74,13 @@ void chat_peer_row_set_peer(ChatPeerRow *self, ChatPeer *peer) {
 	}
 	if (self->peer) {
 		g_clear_signal_handler(&self->notify_handler, self->peer);
+		g_clear_signal_handler(&self->unread_handler, self->peer);
 	}
 	g_set_object(&self->peer, peer);
 	if (peer) {
 		self->notify_handler = g_signal_connect(peer, "notify::online",
+			G_CALLBACK(on_peer_notify), self);
+		self->unread_handler = g_signal_connect(peer, "notify::unread",
 			G_CALLBACK(on_peer_notify), self);
 	}
 	chat_peer_row_update(self);
@@ -81,6 +99,7 @@ static void chat_peer_row_dispose(GObject *object) {
 
 	if (self->peer) {
 		g_clear_signal_handler(&self->notify_handler, self->peer);
+		g_clear_signal_handler(&self->unread_handler, self->peer);
 		g_clear_object(&self->peer);
 	}
 	gtk_widget_dispose_template(GTK_WIDGET(self), CHAT_TYPE_PEER_ROW);
@@ -139,6 +158,8 @@ static void chat_peer_row_class_init(ChatPeerRowClass *klass) {
 		name_label);
 	gtk_widget_class_bind_template_child(widget_class, ChatPeerRow,
 		status_label);
+	gtk_widget_class_bind_template_child(widget_class, ChatPeerRow,
+		unread_label);
 	gtk_widget_class_set_layout_manager_type(widget_class,
 		GTK_TYPE_BOX_LAYOUT);
 	gtk_widget_class_set_css_name(widget_class, "peerrow");

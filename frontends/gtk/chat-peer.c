@@ -18,6 +18,7 @@ struct _ChatPeer {
 	char *endpoint;
 	gboolean online;
 	gboolean native;
+	guint unread;
 };
 
 G_DEFINE_FINAL_TYPE(ChatPeer, chat_peer, G_TYPE_OBJECT)
@@ -28,6 +29,7 @@ enum {
 	PROP_ENDPOINT,
 	PROP_ONLINE,
 	PROP_NATIVE,
+	PROP_UNREAD,
 	N_PROPS,
 };
 
@@ -59,6 +61,9 @@ static void chat_peer_get_property(GObject *object, guint prop_id,
 	case PROP_NATIVE:
 		g_value_set_boolean(value, self->native);
 		break;
+	case PROP_UNREAD:
+		g_value_set_uint(value, self->unread);
+		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
 	}
@@ -80,6 +85,9 @@ static void chat_peer_set_property(GObject *object, guint prop_id,
 		break;
 	case PROP_NATIVE:
 		chat_peer_set_native(self, g_value_get_boolean(value));
+		break;
+	case PROP_UNREAD:
+		chat_peer_set_unread(self, g_value_get_uint(value));
 		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -104,6 +112,8 @@ static void chat_peer_class_init(ChatPeerClass *klass) {
 		FALSE, rw);
 	properties[PROP_NATIVE] = g_param_spec_boolean("native", NULL, NULL,
 		FALSE, rw);
+	properties[PROP_UNREAD] = g_param_spec_uint("unread", NULL, NULL,
+		0, G_MAXUINT, 0, rw);
 
 	g_object_class_install_properties(object_class, N_PROPS, properties);
 }
@@ -165,4 +175,19 @@ void chat_peer_set_native(ChatPeer *self, gboolean native) {
 	}
 	self->native = native;
 	g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_NATIVE]);
+}
+
+guint chat_peer_get_unread(ChatPeer *self) {
+	g_return_val_if_fail(CHAT_IS_PEER(self), 0);
+	return self->unread;
+}
+
+void chat_peer_set_unread(ChatPeer *self, guint unread) {
+	g_return_if_fail(CHAT_IS_PEER(self));
+
+	if (self->unread == unread) {
+		return;
+	}
+	self->unread = unread;
+	g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_UNREAD]);
 }

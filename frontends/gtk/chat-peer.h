@@ -18,5 +18,7 @@ gboolean chat_peer_get_native(ChatPeer *self);
 void chat_peer_set_endpoint(ChatPeer *self, const char *endpoint);
 void chat_peer_set_online(ChatPeer *self, gboolean online);
 void chat_peer_set_native(ChatPeer *self, gboolean native);
+guint chat_peer_get_unread(ChatPeer *self);
+void chat_peer_set_unread(ChatPeer *self, guint unread);
 
 G_END_DECLS

@@ -90,6 +90,29 @@ static void chat_window_update_conversation_title(ChatWindow *self) {
 		GTK_ACCESSIBLE_PROPERTY_LABEL, label, -1);
 }
 
+/*
+ * Tells the daemon which conversation the user sees: the open one while
+ * the window is active and the conversation pane is shown, otherwise none
+ * (p2pchatd then notifies about it, and leaves its messages unread).
+ */
+static void chat_window_update_active_conversation(ChatWindow *self) {
+	gboolean shown = self->peer &&
+		gtk_window_is_active(GTK_WINDOW(self)) &&
+		chat_client_get_state(self->client) ==
+		CHAT_CLIENT_STATE_ONLINE &&
+		(!adw_leaflet_get_folded(self->leaflet) ||
+		adw_leaflet_get_visible_child(self->leaflet) ==
+		self->conversation_box);
+
+	chat_client_set_active_conversation(self->client,
+		shown ? chat_peer_get_name(self->peer) : "");
+}
+
+static void on_active_notify(GObject *object, GParamSpec *pspec,
+		gpointer user_data) {
+	chat_window_update_active_conversation(CHAT_WINDOW(user_data));
+}
+
 static void on_client_notify(GObject *object, GParamSpec *pspec,
 		gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
@@ -115,6 +138,11 @@ static void on_client_notify(GObject *object, GParamSpec *pspec,
 	gtk_stack_set_visible_child_name(self->main_stack,
 		state == CHAT_CLIENT_STATE_ONLINE ? "chat" : "login");
 	chat_window_update_actions(self);
+	chat_window_update_active_conversation(self);
+	if (self->peer && state == CHAT_CLIENT_STATE_ONLINE) {
+		chat_client_load_history(self->client,
+			chat_peer_get_name(self->peer), FALSE);
+	}
 }
 
 static void on_peer_notify_online(GObject *object, GParamSpec *pspec,
@@ -148,13 +176,22 @@ static void on_message_adjustment_value_changed(GtkAdjustment *adj,
 	self->pin_to_bottom = gtk_adjustment_get_value(adj) +
 		gtk_adjustment_get_page_size(adj) >=
 		gtk_adjustment_get_upper(adj) - 2.0;
+
+	/* At the top, the page before comes from the history. */
+	if (self->peer && gtk_adjustment_get_value(adj) <= 0.0 &&
+			gtk_adjustment_get_upper(adj) >
+			gtk_adjustment_get_page_size(adj)) {
+		chat_client_load_history(self->client,
+			chat_peer_get_name(self->peer), TRUE);
+	}
 }
 
 static void on_conversation_items_changed(GListModel *model, guint position,
 		guint removed, guint added, gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
 
-	if (added > 0) {
+	/* A new message, not a history page put before the others. */
+	if (added > 0 && position + added == g_list_model_get_n_items(model)) {
 		self->pin_to_bottom = TRUE;
 		chat_window_scroll_to_end(self);
 	}
@@ -237,6 +274,8 @@ void chat_window_open_conversation(ChatWindow *self, const char *peer) {
 		"conversation");
 	adw_leaflet_set_visible_child(self->leaflet, self->conversation_box);
 	gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+	chat_client_load_history(self->client, peer, FALSE);
+	chat_window_update_active_conversation(self);
 }
 
 static void on_roster_selection_changed(GtkSingleSelection *selection,
@@ -436,6 +475,14 @@ static GtkListItemFactory *chat_window_factory_new(const RowKind *kind) {
 	return factory;
 }
 
+/* A row on screen shows its peer's unread count: ask for it once. */
+static void on_roster_factory_bind(GtkSignalListItemFactory *factory,
+		GtkListItem *item, gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	chat_client_fetch_unread(self->client, gtk_list_item_get_item(item));
+}
+
 /*
  * The roster as shown: in the client's name order, filtered by the search
  * text.  The filter works incrementally, so a roster of thousands does not
@@ -467,6 +514,8 @@ static void chat_window_setup_roster(ChatWindow *self) {
 		G_CALLBACK(on_roster_items_changed), self);
 
 	factory = chat_window_factory_new(&roster_row_kind);
+	g_signal_connect(factory, "bind", G_CALLBACK(on_roster_factory_bind),
+		self);
 	gtk_list_view_set_factory(self->roster_view, factory);
 	gtk_list_view_set_model(self->roster_view,
 		GTK_SELECTION_MODEL(self->roster_selection));
@@ -550,6 +599,9 @@ static void chat_window_dispose(GObject *object) {
 		g_clear_object(&self->frame_clock);
 	}
 	g_clear_pointer(&self->frame_log, fclose);
+	if (self->client) {
+		chat_client_set_active_conversation(self->client, "");
+	}
 	chat_window_clear_conversation(self);
 	if (self->roster_view) {
 		gtk_list_view_set_model(self->roster_view, NULL);
@@ -664,6 +716,13 @@ static void chat_window_init(ChatWindow *self) {
 		G_CALLBACK(on_message_adjustment_notify_upper), self);
 	g_signal_connect(adj, "value-changed",
 		G_CALLBACK(on_message_adjustment_value_changed), self);
+
+	g_signal_connect(self, "notify::is-active",
+		G_CALLBACK(on_active_notify), self);
+	g_signal_connect(self->leaflet, "notify::folded",
+		G_CALLBACK(on_active_notify), self);
+	g_signal_connect(self->leaflet, "notify::visible-child",
+		G_CALLBACK(on_active_notify), self);
 
 	factory = chat_window_factory_new(&message_row_kind);
 	gtk_list_view_set_factory(self->message_view, factory);
