@@ -8,9 +8,14 @@ GSK_RENDERER=cairo, and its accessibility bus is activated from her bus.
 The test logs in through the login page, picks bob, types in the composer
 (Enter sends, Shift+Enter is a new line), checks that bob's daemon receives
 the messages and that alice's bubble reaches "delivered", lets bob reply
-(CJK text) and finds the reply in alice's window, writes a screenshot of the
-window, then restarts alice's daemon and checks that the app logs in again
-by itself and shows the roster.  Everything started is killed by pid.
+(CJK text) and finds the reply in alice's window, sees carol's message
+counted unread on her roster row, writes a screenshot of the window, then
+restarts alice's daemon and checks that the app logs in again by itself and
+shows the roster.  Opening carol's conversation tells the daemon it is on
+screen (ActiveConversation) and reads it; a message to carol while she is
+logged out shows "queued", then "delivered" once she is back.  Finally a
+new app instance prefills the login page from the daemon's config and shows
+the history with bob.  Everything started is killed by pid.
 
 The screenshot goes to $P2PCHAT_SCREENSHOT, by default
 $P2PCHAT_BUILD_ROOT/gtk-screenshot.png (docs/screenshot.png is one such).
@@ -26,8 +31,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from gi.repository import Gio, GLib  # noqa: E402
 from gtktest import (APP_ID, RETURN, SHIFT_MASK, Ui, app_complaints,  # noqa: E402
                      open_conversation, start_app, start_xvfb)
-from p2ptest import (BUILD_ROOT, Coordinator, Tap, User, stop,  # noqa: E402
-                     tempdir, wait_for)
+from p2ptest import (BUILD_ROOT, PATH, PEER, Coordinator, Tap, User,  # noqa: E402
+                     stop, tempdir, wait_for)
 
 def scroll_values(ui, list_name):
     """(value, upper, page) of the vertical scroll bar beside a list; GTK
@@ -53,6 +58,12 @@ def scroll_values(ui, list_name):
 def scrolled_to_end(ui, list_name):
     v = scroll_values(ui, list_name)
     return v is not None and v[1] > v[2] and v[0] + v[2] >= v[1] - 2
+
+
+def text_of(acc):
+    """The text of an entry (GTK 4.8 does not take -1 for the end)."""
+    text = acc.queryText()
+    return text.getText(0, text.characterCount)
 
 
 def received(user, peer, text):
@@ -99,7 +110,7 @@ def activate_on(user, display, a11y_user):
 
 
 def main():
-    tap = Tap(21)
+    tap = Tap(27)
     xvfb, display = start_xvfb()
     # Before the buses start: the AT-SPI registry they activate synthesizes
     # key presses with XTest on this display.
@@ -209,6 +220,11 @@ def main():
         tap.ok(ui.wait_label(lambda s: s == reply, 15),
                "bob's reply appears in alice's window", "\n".join(ui.labels()))
 
+        carol.send("alice", "Are you there, alice?")
+        tap.ok(ui.find(lambda a: a.name == "carol, online, 1 unread", 15) is not None,
+               "carol's roster row counts her unread message",
+               repr([a.name for a in ui.find_all(lambda a: a.name.startswith("carol"))]))
+
         shot = os.environ.get("P2PCHAT_SCREENSHOT",
                               os.path.join(BUILD_ROOT, "gtk-screenshot.png"))
         wait_for(lambda: False, 1)  # let the last frame paint
@@ -218,7 +234,7 @@ def main():
         search = ui.named(pyatspi.ROLE_ENTRY, "Search peers") or \
             ui.find(lambda a: a.name == "Search peers" and a.getRole() != pyatspi.ROLE_LABEL)
         ui.set_text(search, "CAR")
-        only_carol = wait_for(lambda: ui.find_all(lambda a: a.name == "carol, online") and
+        only_carol = wait_for(lambda: ui.find_all(lambda a: a.name.startswith("carol, online")) and
                               not ui.find_all(lambda a: a.name == "bob, online"), 10)
         ui.set_text(search, "")
         tap.ok(only_carol and ui.find(lambda a: a.name == "bob, online", 10),
@@ -246,6 +262,22 @@ def main():
         tap.ok(ui.named(pyatspi.ROLE_LIST, "Conversation with carol", 10) is not None,
                "the open-conversation action opens carol's conversation",
                "\n".join(ui.labels()))
+        tap.ok(wait_for(lambda: alice.prop("ActiveConversation") == "carol", 10) and
+               wait_for(lambda: alice.prop("Unread", PATH + "/peer/carol", PEER) == 0, 10) and
+               ui.find(lambda a: a.name == "carol, online", 10) is not None,
+               "the daemon is told carol's conversation is on screen; it is read",
+               "ActiveConversation %r" % alice.prop("ActiveConversation"))
+
+        carol.call("Logout")
+        ui.find(lambda a: a.name == "carol, offline", 15)
+        ui.type_text("See you later, carol")
+        ui.key(RETURN)
+        tap.ok(ui.wait_label(lambda s: s.endswith("· queued"), 15),
+               "a message to offline carol is queued", "\n".join(ui.labels()))
+        carol.login("carol", coord.address)
+        tap.ok(ui.wait_label(lambda s: s.endswith("· delivered"), 45),
+               "the queued message is delivered once carol is back",
+               "\n".join(ui.labels()))
 
         ui.press(ui.named(pyatspi.ROLE_PUSH_BUTTON, "Log Out"))
         tap.ok(wait_for(lambda: alice.prop("State") == "offline", 10) and
@@ -266,6 +298,23 @@ def main():
         tap.ok(not complaints, "the app logged no criticals or warnings",
                "\n".join(complaints))
         tap.ok(stop(app) == 0, "SIGTERM ends the app cleanly")
+
+        # A new app instance, while alice is logged out: the login page
+        # comes from the daemon's config, the conversation from its history.
+        alice.call("SetConfig", "ss", ("username", "alice"))
+        app = start_app(alice.env, display, log_path + ".2")
+        ui = Ui(pyatspi, app.pid)
+        name = ui.named(pyatspi.ROLE_TEXT, "Name", 30)
+        tap.ok(name is not None and wait_for(lambda: text_of(name) == "alice", 10),
+               "the login page is prefilled from the daemon's config",
+               "Name: %r; config: %r" % (name and text_of(name),
+                                         alice.call("GetConfig", "s", ("username",))))
+        alice.login("alice", coord.address)
+        open_conversation(alice.conn, "bob")
+        tap.ok(ui.wait_label(lambda s: s == text, 20) is not None and
+               ui.wait_label(lambda s: s == reply, 5) is not None and
+               ui.wait_label(lambda s: s.endswith("· delivered"), 5) is not None,
+               "reopened, the app shows the history with bob", "\n".join(ui.labels()))
     finally:
         stop(app)
         if activated_pid:
