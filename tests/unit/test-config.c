@@ -155,7 +155,7 @@ static void test_config_load_files(void **state) {
 		Config *c = NULL;
 		int r;
 
-		print_message("file %zu: %s\n", i, files[i].json);
+		print_message("# file %zu: %s\n", i, files[i].json);
 		write_text(f->path, files[i].json);
 		assert_int_equal(config_new(f->path, &c), 0);
 		/* Values from an earlier file must survive a failed load. */
@@ -165,7 +165,7 @@ static void test_config_load_files(void **state) {
 		assert_int_equal(r, files[i].expected);
 		if (r < 0) {
 			assert_non_null(error);
-			print_message("  -> %s\n", error);
+			print_message("#   -> %s\n", error);
 			/* The message names the file, then the problem. */
 			assert_memory_equal(error, f->path, strlen(f->path));
 			assert_non_null(strstr(error, files[i].error));
@@ -294,7 +294,7 @@ static void test_config_set(void **state) {
 		Config *reread = NULL;
 		int r;
 
-		print_message("set %s '%s'\n", sets[i].key, sets[i].value);
+		print_message("# set %s '%s'\n", sets[i].key, sets[i].value);
 		(void) config_get(f->c, sets[i].key, &before);
 		r = config_set(f->c, sets[i].key, sets[i].value, &error);
 		assert_int_equal(r, sets[i].expected);

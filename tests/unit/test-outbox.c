@@ -229,7 +229,7 @@ static void test_outbox_expiry_timer(void **state) {
 	assert_int_equal(state_of(f, "done"), HISTORY_STATE_DELIVERED);
 	/* Not before its time: one second after it was queued. */
 	assert_true(now_usec() >= now + USEC_PER_SEC);
-	print_message("expiry after %.2f s\n", (double) (now_usec() - start) / USEC_PER_SEC);
+	print_message("# expiry after %.2f s\n", (double) (now_usec() - start) / USEC_PER_SEC);
 
 	/* Nothing pending: the loop has nothing more to expire. */
 	run_until(f, 1, USEC_PER_SEC / 2);
