@@ -241,6 +241,18 @@ static int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *e
 	return sd_bus_reply_method_return(msg, NULL);
 }
 
+static int on_active_client_gone(sd_bus_track *track, void *userdata) {
+	Manager *m = userdata;
+	int r;
+
+	m->active_track = sd_bus_track_unref(m->active_track);
+	r = manager_set_active_conversation(m, "");
+	if (r < 0) {
+		log_warning_errno(r, "Failed to clear the active conversation: %m");
+	}
+	return 0;
+}
+
 static int method_set_active_conversation(sd_bus_message *msg, void *userdata,
 		sd_bus_error *error) {
 	Manager *m = userdata;
@@ -260,6 +272,18 @@ static int method_set_active_conversation(sd_bus_message *msg, void *userdata,
 	r = manager_set_active_conversation(m, peer);
 	if (r < 0) {
 		return r;
+	}
+	/* A front end that quits or crashes must not silence that peer for good. */
+	m->active_track = sd_bus_track_unref(m->active_track);
+	if (peer[0] != '\0') {
+		r = sd_bus_track_new(m->bus, &m->active_track, on_active_client_gone, m);
+		if (r >= 0) {
+			r = sd_bus_track_add_sender(m->active_track, msg);
+		}
+		if (r < 0) {
+			log_warning_errno(r, "Failed to watch the front end of the active "
+					"conversation: %m");
+		}
 	}
 	return sd_bus_reply_method_return(msg, NULL);
 }

@@ -255,6 +255,7 @@ void manager_store_close(Manager *m) {
 	m->history = history_free(m->history);
 	m->config = config_free(m->config);
 	m->active_conversation = mfree(m->active_conversation);
+	m->active_track = sd_bus_track_unref(m->active_track);
 }
 
 void manager_store_autologin(Manager *m) {

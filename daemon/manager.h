@@ -83,6 +83,7 @@ typedef struct Manager {
 	Outbox *outbox;
 	Notify *notify;                 /* NULL without a notification server */
 	char *active_conversation;      /* "" when none */
+	sd_bus_track *active_track;     /* who set it: cleared when they leave the bus */
 	sd_event_source *flush_source;  /* deferred: send what is queued */
 	sd_event_source *retry_timer;   /* requeued messages are tried again */
 	bool autologin;                 /* keep trying the config's login */

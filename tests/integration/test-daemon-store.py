@@ -16,10 +16,10 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from p2ptest import (ERROR, PEER, Coordinator, RefClient, Tap, User,  # noqa: E402
-                     pump, wait_for)
+from p2ptest import (ERROR, MANAGER, PATH, PEER, SERVICE, Coordinator, Gio,  # noqa: E402
+                     GLib, RefClient, Tap, User, pump, wait_for)
 
-t = Tap(24)
+t = Tap(25)
 users = []
 coord = None
 ref = None
@@ -107,6 +107,16 @@ try:
          "a message to the active conversation is read at once")
     alice.call("SetActiveConversation", "s", ("",))
     t.ok(alice.prop("ActiveConversation") == "", "ActiveConversation cleared")
+    # A front end that sets it and leaves the bus: cleared for it.
+    front = Gio.DBusConnection.new_for_address_sync(
+        alice.bus.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+        Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+    front.call_sync(SERVICE, PATH, MANAGER, "SetActiveConversation", GLib.Variant("(s)", ("bob",)),
+                    None, Gio.DBusCallFlags.NONE, 10000, None)
+    was = alice.prop("ActiveConversation")
+    front.close_sync(None)
+    t.ok(was == "bob" and wait_for(lambda: alice.prop("ActiveConversation") == "", 5),
+         "the active conversation is cleared when its front end leaves the bus")
 
     # Config.
     t.ok(alice.error_of("GetConfig", "s", ("colour",)) == ERROR + "InvalidConfig" and
