@@ -2,8 +2,9 @@
 
 /*
  * p2pchatd: the per-user p2pchat daemon.  main() only parses the command
- * line, sets up the event loop and the Manager, runs the loop until SIGTERM,
- * SIGINT or the loss of the bus, and logs out before it exits.
+ * line, sets up the event loop and the Manager (which opens the config and
+ * the history, and logs in by itself with autologin), runs the loop until
+ * SIGTERM, SIGINT or the loss of the bus, and logs out before it exits.
  */
 
 #include <errno.h>
@@ -29,7 +30,9 @@ static void help(void) {
 	       "     --version           Show package version\n"
 	       "  -b --bind=ADDR:PORT    Bind the peer UDP socket here (default: any\n"
 	       "                         address, IPv4 and IPv6, any port)\n"
-	       "  -v --verbose           Log debug messages\n",
+	       "  -v --verbose           Log debug messages\n\n"
+	       "Settings: $XDG_CONFIG_HOME/p2pchat/config.json; messages:\n"
+	       "$XDG_DATA_HOME/p2pchat/history.db.  See p2pchatd(8).\n",
 			program_invocation_short_name);
 }
 
