@@ -22,27 +22,31 @@ not a test and asserts nothing but that it could run.
 """
 
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "helpers"))
-from gtktest import start_xvfb  # noqa: E402
+from gtktest import open_conversation, start_xvfb  # noqa: E402
 from p2ptest import BUILD_ROOT, RefServer, User, spawn, stop, wait_for  # noqa: E402
 
 N_PEERS = int(os.environ.get("P2PCHAT_BENCH_PEERS", "10000"))
+N_MESSAGES = int(os.environ.get("P2PCHAT_BENCH_MESSAGES", "10000"))
 
 
 def read_frames(path):
-    """The app's frame log: [(monotonic seconds, roster rows)] per painted frame."""
+    """The app's frame log, per painted frame: (monotonic seconds, roster
+    rows, messages in the open conversation)."""
     frames = []
     try:
         with open(path) as f:
             for line in f:
                 parts = line.split()
-                if len(parts) == 2:
-                    frames.append((int(parts[0]) / 1e6, int(parts[1])))
+                if len(parts) == 3:
+                    frames.append((int(parts[0]) / 1e6, int(parts[1]), int(parts[2])))
     except FileNotFoundError:
         pass
     return frames
@@ -50,7 +54,7 @@ def read_frames(path):
 
 def longest_gap(frames, start, end):
     """The longest time between two painted frames within [start, end]."""
-    times = [t for t, _ in frames if start <= t <= end]
+    times = [f[0] for f in frames if start <= f[0] <= end]
     gaps = [b - a for a, b in zip(times, times[1:])]
     return "frames=%d longest-gap-ms=%.1f" % (len(times), max(gaps) * 1e3 if gaps else 0.0)
 
@@ -65,6 +69,72 @@ def rss(pid):
     return out
 
 
+def fill_history(user, peer, n):
+    """Stores @n old messages from @peer in @user's history, the daemon
+    stopped (it is the one writer), in one transaction."""
+    user.kill(signal.SIGTERM)
+    wait_for(lambda: not user.has_owner(), 10)
+    db = sqlite3.connect(os.path.join(user.home, "data", "p2pchat", "history.db"))
+    base = 1764000000000000
+    with db:
+        db.executemany(
+            "INSERT INTO messages (id, peer, direction, text, sent_usec, received_usec, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (("%032x" % (i + 1), peer, "in" if i % 2 else "out",
+              "message %d of the benchmark conversation" % i, base + i * 1000000,
+              base + i * 1000000 + 500 if i % 2 else 0, "read" if i % 2 else "delivered")
+             for i in range(n)))
+    db.close()
+    user.start()
+
+
+def find_value(app_acc, list_name):
+    """The AT-SPI Value of the vertical scroll bar beside a list."""
+    import pyatspi
+    lst = pyatspi.findDescendant(app_acc, lambda x: x.getRole() == pyatspi.ROLE_LIST and
+                                 x.name == list_name)
+    if lst is None:
+        return None
+    for i in range(lst.parent.childCount):
+        bar = lst.parent.getChildAtIndex(i)
+        if bar.getRole() == pyatspi.ROLE_SCROLL_BAR and \
+                bar.getState().contains(pyatspi.STATE_VERTICAL):
+            return bar.getChildAtIndex(0).queryValue()
+    return None
+
+
+def conversation(alice, app, app_acc, frame_log):
+    """Opens the conversation of N_MESSAGES and scrolls to its top until
+    every message is loaded (the app loads a page at the top)."""
+    t0 = time.monotonic()
+    open_conversation(alice.conn, "peer00000")
+    shown = wait_for(lambda: [f for f in read_frames(frame_log) if f[0] >= t0 and f[2] > 0], 30)
+    if not shown:
+        print("gtk-roster: the conversation did not show up", flush=True)
+        return
+    t1 = shown[0][0]
+    value = wait_for(lambda: find_value(app_acc, "Conversation with peer00000"), 10)
+    end = time.monotonic() + 300
+    while time.monotonic() < end and value is not None:
+        frames = read_frames(frame_log)
+        if frames and frames[-1][2] >= N_MESSAGES:
+            break
+        value.currentValue = 200.0
+        time.sleep(0.02)
+        value.currentValue = 0.0
+        time.sleep(0.05)
+    frames = read_frames(frame_log)
+    full = [f for f in frames if f[0] >= t0 and f[2] >= N_MESSAGES]
+    mem = rss(app.pid)
+    print("gtk-roster: conversation of %d: first page painted after %.0f ms; %s after %.0f ms "
+          "of scrolling to the top; %s; rss-mb=%.1f hwm-mb=%.1f" % (
+              N_MESSAGES, (t1 - t0) * 1e3,
+              "all loaded" if full else "NOT all loaded (%d)" % (frames[-1][2] if frames else 0),
+              ((full[0][0] if full else time.monotonic()) - t1) * 1e3,
+              longest_gap(frames, t0, full[0][0] if full else time.monotonic()),
+              mem["VmRSS"], mem["VmHWM"]), flush=True)
+
+
 def main():
     xvfb, display = start_xvfb()
     os.environ["DISPLAY"] = display
@@ -73,6 +143,8 @@ def main():
     alice = User("alice")
     app = None
     try:
+        if N_MESSAGES:
+            fill_history(alice, "peer00000", N_MESSAGES)
         alice.login("alice", server.address)
         t = time.monotonic()
         n = len(alice.peers())
@@ -99,7 +171,7 @@ def main():
         wait_for(lambda: False, 0.5)
         mem = rss(app.pid)
         frames = read_frames(frame_log)
-        t_first = next(t for t, rows in frames if rows > 0)
+        t_first = next(f[0] for f in frames if f[1] > 0)
         t_full = full[0][0]
         print("gtk-roster: peers=%d first-frame-ms=%.0f all-rows-ms=%.0f rss-mb=%.1f "
               "hwm-mb=%.1f" % (N_PEERS, (t_first - t0) * 1e3, (t_full - t0) * 1e3,
@@ -121,15 +193,7 @@ def main():
         if row is None:
             print("gtk-roster: AT-SPI does not see the first row", flush=True)
             sys.exit(1)
-        peers = wait_for(lambda: pyatspi.findDescendant(
-            row.getApplication(), lambda x: x.getRole() == pyatspi.ROLE_LIST and
-            x.name == "Peers"), 10)
-        value = None
-        for i in range(peers.parent.childCount):
-            bar = peers.parent.getChildAtIndex(i)
-            if bar.getRole() == pyatspi.ROLE_SCROLL_BAR and \
-                    bar.getState().contains(pyatspi.STATE_VERTICAL):
-                value = bar.getChildAtIndex(0).queryValue()
+        value = wait_for(lambda: find_value(row.getApplication(), "Peers"), 10)
         t1 = time.monotonic()
         top = value.maximumValue
         for step in range(101):
@@ -144,6 +208,8 @@ def main():
         mem = rss(app.pid)
         print("gtk-roster: after scrolling rss-mb=%.1f hwm-mb=%.1f" % (
             mem["VmRSS"], mem["VmHWM"]), flush=True)
+        if N_MESSAGES:
+            conversation(alice, app, row.getApplication(), frame_log)
     finally:
         if app:
             stop(app)

@@ -524,17 +524,19 @@ static void chat_window_setup_roster(ChatWindow *self) {
 /*
  * For bench/gtk-roster: with P2PCHAT_GTK_FRAME_LOG=PATH the window keeps
  * its frame clock ticking and, after each frame is painted, writes a line
- * "MONOTONIC_USEC ROSTER_ROWS" to PATH.  A gap between two lines is how
- * long the main loop could not draw; the first line with rows is the time
- * to the first roster frame.
+ * "MONOTONIC_USEC ROSTER_ROWS MESSAGES" (MESSAGES: of the open conversation)
+ * to PATH.  A gap between two lines is how long the main loop could not
+ * draw; the first line with rows is the time to the first roster frame.
  */
 static void on_frame_clock_after_paint(GdkFrameClock *clock,
 		gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
 
-	fprintf(self->frame_log, "%" G_GINT64_FORMAT " %u\n",
+	fprintf(self->frame_log, "%" G_GINT64_FORMAT " %u %u\n",
 		g_get_monotonic_time(),
-		g_list_model_get_n_items(G_LIST_MODEL(self->roster_selection)));
+		g_list_model_get_n_items(G_LIST_MODEL(self->roster_selection)),
+		self->conversation ?
+		g_list_model_get_n_items(self->conversation) : 0);
 	fflush(self->frame_log);
 }
 
