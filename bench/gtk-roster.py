@@ -14,10 +14,17 @@ frame, the monotonic time and the number of roster rows.  Printed figures:
 - longest-gap-ms: the longest time between two painted frames (how long the
   main loop could not draw; 16.7 ms is a frame), from the first frame until
   0.5 s after all rows are in, and while the roster is scrolled through top
-  to bottom in 100 steps via the scroll bar's AT-SPI Value.
+  to bottom in 100 steps via the scroll bar's AT-SPI Value;
+- the conversation: alice's history holds 10,000 messages with peer00000
+  (written to her history.db while her daemon is stopped); the time from
+  the open-conversation action to the first painted frame with messages
+  (the newest page of 100), then the time until every page is in while the
+  bench keeps scrolling to the top (the app loads a page there), with the
+  longest frame gap and RSS.
 
 P2PCHAT_BENCH_PEERS=N changes the roster size (1 gives the baseline of an
-empty roster: what startup alone costs).  A benchmark prints figures; it is
+empty roster: what startup alone costs); P2PCHAT_BENCH_MESSAGES=N the
+conversation's (0 skips it).  A benchmark prints figures; it is
 not a test and asserts nothing but that it could run.
 """
 
