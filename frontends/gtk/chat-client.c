@@ -381,6 +381,7 @@ static void chat_client_read_listing(ChatClient *self, gint64 deadline) {
 	gpointer value;
 	GVariant *extra;
 	gboolean online;
+	guint unread;
 
 	for (guint i = 0;; i++) {
 		ChatPeer *peer;
@@ -402,6 +403,11 @@ static void chat_client_read_listing(ChatClient *self, gint64 deadline) {
 			self->roster_dirty = TRUE;
 		}
 		chat_peer_set_native(peer, extra_get_native(extra, FALSE));
+		/* A daemon that lists unread counts saves a call per row. */
+		if (g_variant_lookup(extra, "unread", "u", &unread)) {
+			chat_peer_set_unread(peer, unread);
+			g_hash_table_add(self->unread_asked, g_strdup(name));
+		}
 		g_hash_table_add(self->listed,
 			(gpointer) chat_peer_get_name(peer));
 		g_variant_unref(extra);

@@ -44,6 +44,9 @@ struct _ChatWindow {
 	gulong conversation_handler;
 	gboolean pin_to_bottom;		/* keep the newest message in view */
 
+	GHashTable *unread_wanted;	/* bound roster peers to ask about */
+	guint unread_timeout_id;
+
 	FILE *frame_log;		/* see chat_window_start_frame_log() */
 	gulong after_paint_handler;
 	GdkFrameClock *frame_clock;
@@ -475,12 +478,50 @@ static GtkListItemFactory *chat_window_factory_new(const RowKind *kind) {
 	return factory;
 }
 
-/* A row on screen shows its peer's unread count: ask for it once. */
+/*
+ * A row on screen shows its peer's unread count, asked for once per peer;
+ * only for rows still bound when scrolling has paused for
+ * CHAT_UNREAD_DELAY_MSEC, so that flinging through 10,000 peers does not
+ * make 10,000 calls.
+ */
+#define CHAT_UNREAD_DELAY_MSEC 150
+
+static gboolean on_unread_timeout(gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+	GHashTableIter iter;
+	gpointer peer;
+
+	self->unread_timeout_id = 0;
+	g_hash_table_iter_init(&iter, self->unread_wanted);
+	while (g_hash_table_iter_next(&iter, &peer, NULL)) {
+		chat_client_fetch_unread(self->client, peer);
+	}
+	g_hash_table_remove_all(self->unread_wanted);
+	return G_SOURCE_REMOVE;
+}
+
 static void on_roster_factory_bind(GtkSignalListItemFactory *factory,
 		GtkListItem *item, gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
 
-	chat_client_fetch_unread(self->client, gtk_list_item_get_item(item));
+	if (!self->unread_wanted) {
+		return;
+	}
+	g_hash_table_add(self->unread_wanted,
+		g_object_ref(gtk_list_item_get_item(item)));
+	g_clear_handle_id(&self->unread_timeout_id, g_source_remove);
+	self->unread_timeout_id = g_timeout_add(CHAT_UNREAD_DELAY_MSEC,
+		on_unread_timeout, self);
+}
+
+static void on_roster_factory_unbind(GtkSignalListItemFactory *factory,
+		GtkListItem *item, gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	if (self->unread_wanted) {
+		g_hash_table_remove(self->unread_wanted,
+			gtk_list_item_get_item(item));
+	}
 }
 
 /*
@@ -516,6 +557,8 @@ static void chat_window_setup_roster(ChatWindow *self) {
 	factory = chat_window_factory_new(&roster_row_kind);
 	g_signal_connect(factory, "bind", G_CALLBACK(on_roster_factory_bind),
 		self);
+	g_signal_connect(factory, "unbind",
+		G_CALLBACK(on_roster_factory_unbind), self);
 	gtk_list_view_set_factory(self->roster_view, factory);
 	gtk_list_view_set_model(self->roster_view,
 		GTK_SELECTION_MODEL(self->roster_selection));
@@ -595,6 +638,7 @@ static void chat_window_dispose(GObject *object) {
 	ChatWindow *self = CHAT_WINDOW(object);
 
 	g_cancellable_cancel(self->cancellable);
+	g_clear_handle_id(&self->unread_timeout_id, g_source_remove);
 	if (self->frame_clock) {
 		g_clear_signal_handler(&self->after_paint_handler,
 			self->frame_clock);
@@ -608,6 +652,7 @@ static void chat_window_dispose(GObject *object) {
 	if (self->roster_view) {
 		gtk_list_view_set_model(self->roster_view, NULL);
 	}
+	g_clear_pointer(&self->unread_wanted, g_hash_table_unref);
 	g_clear_object(&self->roster_selection);
 	g_clear_object(&self->roster_filter);
 	g_clear_object(&self->client);
@@ -698,6 +743,8 @@ static void chat_window_init(ChatWindow *self) {
 
 	gtk_widget_init_template(GTK_WIDGET(self));
 	self->cancellable = g_cancellable_new();
+	self->unread_wanted = g_hash_table_new_full(g_direct_hash,
+		g_direct_equal, g_object_unref, NULL);
 
 	/* Signals are connected here so the .ui validates on its own. */
 	g_signal_connect(self->search_entry, "search-changed",
