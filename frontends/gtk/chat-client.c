@@ -12,9 +12,12 @@
  *
  * It keeps the models the widgets show: the roster (a GListStore of
  * ChatPeer, online first and by name, filled from idle slices so 10,000
- * peers never stall a frame; peers are never removed, only marked offline)
- * and one GListStore of ChatMessage per peer, created on first use.  Every
- * D-Bus call is asynchronous.
+ * peers never stall a frame; peers are never removed, only marked offline,
+ * and carry the daemon's Peer.Unread) and one GListStore of ChatMessage
+ * per peer, created on first use, that GetHistory fills page by page
+ * backwards and signals extend; every message with an id is indexed, so
+ * MessageStateChanged finds it.  It also tells the daemon the conversation
+ * on screen.  Every D-Bus call is asynchronous.
  */
 
 #include <string.h>
