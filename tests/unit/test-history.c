@@ -282,7 +282,7 @@ static void test_history_state_machine(void **state) {
 		}
 		bring_to(f->h, id, transitions[i].from);
 
-		print_message("transition %zu: %s -> %s\n", i,
+		print_message("# transition %zu: %s -> %s\n", i,
 				history_state_to_string(transitions[i].from),
 				history_state_to_string(transitions[i].to));
 		assert_int_equal(history_set_state(f->h, id, transitions[i].to),
@@ -518,7 +518,7 @@ static void test_history_search(void **state) {
 	for (size_t i = 0; i < ELEMENTSOF(searches); i++) {
 		int r = history_search(f->h, searches[i].query, 100, &l);
 
-		print_message("search '%s'\n", searches[i].query);
+		print_message("# search '%s'\n", searches[i].query);
 		if (searches[i].expected < 0) {
 			assert_int_equal(r, searches[i].expected);
 			continue;
@@ -658,7 +658,7 @@ static void test_history_crash_safety(void **state) {
 		assert_int_equal(kill(pid, SIGKILL), 0);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		if (!WIFSIGNALED(status)) {
-			print_message("child exited with status %d\n", WEXITSTATUS(status));
+			print_message("# child exited with status %d\n", WEXITSTATUS(status));
 		}
 		assert_true(WIFSIGNALED(status));
 
@@ -689,7 +689,7 @@ static void test_history_crash_safety(void **state) {
 		total += n;
 	}
 
-	print_message("crash test: 20 kills, %u reported commits, all present\n", total);
+	print_message("# crash test: 20 kills, %u reported commits, all present\n", total);
 	assert_true(total > 0);
 	assert_int_equal(history_open(f->path, &f->h), 0);
 }
