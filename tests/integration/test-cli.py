@@ -171,7 +171,8 @@ def chat_pipe_tests(tap, u):
 
 def tmux(sock, *args):
     return subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", *args],
-                          capture_output=True, text=True, timeout=10)
+                          capture_output=True, text=True, timeout=10,
+                          env={**os.environ, "SHELL": "/bin/sh"})
 
 
 def screen(sock):
