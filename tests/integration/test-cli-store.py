@@ -90,7 +90,7 @@ def body(tap):
     def tmux(*args):
         return subprocess.run(["tmux", "-L", sock, "-f", "/dev/null", *args],
                               capture_output=True, text=True, timeout=10,
-                          env={**os.environ, "SHELL": "/bin/sh"})
+                              env={**os.environ, "SHELL": "/bin/sh"})
 
     def screen():
         return [l.rstrip() for l in tmux("capture-pane", "-p").stdout.splitlines()
