@@ -9,6 +9,8 @@
  */
 
 #include <arpa/inet.h>
+#include <assert.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -132,6 +134,39 @@ int endpoint_parse(const char *s, size_t n, Endpoint *ret) {
 		}
 		e.in.sin_family = AF_INET;
 		e.in.sin_port = htons(port);
+	}
+
+	*ret = e;
+	return 0;
+}
+
+int endpoint_parse_bind(const char *s, Endpoint *ret) {
+	char buf[ENDPOINT_STRLEN + 8];
+	const char *colon;
+	bool any_port;
+	Endpoint e;
+	int r;
+
+	assert(s);
+
+	if (strlen(s) >= ENDPOINT_STRLEN) {
+		return -EINVAL;
+	}
+	colon = strrchr(s, ':');
+	if (!colon) {
+		return -EINVAL;
+	}
+
+	/* Parse "any port" as port 1, so that the address rules stay in one place. */
+	any_port = streq(colon + 1, "0");
+	(void) snprintf(buf, sizeof(buf), "%.*s:%s", (int) (colon - s), s,
+			any_port ? "1" : colon + 1);
+	r = endpoint_parse(buf, strlen(buf), &e);
+	if (r < 0) {
+		return r;
+	}
+	if (any_port) {
+		endpoint_set_port(&e, 0);
 	}
 
 	*ret = e;

@@ -33,6 +33,19 @@ typedef union Endpoint {
  */
 int endpoint_parse(const char *s, size_t n, Endpoint *ret);
 
+/*
+ * endpoint_parse_bind() - parse a local address to bind, as --bind, --listen
+ * and the "bind" config key take it.
+ * @s: NUL-terminated text
+ * @ret: the endpoint, written only on success
+ *
+ * Like endpoint_parse(), but the port may also be "0" ("any port"), which is
+ * not an endpoint on the wire.
+ *
+ * Return: 0, or -EINVAL.
+ */
+int endpoint_parse_bind(const char *s, Endpoint *ret);
+
 /* A port as the wire writes it: decimal 1-65535, no sign, leading zero or space; -EINVAL otherwise. */
 int endpoint_parse_port(const char *s, size_t n, uint16_t *ret);
 

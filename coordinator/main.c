@@ -75,27 +75,6 @@ static int parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *ret
 	return 0;
 }
 
-/* endpoint_parse() plus port 0, which asks for a free port. */
-static int parse_listen(const char *s, Endpoint *ret) {
-	size_t n = strlen(s);
-	_cleanup_free_ char *t = NULL;
-	int r;
-
-	if (n >= 2 && streq(s + n - 2, ":0")) {
-		t = strdup(s);
-		if (!t) {
-			return -ENOMEM;
-		}
-		t[n - 1] = '1';
-		r = endpoint_parse(t, n, ret);
-		if (r >= 0) {
-			endpoint_set_port(ret, 0);
-		}
-		return r;
-	}
-	return endpoint_parse(s, n, ret);
-}
-
 static const char *option_name(const struct option *options, int id) {
 	for (; options->name; options++) {
 		if (options->val == id) {
@@ -188,7 +167,7 @@ static int parse_argv(int argc, char *argv[]) {
 			log_set_max_level(LOG_DEBUG);
 			break;
 		case 'l':
-			r = parse_listen(optarg, &arg_config.listen);
+			r = endpoint_parse_bind(optarg, &arg_config.listen);
 			if (r < 0) {
 				return log_error_errno(r, "Invalid listen address '%s' "
 						"(want ADDR:PORT).", optarg);

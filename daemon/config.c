@@ -99,43 +99,10 @@ static int validate_coordinator(const char *s) {
 	return 0;
 }
 
-int config_parse_bind(const char *s, Endpoint *ret) {
-	char buf[ENDPOINT_STRLEN + 8];
-	const char *colon;
-	bool any_port;
-	Endpoint e;
-	int r;
-
-	assert(s);
-
-	if (strlen(s) >= ENDPOINT_STRLEN) {
-		return -EINVAL;
-	}
-	colon = strrchr(s, ':');
-	if (!colon) {
-		return -EINVAL;
-	}
-
-	/* Port 0 means "any port", which is not an endpoint on the wire. */
-	any_port = streq(colon + 1, "0");
-	(void) snprintf(buf, sizeof(buf), "%.*s:%s", (int) (colon - s), s,
-			any_port ? "1" : colon + 1);
-	r = endpoint_parse(buf, strlen(buf), &e);
-	if (r < 0) {
-		return r;
-	}
-	if (any_port) {
-		endpoint_set_port(&e, 0);
-	}
-
-	*ret = e;
-	return 0;
-}
-
 static int validate_bind(const char *s) {
 	Endpoint e;
 
-	return config_parse_bind(s, &e);
+	return endpoint_parse_bind(s, &e);
 }
 
 static int parse_bool(const char *s, bool *ret) {
@@ -259,7 +226,7 @@ static int key_store(const Key *k, Config *c, const char *text) {
 			return r;
 		}
 		if (k->offset == offsetof(Config, bind)) {
-			return config_parse_bind(text, &c->bind_address);
+			return endpoint_parse_bind(text, &c->bind_address);
 		}
 		return 0;
 	case KEY_BOOL:
@@ -363,7 +330,7 @@ int config_new(const char *path, Config **ret) {
 	if (!c->path || !c->username || !c->coordinator || !c->bind) {
 		return -ENOMEM;
 	}
-	r = config_parse_bind(c->bind, &c->bind_address);
+	r = endpoint_parse_bind(c->bind, &c->bind_address);
 	if (r < 0) {
 		return r;
 	}

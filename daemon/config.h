@@ -73,8 +73,5 @@ int config_set(Config *c, const char *key, const char *value, char **ret_error);
 /* The keys, NULL-terminated, in the order the file lists them. */
 const char *const *config_keys(void);
 
-/* ADDR:PORT where PORT may be 0 ("any port"); -EINVAL otherwise. */
-int config_parse_bind(const char *s, Endpoint *ret);
-
 /* "7d", "12h", "90m", "30s" or plain seconds "3600"; -EINVAL, -ERANGE. */
 int config_parse_duration(const char *s, uint64_t *ret_usec);

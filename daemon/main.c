@@ -36,32 +36,6 @@ static void help(void) {
 			program_invocation_short_name);
 }
 
-/* Like endpoint_parse(), but port 0 ("any port") is allowed. */
-static int parse_bind(const char *s, Endpoint *ret) {
-	const char *colon = strrchr(s, ':');
-	char buf[ENDPOINT_STRLEN];
-	unsigned long port;
-	char *end;
-	int r;
-
-	if (!colon || colon == s || (size_t) (colon - s) + 3 > sizeof(buf)) {
-		return -EINVAL;
-	}
-	errno = 0;
-	port = strtoul(colon + 1, &end, 10);
-	if (errno != 0 || end == colon + 1 || *end != '\0' || port > UINT16_MAX ||
-			colon[1] == '+' || colon[1] == '-' || colon[1] == ' ') {
-		return -EINVAL;
-	}
-	(void) snprintf(buf, sizeof(buf), "%.*s:1", (int) (colon - s), s);
-	r = endpoint_parse(buf, strlen(buf), ret);
-	if (r < 0) {
-		return r;
-	}
-	endpoint_set_port(ret, (uint16_t) port);
-	return 0;
-}
-
 static int parse_argv(int argc, char *argv[]) {
 	enum {
 		ARG_VERSION = 0x100,
@@ -84,7 +58,7 @@ static int parse_argv(int argc, char *argv[]) {
 			printf("p2pchatd %s\n", PACKAGE_VERSION);
 			return 0;
 		case 'b':
-			if (parse_bind(optarg, &arg_bind) < 0) {
+			if (endpoint_parse_bind(optarg, &arg_bind) < 0) {
 				log_error("Invalid bind address '%s': expected ADDR:PORT.", optarg);
 				return -EINVAL;
 			}

@@ -437,15 +437,7 @@ static void test_config_default_path(void **state) {
 }
 
 static void test_config_parsers(void **state) {
-	Endpoint e;
 	uint64_t u = 0;
-
-	assert_int_equal(config_parse_bind("127.0.0.1:0", &e), 0);
-	assert_int_equal(endpoint_port(&e), 0);
-	assert_int_equal(config_parse_bind("127.0.0.1:80", &e), 0);
-	assert_int_equal(endpoint_port(&e), 80);
-	assert_int_equal(config_parse_bind("127.0.0.1:00", &e), -EINVAL);
-	assert_int_equal(config_parse_bind(":0", &e), -EINVAL);
 
 	assert_int_equal(config_parse_duration("1s", &u), 0);
 	assert_int_equal(u, USEC_PER_SEC);

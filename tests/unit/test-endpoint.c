@@ -6,6 +6,7 @@
  */
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -225,6 +226,44 @@ static void test_endpoint_is_any(void **state) {
 	assert_false(endpoint_is_any(&e));
 }
 
+/* --bind, --listen and the "bind" key: an endpoint, or port 0 for any port. */
+static void test_endpoint_parse_bind(void **state) {
+	static const struct {
+		const char *text;
+		int r;
+		int family;
+		uint16_t port;
+	} cases[] = {
+		{ "127.0.0.1:0", 0, AF_INET, 0 },
+		{ "127.0.0.1:80", 0, AF_INET, 80 },
+		{ "0.0.0.0:7474", 0, AF_INET, 7474 },
+		{ "[::1]:0", 0, AF_INET6, 0 },
+		{ "[::]:65535", 0, AF_INET6, 65535 },
+		{ "127.0.0.1:00", -EINVAL },
+		{ "127.0.0.1:080", -EINVAL },
+		{ "127.0.0.1:+0", -EINVAL },
+		{ "127.0.0.1:65536", -EINVAL },
+		{ "127.0.0.1:", -EINVAL },
+		{ "127.0.0.1", -EINVAL },
+		{ ":0", -EINVAL },
+		{ "localhost:0", -EINVAL },
+		{ "300.1.1.1:5", -EINVAL },
+		{ "", -EINVAL },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		Endpoint e = {};
+
+		assert_int_equal(endpoint_parse_bind(cases[i].text, &e), cases[i].r);
+		if (cases[i].r == 0) {
+			assert_int_equal(endpoint_family(&e), cases[i].family);
+			assert_int_equal(endpoint_port(&e), cases[i].port);
+		} else {
+			assert_int_equal(endpoint_family(&e), AF_UNSPEC);
+		}
+	}
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_endpoint_parse_format_round_trip),
@@ -235,6 +274,7 @@ int main(void) {
 		cmocka_unit_test(test_endpoint_from_sockaddr),
 		cmocka_unit_test(test_endpoint_compare),
 		cmocka_unit_test(test_endpoint_is_any),
+		cmocka_unit_test(test_endpoint_parse_bind),
 	};
 
 	return cmocka_run_group_tests_name("endpoint", tests, NULL, NULL);
