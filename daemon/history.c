@@ -98,6 +98,7 @@ typedef enum Statement {
 	STMT_SEARCH_LIKE,
 	STMT_MARK_READ,
 	STMT_UNREAD,
+	STMT_UNREAD_ALL,
 	_STMT_MAX,
 } Statement;
 
@@ -147,6 +148,9 @@ static const char *const statement_sql[_STMT_MAX] = {
 			   "WHERE peer = ?1 AND direction = 'in' AND state = 'delivered'",
 	[STMT_UNREAD] = "SELECT count(*) FROM messages "
 			"WHERE state = 'delivered' AND peer = ?1 AND direction = 'in'",
+	[STMT_UNREAD_ALL] = "SELECT peer, count(*) FROM messages "
+			    "WHERE state = 'delivered' AND direction = 'in' "
+			    "GROUP BY peer ORDER BY peer",
 };
 
 struct History {
@@ -1229,4 +1233,74 @@ int history_unread(History *h, const char *peer) {
 		return r;
 	}
 	return (int) MIN(n, (int64_t) INT_MAX);
+}
+
+void history_unread_list_done(HistoryUnreadList *l) {
+	if (!l) {
+		return;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->peers[i].peer);
+	}
+	l->peers = mfree(l->peers);
+	l->n = 0;
+}
+
+int history_unread_all(History *h, HistoryUnreadList *ret) {
+	_cleanup_(history_unread_list_done) HistoryUnreadList l = {};
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	assert(h);
+	assert(ret);
+
+	r = stmt_get(h, STMT_UNREAD_ALL, &s);
+	if (r < 0) {
+		return r;
+	}
+	for (;;) {
+		int rc = sqlite3_step(s);
+		HistoryUnread *a;
+
+		if (rc == SQLITE_DONE) {
+			break;
+		}
+		if (rc != SQLITE_ROW) {
+			return history_error(h, rc, sqlite3_sql(s));
+		}
+		a = reallocarray(l.peers, l.n + 1, sizeof(HistoryUnread));
+		if (!a) {
+			return -ENOMEM;
+		}
+		l.peers = a;
+		l.peers[l.n].peer = column_strdup(s, 0);
+		if (!l.peers[l.n].peer) {
+			return -ENOMEM;
+		}
+		l.peers[l.n++].count = (unsigned) MIN(MAX(sqlite3_column_int64(s, 1), 0),
+				(int64_t) UINT_MAX);
+	}
+	*ret = l;
+	l = (HistoryUnreadList) {};
+	return 0;
+}
+
+unsigned history_unread_lookup(const HistoryUnreadList *l, const char *peer) {
+	size_t lo = 0, hi = l->n;
+
+	/* Sorted by ORDER BY peer: SQLite's BINARY collation is memcmp(), like strcmp(). */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(l->peers[mid].peer, peer);
+
+		if (c == 0) {
+			return l->peers[mid].count;
+		}
+		if (c < 0) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	return 0;
 }

@@ -214,3 +214,22 @@ int history_mark_read(History *h, const char *peer);
 
 /* history_unread() - the number of unread incoming messages from @peer. */
 int history_unread(History *h, const char *peer);
+
+typedef struct HistoryUnread {
+	char *peer;
+	unsigned count;
+} HistoryUnread;
+
+typedef struct HistoryUnreadList {
+	HistoryUnread *peers; /* sorted by peer */
+	size_t n;
+} HistoryUnreadList;
+
+/*
+ * history_unread_all() - the unread counts of every peer with unread
+ * messages, in one query.  Free with history_unread_list_done().
+ */
+int history_unread_all(History *h, HistoryUnreadList *ret);
+void history_unread_list_done(HistoryUnreadList *l);
+/* history_unread_lookup() - @peer's count in @l; 0 when it is not there. */
+unsigned history_unread_lookup(const HistoryUnreadList *l, const char *peer);

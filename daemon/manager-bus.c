@@ -336,6 +336,7 @@ static int method_set_config(sd_bus_message *msg, void *userdata, sd_bus_error *
 
 typedef struct ListContext {
 	sd_bus_message *reply;
+	const HistoryUnreadList *unread;
 	int error;
 } ListContext;
 
@@ -347,15 +348,24 @@ static void append_peer(Peer *p, void *userdata) {
 		return;
 	}
 	c->error = sd_bus_message_append(c->reply, "(ssba{sv})", p->name,
-			endpoint_format(&p->endpoint, buf), p->online, 1, "native", "b", p->native);
+			endpoint_format(&p->endpoint, buf), p->online, 2, "native", "b", p->native,
+			"unread", "u", history_unread_lookup(c->unread, p->name));
 }
 
 static int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_(history_unread_list_done) HistoryUnreadList unread = {};
 	Manager *m = userdata;
-	ListContext c = {};
+	ListContext c = { .unread = &unread };
 	int r;
 
+	/* One query for every peer's count: not one per peer. */
+	if (m->history) {
+		r = history_unread_all(m->history, &unread);
+		if (r < 0) {
+			return r;
+		}
+	}
 	r = reply_open_array(msg, "(ssba{sv})", &reply);
 	if (r < 0) {
 		return r;

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 from p2ptest import (ERROR, MANAGER, PATH, PEER, SERVICE, Coordinator, Gio,  # noqa: E402
                      GLib, RefClient, Tap, User, pump, wait_for)
 
-t = Tap(25)
+t = Tap(27)
 users = []
 coord = None
 ref = None
@@ -27,6 +27,11 @@ ref = None
 
 def states(user, mid):
     return [a[2] for a in user.signals("MessageStateChanged") if a[0] == mid]
+
+
+def unread_of(peers):
+    """{name: extra unread} of a ListPeers reply; a missing key is None."""
+    return {p[0]: p[3].get("unread") for p in peers}
 
 
 def received(user, peer):
@@ -93,7 +98,14 @@ try:
     # Unread, MarkRead, SetActiveConversation.
     bob_path = "/org/p2pchat/chat1/peer/bob"
     t.ok(alice.prop("Unread", path=bob_path, iface=PEER) == 4, "Peer.Unread counts")
+    peers = alice.call("ListPeers")[0]
+    t.ok(unread_of(peers).get("bob") == 4 and
+         all(n == alice.prop("Unread", path="/org/p2pchat/chat1/peer/" + name, iface=PEER)
+             for name, n in unread_of(peers).items()),
+         "ListPeers: extra unread agrees with Peer.Unread for every peer", peers)
     alice.call("MarkRead", "s", ("bob",))
+    t.ok(unread_of(alice.call("ListPeers")[0]).get("bob") == 0,
+         "ListPeers: unread 0 after MarkRead")
     t.ok(alice.prop("Unread", path=bob_path, iface=PEER) == 0 and
          wait_for(lambda: len([a for a in alice.signals("MessageStateChanged")
                                if a[1] == "bob" and a[2] == "read"]) == 4, 5),
