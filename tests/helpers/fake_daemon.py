@@ -13,7 +13,9 @@ to an offline peer failed (MessageFailed "peer is offline").  The peer named
 "echo" answers every message with MessageReceived carrying the same text.
 The test interface org.p2pchat.test.Control at /org/p2pchat/test has
 Inject(s peer, s text) (emit MessageReceived) and SetOnline(s peer, b online)
-(emit PeerJoined/PeerLeft).  It prints "READY" on stdout once it owns the
+(emit PeerJoined/PeerLeft).  Each peer is also an org.p2pchat.chat1.Peer
+object whose Unread counts the messages injected from it (MarkRead zeroes
+it; ListPeers carries it as extra "unread").  It prints "READY" on stdout once it owns the
 name, and exits on SIGTERM.
 """
 
@@ -29,6 +31,7 @@ from gi.repository import Gio, GLib
 SERVICE = "org.p2pchat.chat1"
 PATH = "/org/p2pchat/chat1"
 IFACE = "org.p2pchat.chat1.Manager"
+PEER_IFACE = "org.p2pchat.chat1.Peer"
 ERR = "org.p2pchat.chat1.Error."
 MAX_TEXT = 16 * 1024
 
@@ -51,12 +54,53 @@ def contract_xml():
         return f.read()
 
 
+def peer_path(name):
+    """sd_bus_path_encode(): what is not a letter, or a digit after the first, is _XX."""
+    if not name:
+        return PATH + "/peer/_"
+    return PATH + "/peer/" + "".join(
+        c if c.isascii() and (c.isalpha() or (i > 0 and c.isdigit()))
+        else "".join("_%02x" % b for b in c.encode()) for i, c in enumerate(name))
+
+
 class FakeDaemon:
-    def __init__(self, conn, peers):
+    def __init__(self, conn, peers, peer_info):
         self.conn = conn
-        self.peers = peers  # name -> dict(endpoint, online, native)
+        self.peers = peers  # name -> dict(endpoint, online, native, unread)
+        self.peer_info = peer_info
         self.props = {"State": "offline", "Username": "", "Coordinator": "",
-                      "LocalEndpoint": ""}
+                      "LocalEndpoint": "", "ActiveConversation": ""}
+        for name in self.peers:
+            self.add_peer_object(name)
+
+    def add_peer_object(self, name):
+        p = self.peers[name]
+        p.setdefault("unread", 0)
+        p["path"] = peer_path(name)
+        self.conn.register_object(p["path"], self.peer_info,
+                                  None, lambda *a: self.on_get_peer(name, a[4]), None)
+
+    def on_get_peer(self, name, prop):
+        p = self.peers[name]
+        if prop == "Name":
+            return GLib.Variant("s", name)
+        if prop == "Endpoint":
+            return GLib.Variant("s", p["endpoint"])
+        if prop in ("Online", "Native"):
+            return GLib.Variant("b", p[prop.lower()])
+        if prop == "Unread":
+            return GLib.Variant("u", p["unread"])
+        return None
+
+    def set_unread(self, peer, n):
+        p = self.peers.get(peer)
+        if p is None:
+            return
+        p["unread"] = n
+        self.conn.emit_signal(None, p["path"], "org.freedesktop.DBus.Properties",
+                              "PropertiesChanged",
+                              GLib.Variant("(sa{sv}as)",
+                                           (PEER_IFACE, {"Unread": GLib.Variant("u", n)}, [])))
 
     def emit(self, member, sig, args):
         self.conn.emit_signal(None, PATH, IFACE, member, GLib.Variant(sig, args))
@@ -114,13 +158,17 @@ class FakeDaemon:
         return mid
 
     def inject(self, peer, text):
+        if peer in self.peers:
+            self.set_unread(peer, self.peers[peer]["unread"] + 1)
         self.emit("MessageReceived", "(sssta{sv})",
                   (secrets.token_hex(16), peer, text, int(time.time() * 1e6),
                    {"native": GLib.Variant("b", True)}))
 
     def set_online(self, peer, online):
-        p = self.peers.setdefault(peer, {"endpoint": "127.0.0.1:40100", "online": False,
-                                         "native": True})
+        if peer not in self.peers:
+            self.peers[peer] = {"endpoint": "127.0.0.1:40100", "online": False, "native": True}
+            self.add_peer_object(peer)
+        p = self.peers[peer]
         p["online"] = online
         if online:
             self.emit("PeerJoined", "(ssa{sv})",
@@ -129,8 +177,9 @@ class FakeDaemon:
             self.emit("PeerLeft", "(sa{sv})", (peer, {}))
 
     def list_peers(self):
-        return [(n, p["endpoint"], p["online"], {"native": GLib.Variant("b", p["native"])})
-                for n, p in self.peers.items()]
+        return [(n, p["endpoint"], p["online"], {"native": GLib.Variant("b", p["native"]),
+                                                 "unread": GLib.Variant("u", p["unread"])})
+                for n, p in sorted(self.peers.items())]
 
     # GDBus callbacks
     def on_call(self, conn, sender, path, iface, method, params, inv):
@@ -148,6 +197,9 @@ class FakeDaemon:
                 if not self.online():
                     raise Failure("NotLoggedIn", "Not logged in.")
                 inv.return_value(GLib.Variant("(a(ssba{sv}))", (self.list_peers(),)))
+            elif method == "MarkRead":
+                self.set_unread(args[0], 0)
+                inv.return_value(None)
             elif method == "Inject":
                 self.inject(*args)
                 inv.return_value(None)
@@ -160,6 +212,8 @@ class FakeDaemon:
             inv.return_dbus_error(ERR + e.args[0], e.args[1])
 
     def on_get(self, conn, sender, path, iface, prop):
+        if prop not in self.props:
+            return None  # GDBus answers an error instead of a traceback
         return GLib.Variant("s", self.props[prop])
 
 
@@ -180,8 +234,9 @@ def main():
 
     loop = GLib.MainLoop()
     conn = Gio.bus_get_sync(Gio.BusType.SESSION, None)
-    daemon = FakeDaemon(conn, dict(opts.peer))
-    manager = Gio.DBusNodeInfo.new_for_xml(contract_xml()).lookup_interface(IFACE)
+    node = Gio.DBusNodeInfo.new_for_xml(contract_xml())
+    manager = node.lookup_interface(IFACE)
+    daemon = FakeDaemon(conn, dict(opts.peer), node.lookup_interface(PEER_IFACE))
     control = Gio.DBusNodeInfo.new_for_xml(CONTROL_XML).interfaces[0]
     conn.register_object(PATH, manager, daemon.on_call, daemon.on_get, None)
     conn.register_object("/org/p2pchat/test", control, daemon.on_call, None, None)
