@@ -22,6 +22,7 @@
 
 #include <json-c/json.h>
 
+#include "common/json-util.h"
 #include "common/macro.h"
 #include "common/wire.h"
 #include "daemon/config.h"
@@ -570,6 +571,7 @@ static int config_to_json(const Config *c, char **ret) {
 	_cleanup_(json_object_putp) json_object *root = NULL;
 	const char *s;
 	char *dup;
+	int r;
 
 	root = json_object_new_object();
 	if (!root) {
@@ -584,9 +586,9 @@ static int config_to_json(const Config *c, char **ret) {
 		}
 		v = keys[i].type == KEY_BOOL ? json_object_new_boolean(streq(text, "true"))
 					    : json_object_new_string(text);
-		if (!v || json_object_object_add(root, keys[i].name, v) < 0) {
-			json_object_put(v);
-			return -ENOMEM;
+		r = json_add(root, keys[i].name, v);
+		if (r < 0) {
+			return r;
 		}
 	}
 

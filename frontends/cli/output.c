@@ -33,21 +33,6 @@ JsonFormat json_format_from_string(const char *s) {
 	return _JSON_FORMAT_INVALID;
 }
 
-int json_add(json_object *o, const char *key, json_object *v) {
-	if (!v) {
-		return -ENOMEM;
-	}
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
-int json_add_string(json_object *o, const char *key, const char *value) {
-	return json_add(o, key, json_object_new_string(value));
-}
-
 int json_print(json_object *o, JsonFormat format) {
 	int flags = JSON_C_TO_STRING_NOSLASHESCAPE;
 	const char *s;

@@ -13,6 +13,7 @@
 
 #include <json-c/json.h>
 
+#include "common/json-util.h"
 #include "common/macro.h"
 
 typedef enum JsonFormat {
@@ -24,17 +25,6 @@ typedef enum JsonFormat {
 } JsonFormat;
 
 JsonFormat json_format_from_string(const char *s);
-
-/*
- * json_add() - add key: v to the object o, taking ownership of v
- *
- * v may be the NULL of a failed json_object_new_*(): that is -ENOMEM.  On
- * any failure v is released.
- */
-int json_add(json_object *o, const char *key, json_object *v);
-
-/* json_add() of a new string. */
-int json_add_string(json_object *o, const char *key, const char *value);
 
 /* Prints o followed by a newline and flushes; returns -EIO on write errors. */
 int json_print(json_object *o, JsonFormat format);
