@@ -127,17 +127,7 @@ def free_port(host="127.0.0.1"):
 
 def free_port6(host="::1"):
     """A port free for both UDP and TCP on the IPv6 @host."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as t, \
-                socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as u:
-            try:
-                t.bind((host, 0))
-                port = t.getsockname()[1]
-                u.bind((host, port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free IPv6 port")
+    return refclient.free_udp_tcp_port(host, attempts=100)
 
 
 def has_ipv6(host="::1"):
