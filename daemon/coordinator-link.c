@@ -120,10 +120,6 @@ CoordinatorLink *coordinator_link_free(CoordinatorLink *l) {
 	return mfree(l);
 }
 
-bool coordinator_link_is_native(CoordinatorLink *l) {
-	return l->phase == LINK_SESSION;
-}
-
 static int timer_arm(CoordinatorLink *l, uint64_t delay);
 
 static void link_fail(CoordinatorLink *l, int error, const char *reason) {

@@ -28,5 +28,3 @@ void coordinator_link_stop(CoordinatorLink *l, bool say_logout);
 /* Accept, Reject and login/logout forwards that arrived on the peer socket. */
 void coordinator_link_handle_datagram(CoordinatorLink *l, const WireMessage *msg,
 		const Endpoint *from);
-
-bool coordinator_link_is_native(CoordinatorLink *l);
