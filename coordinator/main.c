@@ -20,6 +20,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/log.h"
+#include "common/parse-util.h"
 #include "coordinator/server.h"
 
 static ServerConfig arg_config;
@@ -53,26 +54,6 @@ static void help(void) {
 	       arg_config.login_burst, arg_config.max_datagram, arg_config.output_cap,
 	       arg_config.grace / USEC_PER_MSEC, arg_config.lease / USEC_PER_SEC,
 	       arg_config.session_wait / USEC_PER_SEC, arg_config.ping_interval / USEC_PER_SEC);
-}
-
-/* A decimal number in [min, max], nothing else. */
-static int parse_number(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
-	unsigned long long v;
-	char *end;
-
-	if (!s[0] || s[0] == '-' || s[0] == '+' || s[0] == ' ') {
-		return -EINVAL;
-	}
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno != 0 || *end) {
-		return -EINVAL;
-	}
-	if (v < min || v > max) {
-		return -ERANGE;
-	}
-	*ret = v;
-	return 0;
 }
 
 static const char *option_name(const struct option *options, int id) {
@@ -146,7 +127,7 @@ static int parse_argv(int argc, char *argv[]) {
 			if (numbers[i].id != c) {
 				continue;
 			}
-			r = parse_number(optarg, numbers[i].min, numbers[i].max, &v);
+			r = parse_uint64_range(optarg, numbers[i].min, numbers[i].max, &v);
 			if (r < 0) {
 				log_error("Invalid value '%s' for --%s (%" PRIu64 "-%" PRIu64 ").",
 						optarg, option_name(options, c), numbers[i].min,

@@ -16,6 +16,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/parse-util.h"
 #include "frontends/cli/chat.h"
 #include "frontends/cli/history.h"
 #include "frontends/cli/output.h"
@@ -96,20 +97,6 @@ static int parse_timeout(const char *s, uint64_t *ret) {
 	return 0;
 }
 
-static int parse_limit(const char *s, unsigned *ret) {
-	char *end = NULL;
-	unsigned long n;
-
-	errno = 0;
-	n = strtoul(s, &end, 10);
-	if (errno != 0 || !end || end == s || *end != '\0' || s[0] == '-' || s[0] == '+' ||
-			n == 0 || n > 1000) {
-		return -EINVAL;
-	}
-	*ret = (unsigned) n;
-	return 0;
-}
-
 static int parse_argv(int argc, char *argv[]) {
 	enum {
 		ARG_VERSION = 0x100,
@@ -132,6 +119,7 @@ static int parse_argv(int argc, char *argv[]) {
 		{ "limit", required_argument, NULL, 'n' },
 		{}
 	};
+	uint64_t limit;
 	int c;
 
 	/* Report bad options ourselves, in the house format. */
@@ -167,10 +155,11 @@ static int parse_argv(int argc, char *argv[]) {
 			arg_wait = true;
 			break;
 		case 'n':
-			if (parse_limit(optarg, &arg_limit) < 0) {
+			if (parse_uint64_range(optarg, 1, 1000, &limit) < 0) {
 				return log_error_errno(EINVAL, "Invalid --limit= value '%s' "
 					"(expected 1-1000).", optarg);
 			}
+			arg_limit = (unsigned) limit;
 			break;
 		case ARG_TIMEOUT:
 			if (parse_timeout(optarg, &arg_timeout_usec) < 0) {
