@@ -273,9 +273,14 @@ WireEncoding wire_detect_encoding(const uint8_t *buf, size_t n) {
 	return WIRE_ENCODING_UTF8;
 }
 
+/* A NUL-terminated copy of valid UTF-8 text, without a leading BOM. */
 static int utf8_dup_text(const char *s, size_t n, char **ret, size_t *ret_len) {
 	char *t;
 
+	if (utf8_has_bom(s, n)) {
+		s += 3;
+		n -= 3;
+	}
 	if (!utf8_is_valid(s, n)) {
 		return -EILSEQ;
 	}
@@ -305,16 +310,9 @@ int wire_decode_datagram(const uint8_t *buf, size_t n, WireEncoding *ret_enc, ch
 
 	enc = wire_detect_encoding(buf, n);
 	switch (enc) {
-	case WIRE_ENCODING_UTF8: {
-		const char *s = (const char *) buf;
-
-		if (utf8_has_bom(s, n)) {
-			s += 3;
-			n -= 3;
-		}
-		r = utf8_dup_text(s, n, &text, &len);
+	case WIRE_ENCODING_UTF8:
+		r = utf8_dup_text((const char *) buf, n, &text, &len);
 		break;
-	}
 	case WIRE_ENCODING_UTF16LE:
 		r = utf16le_to_utf8(buf, n, &text, &len);
 		break;
@@ -346,10 +344,6 @@ int wire_encode_datagram(const char *text, size_t n, WireEncoding enc, uint8_t *
 	case WIRE_ENCODING_UTF8: {
 		char *t = NULL;
 
-		if (utf8_has_bom(text, n)) {
-			text += 3;
-			n -= 3;
-		}
 		r = utf8_dup_text(text, n, &t, &len);
 		out = (uint8_t *) t;
 		break;
