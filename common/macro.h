@@ -99,6 +99,14 @@ static inline bool streq_ptr(const char *a, const char *b) {
 	return streq(a, b);
 }
 
+/* table[i] of an enum's string table with n entries; NULL when i is out of range. */
+static inline const char *string_table_lookup(const char *const *table, size_t n, int i) {
+	if (i < 0 || (size_t) i >= n) {
+		return NULL;
+	}
+	return table[i];
+}
+
 static inline const char *strempty(const char *s) {
 	return s ? s : "";
 }

@@ -254,10 +254,7 @@ static const char *const encoding_table[_WIRE_ENCODING_MAX] = {
 };
 
 const char *wire_encoding_to_string(WireEncoding e) {
-	if (e < 0 || e >= _WIRE_ENCODING_MAX) {
-		return NULL;
-	}
-	return encoding_table[e];
+	return string_table_lookup(encoding_table, ELEMENTSOF(encoding_table), e);
 }
 
 WireEncoding wire_detect_encoding(const uint8_t *buf, size_t n) {
@@ -512,10 +509,7 @@ static const char *const type_table[_WIRE_TYPE_MAX] = {
 };
 
 const char *wire_type_to_string(WireType t) {
-	if (t < 0 || t >= _WIRE_TYPE_MAX) {
-		return NULL;
-	}
-	return type_table[t];
+	return string_table_lookup(type_table, ELEMENTSOF(type_table), t);
 }
 
 typedef struct Field {

@@ -42,10 +42,7 @@ static const char *const state_table[_MANAGER_STATE_MAX] = {
 };
 
 const char *manager_state_to_string(ManagerState s) {
-	if (s < 0 || s >= _MANAGER_STATE_MAX) {
-		return NULL;
-	}
-	return state_table[s];
+	return string_table_lookup(state_table, ELEMENTSOF(state_table), s);
 }
 
 int manager_new(sd_event *event, const Endpoint *bind_address, Manager **ret) {
