@@ -10,6 +10,14 @@
  * commits on power loss, and an ack we send for an incoming message promises
  * that it is stored; FULL fsyncs the WAL on every commit, so the promise
  * holds.  The cost is one fsync per message, which a chat can afford.
+ * Two commits are no promise and skip the fsync (update_state_unsynced()):
+ * an outgoing message becoming "sent" (history_requeue_sent() turns it back
+ * to "queued" at start-up anyway) or "delivered" (the peer acked: it is
+ * stored there).  WAL with synchronous=NORMAL loses such a commit only on
+ * power loss, never on a crash of the daemon, and only the tail after the
+ * last fsync: the WAL is written in order, so the next FULL commit's fsync
+ * covers them.  The message is then "queued" or "sent" again, goes out once
+ * more, and the peer, which keeps each id once, acks it again.
  *
  * The schema lives in migrations[]: entry N takes PRAGMA user_version from N
  * to N+1, in one transaction with the version bump.  A later version appends
@@ -837,6 +845,32 @@ static int update_state(History *h, const char *id, HistoryState from, HistorySt
 	return sqlite3_changes(h->db);
 }
 
+/*
+ * update_state() with synchronous=NORMAL: for a state whose loss in a crash
+ * changes nothing (see the top of the file).  SQLite applies the level when
+ * the PRAGMA is prepared, outside a transaction, so it runs as sqlite3_exec().
+ */
+static int update_state_unsynced(History *h, const char *id, HistoryState from,
+		HistoryState to) {
+	int r, q;
+
+	if (!sqlite3_get_autocommit(h->db)) {
+		return update_state(h, id, from, to); /* the open transaction decides */
+	}
+	r = exec_sql(h, "PRAGMA synchronous = NORMAL");
+	if (r < 0) {
+		return r;
+	}
+	r = update_state(h, id, from, to);
+	/* Back to FULL whatever happened: every other commit is a promise. */
+	q = exec_sql(h, "PRAGMA synchronous = FULL");
+	if (q < 0) {
+		log_error_errno(q, "history: failed to restore synchronous=FULL: %m");
+		return q;
+	}
+	return r;
+}
+
 int history_set_state(History *h, const char *id, HistoryState state) {
 	_cleanup_(history_message_done) HistoryMessage m = {};
 	int r;
@@ -858,7 +892,12 @@ int history_set_state(History *h, const char *id, HistoryState state) {
 		return -EPERM;
 	}
 
-	r = update_state(h, id, m.state, state);
+	if (m.direction == HISTORY_DIRECTION_OUT &&
+			(state == HISTORY_STATE_SENT || state == HISTORY_STATE_DELIVERED)) {
+		r = update_state_unsynced(h, id, m.state, state);
+	} else {
+		r = update_state(h, id, m.state, state);
+	}
 	if (r < 0) {
 		return r;
 	}
