@@ -11,6 +11,11 @@ coordinator on loopback.  Prints, unpinned and pinned to one CPU
   - the floors: a bare D-Bus method call round trip (Peer.Ping on p2pchatd),
     a bare UDP round trip, one D-Bus signal between two connections, `busctl --user call`, a minimal sd-bus client
     process; and the ratios to them;
+the storage floor: fdatasync() after appending 4 KiB to a file in the
+daemon's data directory, as a commit appends to the WAL (a commit with synchronous=FULL costs one: the sender
+commits the queued message before SendMessage returns and the receiver
+commits before it acks, so two are on the path to MessageReceived), and the
+ratios with and without those two;
 then p2pchatd's RSS with 10,000 peers online (a reference-server emulator
 that lists 10,000 fake peers).
 Figures only: nothing here passes or fails on speed.
@@ -53,6 +58,24 @@ def time_process(argv, env, n):
     return times[len(times) // 2]
 
 
+def fsync_p50(directory, n):
+    """p50 of fdatasync() after appending 4 KiB to a file in @directory, in microseconds."""
+    path = os.path.join(directory, "fsync-probe")
+    times = []
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for i in range(n):
+            os.pwrite(fd, b"x" * 4096, i * 4096)
+            t0 = time.monotonic()
+            os.fdatasync(fd)
+            times.append((time.monotonic() - t0) * 1e6)
+    finally:
+        os.close(fd)
+        os.unlink(path)
+    times.sort()
+    return times[len(times) // 2]
+
+
 def one_run(label):
     coord = Coordinator()
     users = []
@@ -63,6 +86,10 @@ def one_run(label):
         bob.login("bob", coord.address)
         wait_for(lambda: alice.online_peers() == ["bob"], 5)
         a, b = alice.bus.address, bob.bus.address
+        # The history.db of each daemon is in its own temporary XDG_DATA_HOME.
+        data = os.path.join(bob.env["XDG_DATA_HOME"], "p2pchat")
+        if not os.path.exists(os.path.join(data, "history.db")):
+            raise RuntimeError("no history.db in %s" % data)
 
         f = {}
         f.update(driver("latency", a, b, "bob", N))
@@ -71,6 +98,7 @@ def one_run(label):
         f.update(driver("ping-pipelined", a, N))
         f.update(driver("signal", a, N))
         f.update(driver("udp", N))
+        f["fdatasync_p50"] = fsync_p50(data, min(N, 500))
         f["minimal_client_process"] = time_process([DRIVER, "minimal", a], alice.env, PROCS)
         f["busctl_call_process"] = time_process(
             ["busctl", "--user", "call", "org.p2pchat.chat1", "/org/p2pchat/chat1",
@@ -79,7 +107,7 @@ def one_run(label):
             f["p2pchat_send_process"] = time_process([CLI, "send", "bob", "benchmark"],
                                                      alice.env, PROCS)
 
-        print("## %s" % label)
+        print("## %s (history.db in %s)" % (label, data))
         for k, v in f.items():
             unit = "/s" if "per_second" in k else "us"
             print("%-36s %12.1f %s" % (k, v, unit))
@@ -87,6 +115,13 @@ def one_run(label):
         print("%-36s %12.2f (goal <= 2: floor = D-Bus call + UDP round trip + signal"
               " = %.1f us)"
               % ("ratio received_p50/floor", f["send_to_received_p50"] / floor, floor))
+        storage = 2 * f["fdatasync_p50"]
+        print("%-36s %12.2f (the same without the two commits: received_p50 - %.1f us)"
+              % ("ratio received_p50/floor, no storage",
+                 (f["send_to_received_p50"] - storage) / floor, storage))
+        print("%-36s %12.2f (floor + two fdatasync() = %.1f us)"
+              % ("ratio received_p50/durable floor", f["send_to_received_p50"] /
+                 (floor + storage), floor + storage))
         print("%-36s %12.2f (goal <= 2)"
               % ("ratio delivered_p50/floor", f["send_to_delivered_p50"] / floor))
         print("%-36s %12.2f (goal >= 0.5)"
