@@ -27,6 +27,7 @@
 
 #include <json-c/json.h>
 
+#include "common/json-util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "daemon/history.h"
@@ -178,20 +179,6 @@ static uint64_t now_usec(clockid_t clock) {
 	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
-static int json_add_string(json_object *o, const char *key, const char *s) {
-	json_object *v;
-
-	v = json_object_new_string(s);
-	if (!v) {
-		return -ENOMEM;
-	}
-	if (json_object_object_add(o, key, v) < 0) {
-		json_object_put(v);
-		return -ENOMEM;
-	}
-	return 0;
-}
-
 static int build_json(const char *type, const char *id, const char *from, const char *body,
 		uint64_t ts_usec, char **ret, size_t *ret_len) {
 	_cleanup_(json_object_putp) json_object *o = NULL;
@@ -211,12 +198,8 @@ static int build_json(const char *type, const char *id, const char *from, const 
 		r = json_add_string(o, "from", from);
 	}
 	if (r >= 0 && body) {
-		json_object *ts = json_object_new_int64((int64_t) MIN(ts_usec, (uint64_t) INT64_MAX));
-
-		if (!ts || json_object_object_add(o, "ts", ts) < 0) {
-			json_object_put(ts);
-			r = -ENOMEM;
-		}
+		r = json_add(o, "ts",
+				json_object_new_int64((int64_t) MIN(ts_usec, (uint64_t) INT64_MAX)));
 	}
 	if (r >= 0 && body) {
 		r = json_add_string(o, "body", body);
