@@ -107,6 +107,19 @@ static inline const char *string_table_lookup(const char *const *table, size_t n
 	return table[i];
 }
 
+/* The index of s in an enum's string table with n entries; -EINVAL when absent. */
+static inline int string_table_find(const char *const *table, size_t n, const char *s) {
+	if (!s) {
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (table[i] && streq(table[i], s)) {
+			return (int) i;
+		}
+	}
+	return -EINVAL;
+}
+
 static inline const char *strempty(const char *s) {
 	return s ? s : "";
 }

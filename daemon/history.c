@@ -196,38 +196,19 @@ static const unsigned allowed[_HISTORY_DIRECTION_MAX][_HISTORY_STATE_MAX] = {
 #undef S
 
 const char *history_state_to_string(HistoryState s) {
-	if (s < 0 || s >= _HISTORY_STATE_MAX) {
-		return NULL;
-	}
-	return state_table[s];
+	return string_table_lookup(state_table, ELEMENTSOF(state_table), s);
 }
 
 HistoryState history_state_from_string(const char *s) {
-	if (!s) {
-		return _HISTORY_STATE_INVALID;
-	}
-	for (HistoryState i = 0; i < _HISTORY_STATE_MAX; i++) {
-		if (streq(state_table[i], s)) {
-			return i;
-		}
-	}
-	return _HISTORY_STATE_INVALID;
+	return (HistoryState) string_table_find(state_table, ELEMENTSOF(state_table), s);
 }
 
 const char *history_direction_to_string(HistoryDirection d) {
-	if (d < 0 || d >= _HISTORY_DIRECTION_MAX) {
-		return NULL;
-	}
-	return direction_table[d];
+	return string_table_lookup(direction_table, ELEMENTSOF(direction_table), d);
 }
 
 static HistoryDirection direction_from_string(const char *s) {
-	for (HistoryDirection i = 0; i < _HISTORY_DIRECTION_MAX; i++) {
-		if (streq_ptr(direction_table[i], s)) {
-			return i;
-		}
-	}
-	return _HISTORY_DIRECTION_INVALID;
+	return (HistoryDirection) string_table_find(direction_table, ELEMENTSOF(direction_table), s);
 }
 
 /* Maps an SQLite result code to a negative errno, preferring the OS error. */

@@ -22,15 +22,7 @@ static const char *const json_format_table[_JSON_FORMAT_MAX] = {
 };
 
 JsonFormat json_format_from_string(const char *s) {
-	if (!s) {
-		return _JSON_FORMAT_INVALID;
-	}
-	for (size_t i = 0; i < ELEMENTSOF(json_format_table); i++) {
-		if (streq(s, json_format_table[i])) {
-			return (JsonFormat) i;
-		}
-	}
-	return _JSON_FORMAT_INVALID;
+	return (JsonFormat) string_table_find(json_format_table, ELEMENTSOF(json_format_table), s);
 }
 
 int json_print(json_object *o, JsonFormat format) {
