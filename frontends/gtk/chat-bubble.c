@@ -3,8 +3,8 @@
  * ChatBubble: the row widget of the conversation list.
  *
  * The list view recycles bubbles, so the message is a property that is set
- * on bind and cleared on unbind; while set, the bubble follows the
- * message's state (sending → sent → delivered, or failed).
+ * on bind (and kept until the next bind: see chat-window.c); the bubble
+ * follows the message's state (sending → sent → delivered, or failed).
  */
 
 #include "frontends/gtk/chat-bubble.h"

@@ -428,6 +428,12 @@ static gboolean on_composer_key_pressed(GtkEventControllerKey *controller,
 /*
  * Both lists recycle one row widget per visible item: the widget type, its
  * property that takes the item, and whether activating a row means anything.
+ *
+ * Unbinding leaves the row's item in place: GTK 4.8's signal factory
+ * unbinds and binds a row again whenever its position changes, so a page put
+ * above would otherwise clear and refill every live row, and each would be
+ * measured anew (wrapped labels: most of the frame).  Bound again to the
+ * same item, a row changes nothing; bound to another, it takes that one.
  */
 typedef struct RowKind {
 	GType (*get_type)(void);
@@ -458,22 +464,12 @@ static void on_factory_bind(GtkSignalListItemFactory *factory,
 		gtk_list_item_get_item(item), NULL);
 }
 
-static void on_factory_unbind(GtkSignalListItemFactory *factory,
-		GtkListItem *item, gpointer user_data) {
-	const RowKind *kind = user_data;
-
-	g_object_set(gtk_list_item_get_child(item), kind->property, NULL,
-		NULL);
-}
-
 static GtkListItemFactory *chat_window_factory_new(const RowKind *kind) {
 	GtkListItemFactory *factory = gtk_signal_list_item_factory_new();
 
 	g_signal_connect(factory, "setup", G_CALLBACK(on_factory_setup),
 		(gpointer) kind);
 	g_signal_connect(factory, "bind", G_CALLBACK(on_factory_bind),
-		(gpointer) kind);
-	g_signal_connect(factory, "unbind", G_CALLBACK(on_factory_unbind),
 		(gpointer) kind);
 	return factory;
 }
