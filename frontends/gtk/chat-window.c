@@ -13,6 +13,7 @@
 
 #include "frontends/gtk/chat-bubble.h"
 #include "frontends/gtk/chat-login-page.h"
+#include "frontends/gtk/chat-paced-model.h"
 #include "frontends/gtk/chat-peer-row.h"
 #include "frontends/gtk/chat-window.h"
 
@@ -40,8 +41,10 @@ struct _ChatWindow {
 
 	ChatPeer *peer;			/* of the open conversation */
 	gulong peer_notify_handler;
-	GListModel *conversation;
+	ChatPacedModel *conversation;	/* as the message view shows it */
 	gulong conversation_handler;
+	gulong pending_handler;
+	guint reveal_tick_id;
 	gboolean pin_to_bottom;		/* keep the newest message in view */
 
 	GHashTable *unread_wanted;	/* bound roster peers to ask about */
@@ -200,13 +203,49 @@ static void on_conversation_items_changed(GListModel *model, guint position,
 	}
 }
 
+/*
+ * A history page is shown CHAT_REVEAL_STEP messages per frame: each frame
+ * then binds and measures only that many new bubbles (see ChatPacedModel).
+ */
+#define CHAT_REVEAL_STEP 20
+
+static gboolean on_reveal_tick(GtkWidget *widget, GdkFrameClock *clock,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	if (chat_paced_model_reveal(self->conversation) > 0) {
+		return G_SOURCE_CONTINUE;
+	}
+	self->reveal_tick_id = 0;
+	return G_SOURCE_REMOVE;
+}
+
+static void on_conversation_notify_pending(GObject *object,
+		GParamSpec *pspec, gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	if (self->reveal_tick_id == 0 &&
+			chat_paced_model_get_pending(self->conversation) > 0) {
+		self->reveal_tick_id = gtk_widget_add_tick_callback(
+			GTK_WIDGET(self->message_view), on_reveal_tick, self,
+			NULL);
+	}
+}
+
 static void chat_window_clear_conversation(ChatWindow *self) {
 	if (self->peer) {
 		g_clear_signal_handler(&self->peer_notify_handler, self->peer);
 		g_clear_object(&self->peer);
 	}
+	if (self->reveal_tick_id) {
+		gtk_widget_remove_tick_callback(GTK_WIDGET(self->message_view),
+			self->reveal_tick_id);
+		self->reveal_tick_id = 0;
+	}
 	if (self->conversation) {
 		g_clear_signal_handler(&self->conversation_handler,
+			self->conversation);
+		g_clear_signal_handler(&self->pending_handler,
 			self->conversation);
 		g_clear_object(&self->conversation);
 	}
@@ -256,14 +295,18 @@ void chat_window_open_conversation(ChatWindow *self, const char *peer) {
 		self->peer_notify_handler = g_signal_connect(item,
 			"notify::online", G_CALLBACK(on_peer_notify_online),
 			self);
-		self->conversation = g_object_ref(
-			chat_client_get_conversation(self->client, peer));
+		self->conversation = chat_paced_model_new(
+			chat_client_get_conversation(self->client, peer),
+			CHAT_REVEAL_STEP);
 		self->conversation_handler = g_signal_connect(
 			self->conversation, "items-changed",
 			G_CALLBACK(on_conversation_items_changed), self);
+		self->pending_handler = g_signal_connect(self->conversation,
+			"notify::pending",
+			G_CALLBACK(on_conversation_notify_pending), self);
 
 		selection = gtk_no_selection_new(
-			g_object_ref(self->conversation));
+			g_object_ref(G_LIST_MODEL(self->conversation)));
 		gtk_list_view_set_model(self->message_view,
 			GTK_SELECTION_MODEL(selection));
 		self->pin_to_bottom = TRUE;
@@ -563,9 +606,10 @@ static void chat_window_setup_roster(ChatWindow *self) {
 /*
  * For bench/gtk-roster: with P2PCHAT_GTK_FRAME_LOG=PATH the window keeps
  * its frame clock ticking and, after each frame is painted, writes a line
- * "MONOTONIC_USEC ROSTER_ROWS MESSAGES" (MESSAGES: of the open conversation)
- * to PATH.  A gap between two lines is how long the main loop could not
- * draw; the first line with rows is the time to the first roster frame.
+ * "MONOTONIC_USEC ROSTER_ROWS MESSAGES" (MESSAGES: those the open
+ * conversation shows) to PATH.  A gap between two lines is how long the
+ * main loop could not draw; the first line with rows is the time to the
+ * first roster frame.
  */
 static void on_frame_clock_after_paint(GdkFrameClock *clock,
 		gpointer user_data) {
@@ -574,8 +618,8 @@ static void on_frame_clock_after_paint(GdkFrameClock *clock,
 	fprintf(self->frame_log, "%" G_GINT64_FORMAT " %u %u\n",
 		g_get_monotonic_time(),
 		g_list_model_get_n_items(G_LIST_MODEL(self->roster_selection)),
-		self->conversation ?
-		g_list_model_get_n_items(self->conversation) : 0);
+		self->conversation ? g_list_model_get_n_items(
+		G_LIST_MODEL(self->conversation)) : 0);
 	fflush(self->frame_log);
 }
 
