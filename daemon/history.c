@@ -3,21 +3,42 @@
  * The message store.  A History owns one SQLite connection and a cache of
  * prepared statements; it lives as long as the daemon (history_open() at
  * start, history_free() at exit).  The daemon is single-threaded and the only
- * writer, so each call is one short transaction on that connection.
+ * writer.
  *
- * Durability: the database runs in WAL mode with synchronous=FULL.  WAL's
- * NORMAL level would survive a crash of the daemon but may lose the last
- * commits on power loss, and an ack we send for an incoming message promises
- * that it is stored; FULL fsyncs the WAL on every commit, so the promise
- * holds.  The cost is one fsync per message, which a chat can afford.
- * Two commits are no promise and skip the fsync (update_state_unsynced()):
- * an outgoing message becoming "sent" (history_requeue_sent() turns it back
- * to "queued" at start-up anyway) or "delivered" (the peer acked: it is
- * stored there).  WAL with synchronous=NORMAL loses such a commit only on
- * power loss, never on a crash of the daemon, and only the tail after the
- * last fsync: the WAL is written in order, so the next FULL commit's fsync
- * covers them.  The message is then "queued" or "sent" again, goes out once
- * more, and the peer, which keeps each id once, acks it again.
+ * Durability: writing and making durable are two steps.  The database runs
+ * in WAL mode with synchronous=NORMAL, so COMMIT appends the transaction's
+ * pages to the WAL with write() and syncs nothing: the commit survives a
+ * crash (kill -9) of the daemon, as the pages are in the OS page cache, but
+ * not yet a power loss.  history_commit() is the barrier: it commits, then
+ * fsyncs the WAL through SQLite's own file object
+ * (SQLITE_FCNTL_JOURNAL_POINTER, xSync), and only once that returned is
+ * anything promised to anyone (an ack: "stored", a SendMessage reply).
+ * The WAL is written in order, so one fsync covers every commit before it.
+ *
+ * Checkpoints keep that promise: an automatic checkpoint (at COMMIT, once the
+ * WAL holds 1000 pages) with synchronous=NORMAL fsyncs the WAL before it
+ * copies pages into the database file, and fsyncs the database file after;
+ * the WAL is only rewritten from its start by the next write after a complete
+ * checkpoint, when everything in it is in the synced database file.  Frames
+ * of a half-rewritten WAL carry new salts, and recovery after a power loss
+ * stops at the first frame whose salt or checksum does not match: it may
+ * drop commits that were never synced (never promised), never a synced one.
+ *
+ * Not every write is a promise: an outgoing message becoming "sent"
+ * (history_requeue_sent() turns it back to "queued" at start-up anyway) or
+ * "delivered" (the peer acked: it is stored there) is lost by a power loss
+ * only if no barrier followed, and then the message goes out once more and
+ * the peer, which keeps each id once, acks it again.  A batch of only such
+ * writes commits without an fsync.
+ *
+ * Batching (history_set_batching()): the daemon gathers the writes of one
+ * pass of its event loop in one transaction and commits it with one barrier
+ * (group commit: one fsync for many messages).  Without batching, which is
+ * how the tests and tools open a History, every write is its own transaction
+ * and barrier.  When SQLite rolls the batch's transaction back by itself
+ * (I/O error, disk full, out of memory), the batch is lost as a whole: every
+ * later write in it and its history_commit() fail, so nothing of it is ever
+ * acknowledged.
  *
  * The schema lives in migrations[]: entry N takes PRAGMA user_version from N
  * to N+1, in one transaction with the version bump.  A later version appends
@@ -78,6 +99,17 @@ static const char *const migrations[] = {
 	 * never requeued at start-up and never expires.
 	 */
 	"ALTER TABLE messages ADD COLUMN final INTEGER NOT NULL DEFAULT 0;",
+	/*
+	 * 2 -> 3: the full-text index is written once per transaction, by
+	 * history_commit() (fts_catch_up()), not per row by a trigger: FTS5
+	 * flushes its pending terms at every statement of a transaction, so a
+	 * trigger made one index segment (and merges) per message.  The
+	 * pending messages of a peer are counted on an index of their own
+	 * (the outbox limit is checked at every SendMessage()).
+	 */
+	"DROP TRIGGER messages_ai;"
+	"CREATE INDEX messages_pending ON messages (peer)"
+	"  WHERE state IN ('queued', 'sent') AND final = 0;",
 };
 
 #define COLUMNS "id, peer, direction, text, sent_usec, received_usec, state"
@@ -107,6 +139,7 @@ typedef enum Statement {
 	STMT_MARK_READ,
 	STMT_UNREAD,
 	STMT_UNREAD_ALL,
+	STMT_FTS_INDEX,
 	_STMT_MAX,
 } Statement;
 
@@ -120,7 +153,7 @@ static const char *const statement_sql[_STMT_MAX] = {
 	[STMT_INSERT_OUT] = "INSERT INTO messages (" COLUMNS ") "
 			    "VALUES (?1, ?2, 'out', ?3, ?4, 0, 'queued')",
 	[STMT_FIND_ID] = "SELECT peer, direction FROM messages WHERE id = ?1",
-	[STMT_COUNT_PENDING] = "SELECT count(*) FROM messages "
+	[STMT_COUNT_PENDING] = "SELECT count(*) FROM messages INDEXED BY messages_pending "
 			       "WHERE state IN ('queued', 'sent') AND final = 0 AND peer = ?1",
 	[STMT_GET_MESSAGE] = "SELECT " COLUMNS " FROM messages WHERE id = ?1",
 	[STMT_UPDATE_STATE] = "UPDATE messages SET state = ?2 WHERE id = ?1 AND state = ?3",
@@ -159,12 +192,25 @@ static const char *const statement_sql[_STMT_MAX] = {
 	[STMT_UNREAD_ALL] = "SELECT peer, count(*) FROM messages "
 			    "WHERE state = 'delivered' AND direction = 'in' "
 			    "GROUP BY peer ORDER BY peer",
+	[STMT_FTS_INDEX] = "INSERT INTO messages_fts (rowid, text) "
+			   "SELECT seq, text FROM messages WHERE seq >= ?1",
 };
 
 struct History {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[_STMT_MAX];
+	bool batching;     /* writes wait for history_commit() */
+	bool in_batch;     /* our BEGIN is open */
+	bool need_sync;    /* a write in it is a promise: fsync at the commit */
+	unsigned n_writes; /* in the open transaction */
+	int64_t fts_from;  /* the first message not in the full-text index yet; 0: none */
+	int error;         /* the batch was lost: its writes and commit fail */
 };
+
+typedef enum WriteFlags {
+	WRITE_DURABLE = 1 << 0, /* a promise: the commit fsyncs */
+	WRITE_MULTI = 1 << 1,   /* several statements: a failure spoils the batch */
+} WriteFlags;
 
 static const char *const state_table[_HISTORY_STATE_MAX] = {
 	[HISTORY_STATE_QUEUED] = "queued",
@@ -568,8 +614,14 @@ int history_default_path(char **ret) {
 }
 
 History *history_free(History *h) {
+	int r;
+
 	if (!h) {
 		return NULL;
+	}
+	r = history_commit(h);
+	if (r < 0) {
+		log_warning_errno(r, "history: failed to commit the last writes: %m");
 	}
 	for (size_t i = 0; i < _STMT_MAX; i++) {
 		(void) sqlite3_finalize(h->stmts[i]);
@@ -621,7 +673,7 @@ int history_open(const char *path, History **ret) {
 		}
 	}
 
-	r = exec_sql(h, "PRAGMA synchronous = FULL");
+	r = exec_sql(h, "PRAGMA synchronous = NORMAL");
 	if (r < 0) {
 		return r;
 	}
@@ -656,6 +708,178 @@ int history_check_integrity(History *h) {
 	return 0;
 }
 
+/* The batch's transaction is gone: SQLite rolled it back after an error. */
+static int batch_lost(History *h, int r) {
+	h->in_batch = false;
+	h->fts_from = 0;
+	h->need_sync = false;
+	h->n_writes = 0;
+	if (h->batching) {
+		h->error = r < 0 ? r : -EIO;
+		log_debug("history: the batch was rolled back: %s", strerror(-h->error));
+	}
+	return r < 0 ? r : -EIO;
+}
+
+static void rollback(History *h) {
+	if (!sqlite3_get_autocommit(h->db)) {
+		(void) exec_simple(h, STMT_ROLLBACK);
+	}
+	h->in_batch = false;
+	h->fts_from = 0;
+	h->need_sync = false;
+	h->n_writes = 0;
+}
+
+/* Before a write: opens the transaction (the batch's, or the write's own). */
+static int write_begin(History *h) {
+	int r;
+
+	if (h->error < 0) {
+		return h->error;
+	}
+	if (h->in_batch) {
+		return sqlite3_get_autocommit(h->db) ? batch_lost(h, -EIO) : 0;
+	}
+	r = exec_simple(h, STMT_BEGIN);
+	if (r < 0) {
+		return r;
+	}
+	h->in_batch = true;
+	return 0;
+}
+
+/* A message was inserted: it goes into the full-text index before the commit. */
+static void fts_note_insert(History *h) {
+	if (h->fts_from == 0) {
+		h->fts_from = sqlite3_last_insert_rowid(h->db);
+	}
+}
+
+/* Adds the messages inserted in the open transaction to the full-text index. */
+static int fts_catch_up(History *h) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	if (h->fts_from == 0) {
+		return 0;
+	}
+	r = stmt_get(h, STMT_FTS_INDEX, &s);
+	if (r < 0) {
+		return r;
+	}
+	r = bind_int64(h, s, 1, (uint64_t) h->fts_from);
+	if (r < 0) {
+		return r;
+	}
+	r = stmt_exec(h, s);
+	if (r < 0) {
+		return r;
+	}
+	h->fts_from = 0;
+	return 0;
+}
+
+/* fsyncs the WAL: every commit so far is durable once this returned 0. */
+static int sync_wal(History *h) {
+	sqlite3_file *f = NULL;
+	int rc;
+
+	rc = sqlite3_file_control(h->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &f);
+	if (rc != SQLITE_OK) {
+		return history_error(h, rc, "journal pointer");
+	}
+	if (!f || !f->pMethods) {
+		log_debug("history: no WAL file to sync");
+		return -EIO;
+	}
+	rc = f->pMethods->xSync(f, SQLITE_SYNC_NORMAL);
+	if (rc != SQLITE_OK) {
+		log_debug("history: syncing the WAL failed (%d)", rc);
+		return sqlite_to_errno(NULL, rc);
+	}
+	return 0;
+}
+
+int history_commit(History *h) {
+	bool need_sync;
+	int r;
+
+	assert(h);
+
+	if (h->error < 0) {
+		r = h->error;
+		h->error = 0;
+		rollback(h);
+		return r;
+	}
+	if (!h->in_batch) {
+		return 0;
+	}
+	if (sqlite3_get_autocommit(h->db)) {
+		r = batch_lost(h, -EIO);
+		h->error = 0;
+		return r;
+	}
+	need_sync = h->need_sync;
+	r = fts_catch_up(h);
+	if (r >= 0) {
+		r = exec_simple(h, STMT_COMMIT);
+	}
+	if (r < 0) {
+		rollback(h);
+		return r;
+	}
+	h->in_batch = false;
+	h->need_sync = false;
+	h->n_writes = 0;
+	return need_sync ? sync_wal(h) : 0;
+}
+
+/*
+ * After a write that returned @r: counts it in the batch, or, without
+ * batching, commits it (or rolls it back on an error).
+ */
+static int write_end(History *h, int r, WriteFlags flags) {
+	int q;
+
+	if (sqlite3_get_autocommit(h->db)) {
+		return batch_lost(h, r);
+	}
+	if (r < 0) {
+		if (!h->batching) {
+			rollback(h);
+		} else if (flags & WRITE_MULTI) {
+			/* Part of it may be written: nothing of the batch may stay. */
+			rollback(h);
+			h->error = r;
+		}
+		/* else: SQLite undid the one failed statement, the batch is intact. */
+		return r;
+	}
+	h->n_writes++;
+	if (flags & WRITE_DURABLE) {
+		h->need_sync = true;
+	}
+	if (h->batching) {
+		return r;
+	}
+	q = history_commit(h);
+	return q < 0 ? q : r;
+}
+
+void history_set_batching(History *h, bool on) {
+	assert(h);
+
+	h->batching = on;
+}
+
+unsigned history_batch_size(History *h) {
+	assert(h);
+
+	return h->n_writes;
+}
+
 /* On a duplicate id: 0 when it is the same peer's incoming message, else -EEXIST. */
 static int check_duplicate(History *h, const char *id, const char *peer) {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
@@ -679,17 +903,10 @@ static int check_duplicate(History *h, const char *id, const char *peer) {
 	return 0;
 }
 
-int history_add_incoming(History *h, const char *id, const char *peer, const char *text,
+static int insert_incoming(History *h, const char *id, const char *peer, const char *text,
 		uint64_t sent_usec, uint64_t received_usec) {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	int r;
-
-	assert(h);
-
-	if (!id_is_valid(id) || !peer_is_valid(peer) || !text_is_valid(text) ||
-			sent_usec > INT64_MAX || received_usec > INT64_MAX) {
-		return -EINVAL;
-	}
 
 	r = stmt_get(h, STMT_INSERT_IN, &s);
 	if (r < 0) {
@@ -706,10 +923,30 @@ int history_add_incoming(History *h, const char *id, const char *peer, const cha
 		return r;
 	}
 	if (sqlite3_changes(h->db) == 1) {
+		fts_note_insert(h);
 		return 1;
 	}
 
 	return check_duplicate(h, id, peer);
+}
+
+int history_add_incoming(History *h, const char *id, const char *peer, const char *text,
+		uint64_t sent_usec, uint64_t received_usec) {
+	int r;
+
+	assert(h);
+
+	if (!id_is_valid(id) || !peer_is_valid(peer) || !text_is_valid(text) ||
+			sent_usec > INT64_MAX || received_usec > INT64_MAX) {
+		return -EINVAL;
+	}
+
+	r = write_begin(h);
+	if (r < 0) {
+		return r;
+	}
+	r = insert_incoming(h, id, peer, text, sent_usec, received_usec);
+	return write_end(h, r, r > 0 ? WRITE_DURABLE : 0);
 }
 
 static int count_pending(History *h, const char *peer, int64_t *ret) {
@@ -746,20 +983,12 @@ static int insert_outgoing(History *h, const char *id, const char *peer, const c
 			(r = bind_int64(h, s, 4, sent_usec)) < 0) {
 		return r;
 	}
-	return stmt_exec(h, s);
-}
-
-/* Ends the transaction begun with STMT_BEGIN: COMMIT when @r >= 0, else ROLLBACK. */
-static int transaction_end(History *h, int r) {
+	r = stmt_exec(h, s);
 	if (r < 0) {
-		(void) exec_simple(h, STMT_ROLLBACK);
 		return r;
 	}
-	r = exec_simple(h, STMT_COMMIT);
-	if (r < 0) {
-		(void) exec_simple(h, STMT_ROLLBACK);
-	}
-	return r;
+	fts_note_insert(h);
+	return 0;
 }
 
 int history_add_outgoing(History *h, const char *id, const char *peer, const char *text,
@@ -773,12 +1002,12 @@ int history_add_outgoing(History *h, const char *id, const char *peer, const cha
 		return -EINVAL;
 	}
 
-	/* The count and the insert form one transaction, so the limit holds. */
-	r = exec_simple(h, STMT_BEGIN);
+	/* The count and the insert are in one transaction, so the limit holds. */
+	r = write_begin(h);
 	if (r < 0) {
 		return r;
 	}
-	return transaction_end(h, insert_outgoing(h, id, peer, text, sent_usec));
+	return write_end(h, insert_outgoing(h, id, peer, text, sent_usec), WRITE_DURABLE);
 }
 
 int history_get_message(History *h, const char *id, HistoryMessage *ret) {
@@ -826,32 +1055,6 @@ static int update_state(History *h, const char *id, HistoryState from, HistorySt
 	return sqlite3_changes(h->db);
 }
 
-/*
- * update_state() with synchronous=NORMAL: for a state whose loss in a crash
- * changes nothing (see the top of the file).  SQLite applies the level when
- * the PRAGMA is prepared, outside a transaction, so it runs as sqlite3_exec().
- */
-static int update_state_unsynced(History *h, const char *id, HistoryState from,
-		HistoryState to) {
-	int r, q;
-
-	if (!sqlite3_get_autocommit(h->db)) {
-		return update_state(h, id, from, to); /* the open transaction decides */
-	}
-	r = exec_sql(h, "PRAGMA synchronous = NORMAL");
-	if (r < 0) {
-		return r;
-	}
-	r = update_state(h, id, from, to);
-	/* Back to FULL whatever happened: every other commit is a promise. */
-	q = exec_sql(h, "PRAGMA synchronous = FULL");
-	if (q < 0) {
-		log_error_errno(q, "history: failed to restore synchronous=FULL: %m");
-		return q;
-	}
-	return r;
-}
-
 int history_set_state(History *h, const char *id, HistoryState state) {
 	_cleanup_(history_message_done) HistoryMessage m = {};
 	int r;
@@ -873,12 +1076,15 @@ int history_set_state(History *h, const char *id, HistoryState state) {
 		return -EPERM;
 	}
 
-	if (m.direction == HISTORY_DIRECTION_OUT &&
-			(state == HISTORY_STATE_SENT || state == HISTORY_STATE_DELIVERED)) {
-		r = update_state_unsynced(h, id, m.state, state);
-	} else {
-		r = update_state(h, id, m.state, state);
+	r = write_begin(h);
+	if (r < 0) {
+		return r;
 	}
+	r = update_state(h, id, m.state, state);
+	/* Not a promise: see "Not every write is a promise" at the top. */
+	r = write_end(h, r, m.direction == HISTORY_DIRECTION_OUT &&
+			(state == HISTORY_STATE_SENT || state == HISTORY_STATE_DELIVERED) ?
+			0 : WRITE_DURABLE);
 	if (r < 0) {
 		return r;
 	}
@@ -908,15 +1114,37 @@ int history_requeue_sent(History *h) {
 
 	assert(h);
 
-	r = exec_simple(h, STMT_REQUEUE);
+	r = write_begin(h);
 	if (r < 0) {
 		return r;
 	}
-	return sqlite3_changes(h->db);
+	r = exec_simple(h, STMT_REQUEUE);
+	return write_end(h, r < 0 ? r : sqlite3_changes(h->db), WRITE_DURABLE);
+}
+
+/* Runs statement @id with @text bound to ?1 as one write; returns the rows changed. */
+static int write_bound(History *h, Statement id, const char *text) {
+	int r;
+
+	r = write_begin(h);
+	if (r < 0) {
+		return r;
+	}
+	{
+		_cleanup_stmt_ sqlite3_stmt *s = NULL;
+
+		r = stmt_get_bound(h, id, text, &s);
+		if (r >= 0) {
+			r = stmt_exec(h, s);
+		}
+		if (r >= 0) {
+			r = sqlite3_changes(h->db);
+		}
+	}
+	return write_end(h, r, WRITE_DURABLE);
 }
 
 int history_set_sent_final(History *h, const char *id) {
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	int r;
 
 	assert(h);
@@ -924,15 +1152,11 @@ int history_set_sent_final(History *h, const char *id) {
 	if (!id_is_valid(id)) {
 		return -ENOENT;
 	}
-	r = stmt_get_bound(h, STMT_SENT_FINAL, id, &s);
+	r = write_bound(h, STMT_SENT_FINAL, id);
 	if (r < 0) {
 		return r;
 	}
-	r = stmt_exec(h, s);
-	if (r < 0) {
-		return r;
-	}
-	return sqlite3_changes(h->db) > 0 ? 0 : -ENOENT;
+	return r > 0 ? 0 : -ENOENT;
 }
 
 /* Steps @s to the end and collects column 0 of every row. */
@@ -1082,12 +1306,12 @@ int history_expire(History *h, uint64_t now_usec, uint64_t max_age_usec, History
 		return -EINVAL;
 	}
 
-	r = exec_simple(h, STMT_BEGIN);
+	r = write_begin(h);
 	if (r < 0) {
 		return r;
 	}
 	r = expire_locked(h, now_usec > max_age_usec ? now_usec - max_age_usec : 0, &l);
-	r = transaction_end(h, r);
+	r = write_end(h, r, WRITE_DURABLE | WRITE_MULTI);
 	if (r < 0) {
 		history_list_done(&l);
 		return r;
@@ -1204,6 +1428,13 @@ int history_search(History *h, const char *query, unsigned limit, HistoryList *r
 	 * LIKE, a scan of the table.
 	 */
 	fts = utf8_chars(query) >= 3;
+	if (fts) {
+		/* The open batch's messages too. */
+		r = fts_catch_up(h);
+		if (r < 0) {
+			return r;
+		}
+	}
 	pattern = fts ? quote_literal(query, '"', "\"", '"')
 		      : quote_literal(query, '%', "%_\\", '\\');
 	if (!pattern) {
@@ -1221,20 +1452,12 @@ int history_search(History *h, const char *query, unsigned limit, HistoryList *r
 }
 
 int history_mark_read(History *h, const char *peer) {
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	int r;
-
 	assert(h);
 
-	r = stmt_get_peer(h, STMT_MARK_READ, peer, &s);
-	if (r < 0) {
-		return r;
+	if (!peer_is_valid(peer)) {
+		return -EINVAL;
 	}
-	r = stmt_exec(h, s);
-	if (r < 0) {
-		return r;
-	}
-	return sqlite3_changes(h->db);
+	return write_bound(h, STMT_MARK_READ, peer);
 }
 
 int history_unread(History *h, const char *peer) {

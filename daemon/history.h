@@ -3,9 +3,11 @@
 
 /*
  * The message store: history and outbox in one SQLite database
- * ($XDG_DATA_HOME/p2pchat/history.db).  Every call commits before it returns,
- * so an incoming message can be acknowledged as soon as
- * history_add_incoming() has returned.
+ * ($XDG_DATA_HOME/p2pchat/history.db).  Without batching every write commits
+ * and is durable (fsynced) before it returns, so an incoming message can be
+ * acknowledged as soon as history_add_incoming() has returned.  With
+ * batching (the daemon) writes gather in one transaction and nothing is
+ * durable before history_commit() returned 0: acknowledge only after it.
  *
  * States and the transitions history_set_state() allows:
  *
@@ -22,6 +24,7 @@
  */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -98,6 +101,26 @@ int history_default_path(char **ret);
 int history_open(const char *path, History **ret);
 History *history_free(History *h);
 DEFINE_TRIVIAL_CLEANUP_FUNC(History *, history_free);
+
+/*
+ * history_set_batching() - with @on, writes no longer commit one by one: they
+ * gather in one transaction until history_commit().  Reads see them at once.
+ */
+void history_set_batching(History *h, bool on);
+
+/*
+ * history_commit() - commit the open transaction and, if a write in it is a
+ * promise (a stored message, a queued one, a failure...), fsync the WAL: the
+ * barrier after which every write so far survives a power loss.  Without an
+ * open transaction it does nothing.
+ *
+ * Return: 0; negative errno when the batch could not be committed or made
+ * durable: promise nothing about its writes (they may or may not be there).
+ */
+int history_commit(History *h);
+
+/* The number of writes in the open transaction. */
+unsigned history_batch_size(History *h);
 
 /* The schema version of an open database (PRAGMA user_version). */
 int history_schema_version(History *h);
