@@ -2,8 +2,10 @@
 /*
  * The outbox.  It holds no messages itself: the History is the queue, so a
  * crash loses nothing.  An Outbox owns one CLOCK_REALTIME timer (message
- * timestamps are wall-clock time) set to when the oldest pending message
- * expires, and is freed with the daemon, before the History.
+ * timestamps are wall-clock time) set no later than when the oldest pending
+ * message expires (a query finds it when the timer fires; adding a message
+ * only moves the timer earlier), and is freed with the daemon, before the
+ * History.
  */
 
 #include <assert.h>
@@ -49,6 +51,37 @@ static int outbox_schedule(Outbox *o) {
 	r = sd_event_source_set_time(o->timer,
 			oldest > UINT64_MAX - o->max_age_usec - 1 ? UINT64_MAX - 1
 								  : oldest + o->max_age_usec + 1);
+	if (r < 0) {
+		return r;
+	}
+	return sd_event_source_set_enabled(o->timer, SD_EVENT_ONESHOT);
+}
+
+/*
+ * A message queued at @sent_usec expires at most this late: moves the timer
+ * earlier if needed, without a query.  A timer that fires early (its message
+ * was delivered meanwhile) expires nothing and is set again by on_timer().
+ */
+static int outbox_schedule_before(Outbox *o, uint64_t sent_usec) {
+	uint64_t due, current;
+	int enabled, r;
+
+	due = sent_usec > UINT64_MAX - o->max_age_usec - 1 ? UINT64_MAX - 1
+							 : sent_usec + o->max_age_usec + 1;
+	r = sd_event_source_get_enabled(o->timer, &enabled);
+	if (r < 0) {
+		return r;
+	}
+	if (enabled != SD_EVENT_OFF) {
+		r = sd_event_source_get_time(o->timer, &current);
+		if (r < 0) {
+			return r;
+		}
+		if (current <= due) {
+			return 0;
+		}
+	}
+	r = sd_event_source_set_time(o->timer, due);
 	if (r < 0) {
 		return r;
 	}
@@ -159,7 +192,7 @@ int outbox_add(Outbox *o, const char *id, const char *peer, const char *text,
 	if (r < 0) {
 		return r;
 	}
-	return outbox_schedule(o);
+	return outbox_schedule_before(o, now_usec);
 }
 
 int outbox_flush(Outbox *o, const char *peer) {
@@ -202,14 +235,8 @@ int outbox_requeue(Outbox *o, const char *id) {
 }
 
 int outbox_delivered(Outbox *o, const char *id) {
-	int r;
-
 	assert(o);
 
-	r = history_set_state(o->history, id, HISTORY_STATE_DELIVERED);
-	if (r < 0) {
-		return r;
-	}
-	(void) outbox_schedule(o);
-	return r;
+	/* The timer stays: if it was set for this message, it fires early, harmlessly. */
+	return history_set_state(o->history, id, HISTORY_STATE_DELIVERED);
 }
