@@ -17,6 +17,7 @@
 #include "daemon/config.h"
 #include "daemon/history.h"
 #include "daemon/manager-bus.h"
+#include "daemon/manager-commit.h"
 #include "daemon/manager-store.h"
 #include "daemon/message.h"
 
@@ -101,6 +102,11 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 		return sd_bus_error_setf(error, BUS_ERROR_INVALID_NAME, "Invalid peer name '%s'",
 				peer);
 	}
+	/* Room for the reply first: once stored, the message must get it. */
+	r = manager_commit_reserve_reply(m);
+	if (r < 0) {
+		return r;
+	}
 	r = manager_queue_message(m, peer, text, id);
 	if (r == -ENOBUFS) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
@@ -109,12 +115,12 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 	if (r < 0) {
 		return r;
 	}
-	r = sd_bus_reply_method_return(msg, "s", id);
-	if (r < 0) {
-		return r;
-	}
-	/* After the reply: the caller knows the id before any signal about it. */
-	manager_emit_message_state_changed(m, id, peer, HISTORY_STATE_QUEUED, NULL);
+	/*
+	 * The reply, and then the "queued" signal, come after the batch's
+	 * barrier (manager-commit.c): "accepted" means stored.
+	 */
+	manager_commit_defer_reply(m, msg, id, peer);
+	manager_commit_check_bound(m);
 	return 1;
 }
 

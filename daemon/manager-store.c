@@ -7,12 +7,15 @@
  *
  * An outgoing message is stored "queued" before SendMessage() replies.  A
  * defer source (manager_schedule_flush()) hands the queued messages of every
- * online peer to the Messenger, in order: after the reply, so no signal
- * about an id reaches a caller before the id does.  It runs when a message
- * is queued, when a peer comes online, at login, and MANAGER_RETRY_USEC
- * after a message went back to the queue.
+ * online peer to the Messenger, in order.  It runs after the bus and the
+ * socket are drained, once for all messages queued in that pass, when a
+ * message is queued, when a peer comes online, at login, and
+ * MANAGER_RETRY_USEC after a message went back to the queue.
  *
- * An incoming message is stored before the Messenger acks it.
+ * Writes are committed in groups (manager-commit.c): an incoming message is
+ * stored, and that made durable, before the Messenger's ack goes out, and
+ * SendMessage() replies after the same barrier.  Signals about a message
+ * whose reply still waits follow the reply.
  */
 
 #include <errno.h>
@@ -26,6 +29,7 @@
 #include "daemon/config.h"
 #include "daemon/history.h"
 #include "daemon/manager-bus.h"
+#include "daemon/manager-commit.h"
 #include "daemon/manager-store.h"
 #include "daemon/message.h"
 #include "daemon/notify.h"
@@ -60,6 +64,9 @@ static int on_outbox_send(const HistoryMessage *hm, void *userdata) {
 		if (r < 0) {
 			return r;
 		}
+		if (manager_commit_note_outcome(m, hm->id, COMMIT_OUTCOME_TOO_LARGE)) {
+			return OUTBOX_SETTLED; /* said after the reply */
+		}
 		manager_emit_message_failed(m, hm->id, hm->peer, "too-large");
 		manager_emit_message_state_changed(m, hm->id, hm->peer, HISTORY_STATE_FAILED,
 				"too-large");
@@ -67,6 +74,10 @@ static int on_outbox_send(const HistoryMessage *hm, void *userdata) {
 	}
 	if (r < 0) {
 		return r;
+	}
+	if (manager_commit_note_outcome(m, hm->id, r == OUTBOX_SENT_FINAL ?
+			COMMIT_OUTCOME_SENT_FINAL : COMMIT_OUTCOME_SENT)) {
+		return r; /* said after the reply */
 	}
 	if (r == OUTBOX_SENT_FINAL) {
 		/* A reference peer: the talk went out, no ack will ever come. */
@@ -80,6 +91,7 @@ static int on_outbox_send(const HistoryMessage *hm, void *userdata) {
 static void on_outbox_expired(const HistoryMessage *hm, void *userdata) {
 	Manager *m = userdata;
 
+	manager_commit_settle(m, hm->id);
 	messenger_forget(m->messenger, hm->id);
 	manager_emit_message_failed(m, hm->id, hm->peer, "expired");
 	manager_emit_message_state_changed(m, hm->id, hm->peer, HISTORY_STATE_FAILED, "expired");
@@ -159,6 +171,11 @@ void manager_schedule_flush(Manager *m) {
 			return;
 		}
 		(void) sd_event_source_set_description(m->flush_source, "outbox-flush");
+		/* After the bus and the socket: once for all that was queued. */
+		r = sd_event_source_set_priority(m->flush_source, SD_EVENT_PRIORITY_NORMAL + 1);
+		if (r < 0) {
+			log_warning_errno(r, "Failed to set the priority of the outbox flush: %m");
+		}
 	}
 	r = sd_event_source_set_enabled(m->flush_source, SD_EVENT_ONESHOT);
 	if (r < 0) {
@@ -227,6 +244,10 @@ int manager_store_open(Manager *m) {
 	if (r < 0) {
 		return log_error_errno(r, "Failed to set up the outbox: %m");
 	}
+	r = manager_commit_start(m);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to set up the group commit: %m");
+	}
 	m->active_conversation = strdup("");
 	if (!m->active_conversation) {
 		return log_oom();
@@ -247,6 +268,7 @@ int manager_store_attach_bus(Manager *m) {
 }
 
 void manager_store_close(Manager *m) {
+	manager_commit_stop(m);
 	m->flush_source = sd_event_source_disable_unref(m->flush_source);
 	m->retry_timer = sd_event_source_disable_unref(m->retry_timer);
 	m->autologin_timer = sd_event_source_disable_unref(m->autologin_timer);
@@ -341,7 +363,7 @@ int manager_message_incoming(Manager *m, const char *id, const char *peer, const
 		(void) manager_mark_read(m, peer);
 		return 1;
 	}
-	emit_unread(m, peer);
+	manager_commit_defer_unread(m, peer);
 	if (m->notify) {
 		(void) notify_message(m->notify, peer, text);
 	}
@@ -357,7 +379,9 @@ void manager_message_delivered(Manager *m, const char *id, const char *peer,
 	if (r < 0 || hm.direction != HISTORY_DIRECTION_OUT || !streq(hm.peer, peer)) {
 		return;
 	}
+	manager_commit_settle(m, id);
 	r = outbox_delivered(m->outbox, id);
+	manager_commit_check_bound(m);
 	if (r < 0) {
 		log_debug_errno(r, "Ignoring an ack for message %s: %m", id);
 		return;
@@ -372,6 +396,7 @@ void manager_message_delivered(Manager *m, const char *id, const char *peer,
 void manager_message_requeued(Manager *m, const char *id, const char *peer) {
 	int r;
 
+	manager_commit_settle(m, id);
 	r = outbox_requeue(m->outbox, id);
 	if (r < 0) {
 		log_warning_errno(r, "Failed to requeue message %s: %m", id);

@@ -23,6 +23,7 @@
 #include "daemon/config.h"
 #include "daemon/coordinator-link.h"
 #include "daemon/manager-bus.h"
+#include "daemon/manager-commit.h"
 #include "daemon/manager-store.h"
 #include "daemon/manager.h"
 #include "daemon/message.h"
@@ -308,7 +309,14 @@ int manager_export(Manager *m, sd_bus *bus) {
  * pending Login()'s answer still go out.
  */
 static int on_loop_exit(sd_event_source *s, void *userdata) {
-	return manager_logout(userdata);
+	Manager *m = userdata;
+	int r;
+
+	/* A pending batch first: its replies and acks go out while the bus is open. */
+	(void) manager_commit(m);
+	r = manager_logout(m);
+	(void) manager_commit(m);
+	return r;
 }
 
 int manager_start(Manager *m) {

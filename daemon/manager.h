@@ -85,6 +85,7 @@ typedef struct Manager {
 	char *active_conversation;      /* "" when none */
 	sd_bus_track *active_track;     /* who set it: cleared when they leave the bus */
 	sd_event_source *flush_source;  /* deferred: send what is queued */
+	struct Batch *batch;            /* the group commit (manager-commit.c) */
 	sd_event_source *retry_timer;   /* requeued messages are tried again */
 	bool autologin;                 /* keep trying the config's login */
 	sd_event_source *autologin_timer;

@@ -14,7 +14,8 @@
  *
  * Incoming messages are accepted only from the roster endpoint of the sender
  * they name (the IP only for reference peers, which send from throwaway
- * ports), stored, and only then acked: an ack means "stored".  The store
+ * ports), stored, and acked once the store made them durable (the group
+ * commit's barrier, manager-commit.c): an ack means "stored".  The store
  * keeps each id once, so retransmissions are acked again but announced once.
  */
 
@@ -33,6 +34,7 @@
 #include "daemon/history.h"
 #include "daemon/outbox.h"
 #include "daemon/manager-bus.h"
+#include "daemon/manager-commit.h"
 #include "daemon/manager-store.h"
 #include "daemon/manager.h"
 #include "daemon/message.h"
@@ -437,14 +439,16 @@ static void handle_msg(Messenger *s, json_object *o, const char *id, const char 
 		return;
 	}
 
-	/* Ack every copy: the ack of the first one may have been lost. */
+	/*
+	 * Ack every copy: the ack of the first one may have been lost.  The ack
+	 * goes out after the batch's barrier: only then is the message stored.
+	 */
 	r = build_json("ack", id, s->manager->username, NULL, 0, &ack, &ack_len);
-	if (r >= 0) {
-		r = manager_send_datagram(s->manager, &p->endpoint, ack, ack_len);
-	}
 	if (r < 0) {
 		log_debug_errno(r, "Failed to ack message %s, ignoring: %m", id);
+		return;
 	}
+	manager_commit_defer_ack(s->manager, &p->endpoint, TAKE_PTR(ack), ack_len);
 }
 
 static void handle_ack(Messenger *s, const char *id, const char *from, const Endpoint *source) {
@@ -536,6 +540,7 @@ void messenger_handle_talk(Messenger *s, const WireMessage *msg, const Endpoint 
 	}
 	(void) manager_message_incoming(s->manager, id, p->name, msg->text,
 			now_usec(CLOCK_REALTIME), false, msg->time);
+	manager_commit_check_bound(s->manager);
 }
 
 typedef struct RequeueContext {
