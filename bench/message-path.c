@@ -4,10 +4,12 @@
  * The measuring half of bench/message-path.py: an sd-bus client that times
  * one path at a time and prints "name value unit" lines.
  *
- *   latency ALICE_BUS BOB_BUS PEER N  SendMessage -> bob's MessageReceived and
- *                                     -> alice's MessageDelivered (p50/p99)
- *   throughput ALICE_BUS PEER N       N SendMessage calls in flight at once,
- *                                     until N MessageDelivered: messages/s
+ *   latency ALICE_BUS BOB_BUS PEER N  SendMessage -> bob's MessageReceived,
+ *                                     -> alice's MessageDelivered and -> its
+ *                                     reply (p50/p99), one message at a time
+ *   throughput ALICE_BUS PEER N       N SendMessage calls, up to 500 in flight
+ *                                     at once (the outbox takes 1000 per
+ *                                     peer), until N MessageDelivered: msg/s
  *   ping BUS N                        Peer.Ping on p2pchatd: a bare D-Bus
  *                                     method round trip (p50/p99)
  *   ping-pipelined BUS N              N Pings in flight at once: calls/s
@@ -34,6 +36,9 @@
 #define SERVICE "org.p2pchat.chat1"
 #define PATH "/org/p2pchat/chat1"
 #define MANAGER "org.p2pchat.chat1.Manager"
+
+/* SendMessage calls in flight at once in "throughput". */
+#define THROUGHPUT_WINDOW 500u
 
 static uint64_t now_usec(void) {
 	struct timespec ts;
@@ -76,18 +81,27 @@ static sd_bus *open_bus(const char *address) {
 }
 
 typedef struct Latency {
-	char id[64];
+	char id[64];          /* from the reply */
+	char received_id[64]; /* from the first MessageReceived of the round */
+	uint64_t replied;
 	uint64_t received;
 	uint64_t delivered;
 	size_t delivered_count;
+	int error;
 } Latency;
 
+/*
+ * One message is in flight per round, and its MessageReceived may come
+ * before the SendMessage() reply: the first one of the round is taken, and
+ * checked against the reply's id at the end of the round.
+ */
 static int on_received(sd_bus_message *m, void *userdata, sd_bus_error *error) {
 	Latency *l = userdata;
 	const char *id;
 
-	if (sd_bus_message_read(m, "s", &id) >= 0 && strcmp(id, l->id) == 0) {
+	if (!l->received && sd_bus_message_read(m, "s", &id) >= 0) {
 		l->received = now_usec();
+		(void) snprintf(l->received_id, sizeof(l->received_id), "%s", id);
 	}
 	return 0;
 }
@@ -102,6 +116,21 @@ static int on_delivered(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 			l->delivered = now_usec();
 		}
 	}
+	return 0;
+}
+
+static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+	Latency *l = userdata;
+	const char *id;
+
+	l->replied = now_usec();
+	if (sd_bus_message_is_method_error(m, NULL) || sd_bus_message_read(m, "s", &id) < 0) {
+		fprintf(stderr, "SendMessage failed: %s\n",
+				sd_bus_message_get_error(m) ? sd_bus_message_get_error(m)->message : "?");
+		l->error = -EIO;
+		return 0;
+	}
+	(void) snprintf(l->id, sizeof(l->id), "%s", id);
 	return 0;
 }
 
@@ -123,13 +152,14 @@ static void add_matches(sd_bus *alice, sd_bus *bob, Latency *l) {
 }
 
 static int run_latency(const char *a, const char *b, const char *peer, size_t n) {
-	uint64_t *recv_us = calloc(n, sizeof(uint64_t)), *deliv_us = calloc(n, sizeof(uint64_t));
+	uint64_t *recv_us = calloc(n, sizeof(uint64_t)), *deliv_us = calloc(n, sizeof(uint64_t)),
+		 *reply_us = calloc(n, sizeof(uint64_t));
 	sd_bus *alice = open_bus(a), *bob = open_bus(b);
 	sd_event *event = NULL;
 	Latency l = {};
 	int r;
 
-	if (!recv_us || !deliv_us || sd_event_new(&event) < 0 ||
+	if (!recv_us || !deliv_us || !reply_us || sd_event_new(&event) < 0 ||
 			sd_bus_attach_event(alice, event, 0) < 0 ||
 			sd_bus_attach_event(bob, event, 0) < 0) {
 		return -ENOMEM;
@@ -137,40 +167,58 @@ static int run_latency(const char *a, const char *b, const char *peer, size_t n)
 	add_matches(alice, bob, &l);
 
 	for (size_t i = 0; i < n; i++) {
-		sd_bus_error error = SD_BUS_ERROR_NULL;
-		sd_bus_message *reply = NULL;
-		const char *id;
 		uint64_t t0, deadline;
 
-		l.received = l.delivered = 0;
-		l.id[0] = '\0';
+		/*
+		 * Asynchronous, so that bob's MessageReceived is timed when it
+		 * arrives, even if it comes before alice's reply.
+		 */
+		l.received = l.delivered = l.replied = 0;
+		l.id[0] = l.received_id[0] = '\0';
 		t0 = now_usec();
-		r = sd_bus_call_method(alice, SERVICE, PATH, MANAGER, "SendMessage", &error, &reply,
-				"ss", peer, "benchmark message");
-		if (r < 0 || sd_bus_message_read(reply, "s", &id) < 0) {
-			fprintf(stderr, "SendMessage failed: %s\n", error.message);
-			return -EIO;
+		r = sd_bus_call_method_async(alice, NULL, SERVICE, PATH, MANAGER, "SendMessage",
+				on_send_reply, &l, "ss", peer, "benchmark message");
+		if (r < 0) {
+			return r;
 		}
-		(void) snprintf(l.id, sizeof(l.id), "%s", id);
-		sd_bus_message_unref(reply);
-		sd_bus_error_free(&error);
 
 		deadline = t0 + 10000000u;
-		while ((!l.received || !l.delivered) && now_usec() < deadline) {
+		while ((!l.replied || !l.received || !l.delivered) && !l.error &&
+				now_usec() < deadline) {
 			r = sd_event_run(event, 100000);
 			if (r < 0) {
 				return r;
 			}
 		}
-		if (!l.received || !l.delivered) {
+		if (l.error) {
+			return l.error;
+		}
+		if (!l.replied || !l.received || !l.delivered) {
 			fprintf(stderr, "Message %zu timed out.\n", i);
 			return -ETIMEDOUT;
 		}
+		if (strcmp(l.id, l.received_id) != 0) {
+			fprintf(stderr, "Message %zu: bob received %s, not %s.\n", i,
+					l.received_id, l.id);
+			return -EIO;
+		}
 		recv_us[i] = l.received - t0;
 		deliv_us[i] = l.delivered - t0;
+		reply_us[i] = l.replied - t0;
 	}
 	print_percentiles("send_to_received", recv_us, n);
 	print_percentiles("send_to_delivered", deliv_us, n);
+	print_percentiles("send_reply", reply_us, n);
+	return 0;
+}
+
+static int on_throughput_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+	Latency *l = userdata;
+
+	if (sd_bus_message_is_method_error(m, NULL)) {
+		fprintf(stderr, "SendMessage failed: %s\n", sd_bus_message_get_error(m)->message);
+		l->error = -EIO;
+	}
 	return 0;
 }
 
@@ -179,6 +227,7 @@ static int run_throughput(const char *a, const char *peer, size_t n) {
 	sd_event *event = NULL;
 	Latency l = {};
 	uint64_t t0, deadline;
+	size_t sent = 0;
 	int r;
 
 	if (sd_event_new(&event) < 0 || sd_bus_attach_event(alice, event, 0) < 0) {
@@ -186,19 +235,24 @@ static int run_throughput(const char *a, const char *peer, size_t n) {
 	}
 	add_matches(alice, NULL, &l);
 	t0 = now_usec();
-	for (size_t i = 0; i < n; i++) {
-		r = sd_bus_call_method_async(alice, NULL, SERVICE, PATH, MANAGER, "SendMessage",
-				NULL, NULL, "ss", peer, "benchmark message");
-		if (r < 0) {
-			return r;
-		}
-	}
 	deadline = t0 + 60000000u;
-	while (l.delivered_count < n && now_usec() < deadline) {
+	while (l.delivered_count < n && !l.error && now_usec() < deadline) {
+		/* A window below the outbox's limit per peer (1000 pending). */
+		for (; sent < n && sent - l.delivered_count < THROUGHPUT_WINDOW; sent++) {
+			r = sd_bus_call_method_async(alice, NULL, SERVICE, PATH, MANAGER,
+					"SendMessage", on_throughput_reply, &l, "ss", peer,
+					"benchmark message");
+			if (r < 0) {
+				return r;
+			}
+		}
 		r = sd_event_run(event, 100000);
 		if (r < 0) {
 			return r;
 		}
+	}
+	if (l.error) {
+		return l.error;
 	}
 	if (l.delivered_count < n) {
 		fprintf(stderr, "Only %zu of %zu delivered.\n", l.delivered_count, n);
