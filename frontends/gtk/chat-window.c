@@ -46,6 +46,7 @@ struct _ChatWindow {
 	gulong pending_handler;
 	guint reveal_tick_id;
 	gboolean pin_to_bottom;		/* keep the newest message in view */
+	guint scroll_to_end_id;
 
 	GHashTable *unread_wanted;	/* bound roster peers to ask about */
 	guint unread_timeout_id;
@@ -156,13 +157,32 @@ static void on_peer_notify_online(GObject *object, GParamSpec *pspec,
 	chat_window_update_conversation_title(CHAT_WINDOW(user_data));
 }
 
-/* Scrolls to the newest message while the view is pinned to the bottom. */
-static void chat_window_scroll_to_end(ChatWindow *self) {
+/*
+ * Scrolls to the newest message, and so pins the view to the bottom.
+ *
+ * From an idle, once the list's layout is over: the list blocks its own
+ * handler while it sets the adjustment from its anchor (that is when upper
+ * changes), so a value set then would not move the anchor and the next
+ * layout would put the old position back.  Set afterwards, the list takes
+ * the value and anchors the last row at the bottom.
+ */
+static gboolean on_scroll_to_end_idle(gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
 	GtkAdjustment *adj =
 		gtk_scrolled_window_get_vadjustment(self->message_scroller);
 
+	self->scroll_to_end_id = 0;
 	gtk_adjustment_set_value(adj, gtk_adjustment_get_upper(adj) -
 		gtk_adjustment_get_page_size(adj));
+	return G_SOURCE_REMOVE;
+}
+
+static void chat_window_scroll_to_end(ChatWindow *self) {
+	if (self->scroll_to_end_id == 0) {
+		self->scroll_to_end_id = g_idle_add_full(
+			G_PRIORITY_HIGH_IDLE + 30, on_scroll_to_end_idle, self,
+			NULL);
+	}
 }
 
 static void on_message_adjustment_notify_upper(GObject *object,
@@ -196,9 +216,16 @@ static void on_conversation_items_changed(GListModel *model, guint position,
 		guint removed, guint added, gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
 
-	/* A new message, not a history page put before the others. */
+	/*
+	 * A new message (not a history page put before the others) pins the
+	 * view to the end; what is put before while it is pinned keeps it
+	 * there.  Scrolling here, before the list's next layout, moves its
+	 * anchor to the end (which keeps its place when rows come above).
+	 */
 	if (added > 0 && position + added == g_list_model_get_n_items(model)) {
 		self->pin_to_bottom = TRUE;
+	}
+	if (added > 0 && self->pin_to_bottom) {
 		chat_window_scroll_to_end(self);
 	}
 }
@@ -679,6 +706,7 @@ static void chat_window_dispose(GObject *object) {
 
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->unread_timeout_id, g_source_remove);
+	g_clear_handle_id(&self->scroll_to_end_id, g_source_remove);
 	if (self->frame_clock) {
 		g_clear_signal_handler(&self->after_paint_handler,
 			self->frame_clock);
