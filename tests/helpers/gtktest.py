@@ -8,6 +8,8 @@ names the bus whose accessibility bus it should watch.
 """
 
 import os
+import signal
+import sqlite3
 import subprocess
 import time
 
@@ -61,6 +63,42 @@ def app_complaints(log_path):
         text = f.read().decode("utf-8", "replace")
     return [line for line in text.splitlines()
             if "-CRITICAL **" in line or "-WARNING **" in line]
+
+
+def fill_history(user, peer, n, text="message %d"):
+    """Stores @n old messages with @peer (text % i, i = 0 oldest) in
+    @user's history, the daemon stopped (it is the one writer), in one
+    transaction, and starts the daemon again.  Odd ones came in (read), even
+    ones went out (delivered), one second apart."""
+    user.kill(signal.SIGTERM)
+    wait_for(lambda: not user.has_owner(), 10)
+    db = sqlite3.connect(os.path.join(user.home, "data", "p2pchat", "history.db"))
+    base = 1764000000000000
+    with db:
+        db.executemany(
+            "INSERT INTO messages (id, peer, direction, text, sent_usec, received_usec, state) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (("%032x" % (i + 1), peer, "in" if i % 2 else "out", text % i,
+              base + i * 1000000, base + i * 1000000 + 500 if i % 2 else 0,
+              "read" if i % 2 else "delivered")
+             for i in range(n)))
+    db.close()
+    user.start()
+
+
+def scroll_value(app_acc, list_name):
+    """The AT-SPI Value of the vertical scroll bar beside a list."""
+    import pyatspi
+    lst = pyatspi.findDescendant(app_acc, lambda x: x.getRole() == pyatspi.ROLE_LIST and
+                                 x.name == list_name)
+    if lst is None:
+        return None
+    for i in range(lst.parent.childCount):
+        bar = lst.parent.getChildAtIndex(i)
+        if bar.getRole() == pyatspi.ROLE_SCROLL_BAR and \
+                bar.getState().contains(pyatspi.STATE_VERTICAL):
+            return bar.getChildAtIndex(0).queryValue()
+    return None
 
 
 def open_conversation(conn, peer):
