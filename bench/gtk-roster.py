@@ -31,15 +31,13 @@ not a test and asserts nothing but that it could run.
 """
 
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "helpers"))
-from gtktest import open_conversation, start_xvfb  # noqa: E402
+from gtktest import fill_history, open_conversation, scroll_value, start_xvfb  # noqa: E402
 from p2ptest import BUILD_ROOT, RefServer, User, spawn, stop, wait_for  # noqa: E402
 
 N_PEERS = int(os.environ.get("P2PCHAT_BENCH_PEERS", "10000"))
@@ -80,40 +78,6 @@ def rss(pid):
     return out
 
 
-def fill_history(user, peer, n):
-    """Stores @n old messages from @peer in @user's history, the daemon
-    stopped (it is the one writer), in one transaction."""
-    user.kill(signal.SIGTERM)
-    wait_for(lambda: not user.has_owner(), 10)
-    db = sqlite3.connect(os.path.join(user.home, "data", "p2pchat", "history.db"))
-    base = 1764000000000000
-    with db:
-        db.executemany(
-            "INSERT INTO messages (id, peer, direction, text, sent_usec, received_usec, state) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (("%032x" % (i + 1), peer, "in" if i % 2 else "out",
-              "message %d of the benchmark conversation" % i, base + i * 1000000,
-              base + i * 1000000 + 500 if i % 2 else 0, "read" if i % 2 else "delivered")
-             for i in range(n)))
-    db.close()
-    user.start()
-
-
-def find_value(app_acc, list_name):
-    """The AT-SPI Value of the vertical scroll bar beside a list."""
-    import pyatspi
-    lst = pyatspi.findDescendant(app_acc, lambda x: x.getRole() == pyatspi.ROLE_LIST and
-                                 x.name == list_name)
-    if lst is None:
-        return None
-    for i in range(lst.parent.childCount):
-        bar = lst.parent.getChildAtIndex(i)
-        if bar.getRole() == pyatspi.ROLE_SCROLL_BAR and \
-                bar.getState().contains(pyatspi.STATE_VERTICAL):
-            return bar.getChildAtIndex(0).queryValue()
-    return None
-
-
 def conversation(alice, app, app_acc, frame_log):
     """Opens the conversation of N_MESSAGES and scrolls to its top until
     every message is loaded (the app loads a page at the top)."""
@@ -124,7 +88,7 @@ def conversation(alice, app, app_acc, frame_log):
         print("gtk-roster: the conversation did not show up", flush=True)
         return
     t1 = shown[0][0]
-    value = wait_for(lambda: find_value(app_acc, "Conversation with peer00000"), 10)
+    value = wait_for(lambda: scroll_value(app_acc, "Conversation with peer00000"), 10)
     end = time.monotonic() + 300
     while time.monotonic() < end and value is not None:
         frames = read_frames(frame_log)
@@ -155,7 +119,8 @@ def main():
     app = None
     try:
         if N_MESSAGES:
-            fill_history(alice, "peer00000", N_MESSAGES)
+            fill_history(alice, "peer00000", N_MESSAGES,
+                         "message %d of the benchmark conversation")
         alice.login("alice", server.address)
         t = time.monotonic()
         n = len(alice.peers())
@@ -204,7 +169,7 @@ def main():
         if row is None:
             print("gtk-roster: AT-SPI does not see the first row", flush=True)
             sys.exit(1)
-        value = wait_for(lambda: find_value(row.getApplication(), "Peers"), 10)
+        value = wait_for(lambda: scroll_value(row.getApplication(), "Peers"), 10)
         t1 = time.monotonic()
         top = value.maximumValue
         for step in range(101):
