@@ -140,6 +140,7 @@ typedef enum Statement {
 	STMT_UNREAD,
 	STMT_UNREAD_ALL,
 	STMT_FTS_INDEX,
+	STMT_HAS_QUEUED,
 	_STMT_MAX,
 } Statement;
 
@@ -151,7 +152,7 @@ static const char *const statement_sql[_STMT_MAX] = {
 			   "VALUES (?1, ?2, 'in', ?3, ?4, ?5, 'delivered') "
 			   "ON CONFLICT (id) DO NOTHING",
 	[STMT_INSERT_OUT] = "INSERT INTO messages (" COLUMNS ") "
-			    "VALUES (?1, ?2, 'out', ?3, ?4, 0, 'queued')",
+			    "VALUES (?1, ?2, 'out', ?3, ?4, 0, ?5)",
 	[STMT_FIND_ID] = "SELECT peer, direction FROM messages WHERE id = ?1",
 	[STMT_COUNT_PENDING] = "SELECT count(*) FROM messages INDEXED BY messages_pending "
 			       "WHERE state IN ('queued', 'sent') AND final = 0 AND peer = ?1",
@@ -194,6 +195,9 @@ static const char *const statement_sql[_STMT_MAX] = {
 			    "GROUP BY peer ORDER BY peer",
 	[STMT_FTS_INDEX] = "INSERT INTO messages_fts (rowid, text) "
 			   "SELECT seq, text FROM messages WHERE seq >= ?1",
+	[STMT_HAS_QUEUED] = "SELECT count(*) FROM ("
+			    "  SELECT 1 FROM messages WHERE state = 'queued' AND peer = ?1 LIMIT 1"
+			    ")",
 };
 
 struct History {
@@ -961,7 +965,7 @@ static int count_pending(History *h, const char *peer, int64_t *ret) {
 }
 
 static int insert_outgoing(History *h, const char *id, const char *peer, const char *text,
-		uint64_t sent_usec) {
+		uint64_t sent_usec, HistoryState state) {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	int64_t pending;
 	int r;
@@ -980,7 +984,8 @@ static int insert_outgoing(History *h, const char *id, const char *peer, const c
 	}
 	if ((r = bind_text(h, s, 1, id)) < 0 || (r = bind_text(h, s, 2, peer)) < 0 ||
 			(r = bind_text(h, s, 3, text)) < 0 ||
-			(r = bind_int64(h, s, 4, sent_usec)) < 0) {
+			(r = bind_int64(h, s, 4, sent_usec)) < 0 ||
+			(r = bind_text(h, s, 5, state_table[state])) < 0) {
 		return r;
 	}
 	r = stmt_exec(h, s);
@@ -993,12 +998,18 @@ static int insert_outgoing(History *h, const char *id, const char *peer, const c
 
 int history_add_outgoing(History *h, const char *id, const char *peer, const char *text,
 		uint64_t sent_usec) {
+	return history_add_outgoing_as(h, id, peer, text, sent_usec, HISTORY_STATE_QUEUED);
+}
+
+int history_add_outgoing_as(History *h, const char *id, const char *peer, const char *text,
+		uint64_t sent_usec, HistoryState state) {
 	int r;
 
 	assert(h);
 
 	if (!id_is_valid(id) || !peer_is_valid(peer) || !text_is_valid(text) ||
-			sent_usec > INT64_MAX) {
+			sent_usec > INT64_MAX ||
+			(state != HISTORY_STATE_QUEUED && state != HISTORY_STATE_SENT)) {
 		return -EINVAL;
 	}
 
@@ -1007,7 +1018,7 @@ int history_add_outgoing(History *h, const char *id, const char *peer, const cha
 	if (r < 0) {
 		return r;
 	}
-	return write_end(h, insert_outgoing(h, id, peer, text, sent_usec), WRITE_DURABLE);
+	return write_end(h, insert_outgoing(h, id, peer, text, sent_usec, state), WRITE_DURABLE);
 }
 
 int history_get_message(History *h, const char *id, HistoryMessage *ret) {
@@ -1107,6 +1118,24 @@ int history_list_queued(History *h, const char *peer, HistoryList *ret) {
 		return r;
 	}
 	return collect_rows(h, s, ret);
+}
+
+int history_has_queued(History *h, const char *peer) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int64_t n;
+	int r;
+
+	assert(h);
+
+	r = stmt_get_peer(h, STMT_HAS_QUEUED, peer, &s);
+	if (r < 0) {
+		return r;
+	}
+	r = query_int(h, s, &n);
+	if (r < 0) {
+		return r;
+	}
+	return n > 0;
 }
 
 int history_requeue_sent(History *h) {

@@ -150,6 +150,17 @@ int history_add_outgoing(History *h, const char *id, const char *peer, const cha
 		uint64_t sent_usec);
 
 /*
+ * history_add_outgoing_as() - history_add_outgoing() in state @state:
+ * HISTORY_STATE_QUEUED, or HISTORY_STATE_SENT for a message that goes on
+ * the wire right away (it must, before the transaction commits).
+ */
+int history_add_outgoing_as(History *h, const char *id, const char *peer, const char *text,
+		uint64_t sent_usec, HistoryState state);
+
+/* history_has_queued() - 1 when @peer has queued messages, else 0. */
+int history_has_queued(History *h, const char *peer);
+
+/*
  * history_set_state() - move message @id to @state (see the table above).
  *
  * Return: 1 when the state changed, 0 when it already was @state, -ENOENT for

@@ -119,7 +119,8 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 	 * The reply, and then the "queued" signal, come after the batch's
 	 * barrier (manager-commit.c): "accepted" means stored.
 	 */
-	manager_commit_defer_reply(m, msg, id, peer);
+	manager_commit_defer_reply(m, msg, id, peer,
+			r > 0 ? COMMIT_OUTCOME_SENT : COMMIT_OUTCOME_QUEUED);
 	manager_commit_check_bound(m);
 	return 1;
 }

@@ -236,14 +236,14 @@ int manager_commit_reserve_reply(Manager *m) {
 }
 
 void manager_commit_defer_reply(Manager *m, sd_bus_message *call, const char *id,
-		const char *peer) {
+		const char *peer, CommitOutcome outcome) {
 	Batch *b = m->batch;
 	Reply *p;
 
 	assert(b && b->n_replies < b->allocated_replies);
 
 	p = &b->replies[b->n_replies++];
-	*p = (Reply) { .call = sd_bus_message_ref(call) };
+	*p = (Reply) { .call = sd_bus_message_ref(call), .outcome = outcome };
 	(void) snprintf(p->id, sizeof(p->id), "%s", id);
 	(void) snprintf(p->peer, sizeof(p->peer), "%s", peer);
 }

@@ -49,9 +49,12 @@ void manager_commit_check_bound(Manager *m);
 
 /* Makes room for one more deferred reply: call before the write it answers. */
 int manager_commit_reserve_reply(Manager *m);
-/* SendMessage(): reply @id to @call after the barrier (room was reserved). */
+/*
+ * SendMessage(): reply @id to @call after the barrier (room was reserved),
+ * then tell the message's @outcome so far.
+ */
 void manager_commit_defer_reply(Manager *m, sd_bus_message *call, const char *id,
-		const char *peer);
+		const char *peer, CommitOutcome outcome);
 /*
  * Sends datagram @buf (taken) to @to after the barrier; on failure it is
  * dropped.  Commits at once if that fills the batch.

@@ -125,6 +125,9 @@ static void on_notify_reply(const char *peer, const char *text, void *userdata) 
 		return;
 	}
 	manager_emit_message_state_changed(m, id, peer, HISTORY_STATE_QUEUED, NULL);
+	if (r > 0) {
+		manager_emit_message_state_changed(m, id, peer, HISTORY_STATE_SENT, NULL);
+	}
 	/* The user answered: what they were notified about is read. */
 	(void) manager_mark_read(m, peer);
 }
@@ -334,18 +337,55 @@ void manager_store_autologin_failed(Manager *m) {
 int manager_queue_message(Manager *m, const char *peer, const char *text,
 		char ret_id[static MESSAGE_ID_STRLEN]) {
 	char id[MESSAGE_ID_STRLEN];
+	uint64_t now = realtime_usec();
+	bool direct;
 	int r;
 
 	r = messenger_new_id(id);
 	if (r < 0) {
 		return r;
 	}
-	r = outbox_add(m->outbox, id, peer, text, realtime_usec());
+	/*
+	 * Nothing queued before it and the peer takes it now: stored as "sent"
+	 * and put on the wire at once, without the flush and a second write.
+	 * Both are in the batch's transaction, committed before the reply.
+	 */
+	direct = messenger_can_transmit(m->messenger, peer);
+	if (direct) {
+		r = history_has_queued(m->history, peer);
+		if (r < 0) {
+			return r;
+		}
+		direct = r == 0;
+	}
+	r = outbox_add_as(m->outbox, id, peer, text, now,
+			direct ? HISTORY_STATE_SENT : HISTORY_STATE_QUEUED);
 	if (r < 0) {
 		return r;
 	}
-	manager_schedule_flush(m);
 	memcpy(ret_id, id, MESSAGE_ID_STRLEN);
+	if (direct) {
+		HistoryMessage hm = {
+			.id = id,
+			.peer = (char *) peer,
+			.direction = HISTORY_DIRECTION_OUT,
+			.text = (char *) text,
+			.sent_usec = now,
+			.state = HISTORY_STATE_SENT,
+		};
+
+		r = messenger_transmit(m->messenger, &hm);
+		if (r == OUTBOX_SENT) {
+			return 1;
+		}
+		/* Refused after all (e.g. too large): the flush decides. */
+		log_debug_errno(r, "Message %s did not go at once, queueing it: %m", id);
+		r = history_set_state(m->history, id, HISTORY_STATE_QUEUED);
+		if (r < 0) {
+			return r;
+		}
+	}
+	manager_schedule_flush(m);
 	return 0;
 }
 

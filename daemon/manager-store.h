@@ -30,8 +30,9 @@ void manager_store_autologin_failed(Manager *m);
 
 /*
  * manager_queue_message() - SendMessage(): store @text for @peer as queued
- * and send it as soon as possible.  Return: 0 and the id; -ENOBUFS when the
- * peer's queue is full; other negative errno.
+ * and send it as soon as possible.  Return: 1 and the id when it went on
+ * the wire at once (state "sent"), 0 and the id when it is queued; -ENOBUFS
+ * when the peer's queue is full; other negative errno.
  */
 int manager_queue_message(Manager *m, const char *peer, const char *text,
 		char ret_id[static 33]);

@@ -378,6 +378,16 @@ int messenger_transmit(Messenger *s, const HistoryMessage *m) {
 	return OUTBOX_SENT;
 }
 
+bool messenger_can_transmit(Messenger *s, const char *peer) {
+	Peer *p;
+
+	if (!s->manager->username || s->n_outgoing >= MESSENGER_MAX_IN_FLIGHT) {
+		return false;
+	}
+	p = peer_get(s->manager, peer);
+	return p && p->online && p->native && p->confirmed;
+}
+
 void messenger_forget(Messenger *s, const char *id) {
 	outgoing_free(outgoing_get(s, id));
 }

@@ -6,6 +6,7 @@
  * and the reference peers' UTF-16LE "talk" lines.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/endpoint.h"
@@ -36,6 +37,11 @@ int messenger_new_id(char ret[static MESSAGE_ID_STRLEN]);
  * fit a datagram, -ENOBUFS when too many are in flight.
  */
 int messenger_transmit(Messenger *s, const HistoryMessage *m);
+/*
+ * True when a message to @peer would go on the wire at once: a native peer
+ * online that has acked before, and room in flight.
+ */
+bool messenger_can_transmit(Messenger *s, const char *peer);
 /* Stops retrying @id (it expired). */
 void messenger_forget(Messenger *s, const char *id);
 

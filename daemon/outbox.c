@@ -184,11 +184,16 @@ int outbox_set_max_age(Outbox *o, uint64_t max_age_usec) {
 
 int outbox_add(Outbox *o, const char *id, const char *peer, const char *text,
 		uint64_t now_usec) {
+	return outbox_add_as(o, id, peer, text, now_usec, HISTORY_STATE_QUEUED);
+}
+
+int outbox_add_as(Outbox *o, const char *id, const char *peer, const char *text,
+		uint64_t now_usec, HistoryState state) {
 	int r;
 
 	assert(o);
 
-	r = history_add_outgoing(o->history, id, peer, text, now_usec);
+	r = history_add_outgoing_as(o->history, id, peer, text, now_usec, state);
 	if (r < 0) {
 		return r;
 	}

@@ -55,6 +55,13 @@ int outbox_add(Outbox *o, const char *id, const char *peer, const char *text,
 		uint64_t now_usec);
 
 /*
+ * outbox_add_as() - outbox_add() in @state: HISTORY_STATE_SENT for a message
+ * that goes on the wire at once, past the queue (nothing is queued before it).
+ */
+int outbox_add_as(Outbox *o, const char *id, const char *peer, const char *text,
+		uint64_t now_usec, HistoryState state);
+
+/*
  * outbox_flush() - @peer is reachable: hand its queued messages to the
  * send callback, oldest first, until one is refused.
  *

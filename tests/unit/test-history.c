@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tests for daemon/history.c: schema migration, persistence, duplicates, the
- * state machine, paging, full-text search (CJK included), and a crash test
- * that kill -9s a writer at random moments and checks that every commit it
- * reported survived.
+ * state machine, paging, full-text search (CJK included), batching, and a
+ * crash test that kill -9s a writer at random moments and checks that every
+ * commit it reported survived.
  */
 
 #include <fcntl.h>
@@ -694,6 +694,68 @@ static void test_history_crash_safety(void **state) {
 	assert_int_equal(history_open(f->path, &f->h), 0);
 }
 
+/* The number of messages another connection sees: the committed ones. */
+static int committed_count(const char *path) {
+	sqlite3_stmt *s = NULL;
+	sqlite3 *db = NULL;
+	int n;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM messages", -1, &s, NULL),
+			SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	n = sqlite3_column_int(s, 0);
+	assert_int_equal(sqlite3_finalize(s), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	return n;
+}
+
+static void test_history_batching(void **state) {
+	Fixture *f = *state;
+	HistoryMessage m = {};
+	HistoryList l = {};
+
+	history_set_batching(f->h, true);
+	assert_int_equal(history_add_incoming(f->h, "b1", "alice", "batched hello", 1, 2), 1);
+	assert_int_equal(history_add_outgoing_as(f->h, "b2", "alice", "straight out", 3,
+			HISTORY_STATE_SENT), 0);
+	assert_int_equal(history_add_outgoing_as(f->h, "b3", "alice", "x", 3,
+			HISTORY_STATE_DELIVERED), -EINVAL);
+	assert_int_equal(history_has_queued(f->h, "alice"), 0);
+	assert_int_equal(history_add_outgoing(f->h, "b4", "alice", "queued one", 4), 0);
+	assert_int_equal(history_has_queued(f->h, "alice"), 1);
+	assert_int_equal(history_has_queued(f->h, "bob"), 0);
+	assert_int_equal(history_batch_size(f->h), 3);
+
+	/* This connection sees the batch at once; no other before the commit. */
+	assert_int_equal(history_get_message(f->h, "b2", &m), 0);
+	assert_int_equal(m.state, HISTORY_STATE_SENT);
+	history_message_done(&m);
+	assert_int_equal(committed_count(f->path), 0);
+	/* The search finds what the open batch holds. */
+	assert_int_equal(history_search(f->h, "batched", 10, &l), 0);
+	assert_int_equal(l.n, 1);
+	history_list_done(&l);
+
+	/* A refused write leaves the rest of the batch alone. */
+	assert_int_equal(history_add_incoming(f->h, "b2", "alice", "dup", 1, 2), -EEXIST);
+	assert_int_equal(history_add_incoming(f->h, "b5", "alice", "after it", 5, 6), 1);
+	assert_int_equal(history_commit(f->h), 0);
+	assert_int_equal(history_batch_size(f->h), 0);
+	assert_int_equal(committed_count(f->path), 4);
+	assert_int_equal(history_commit(f->h), 0); /* nothing open: nothing to do */
+
+	/* The full-text index got every message of the batch, consistently. */
+	raw_sql(f->path, "INSERT INTO messages_fts (messages_fts) VALUES ('integrity-check')");
+	reopen(f);
+	assert_int_equal(history_search(f->h, "after it", 10, &l), 0);
+	assert_int_equal(l.n, 1);
+	history_list_done(&l);
+	assert_int_equal(history_search(f->h, "straight", 10, &l), 0);
+	assert_int_equal(l.n, 1);
+	history_list_done(&l);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void) {
@@ -713,6 +775,7 @@ int main(void) {
 		T(test_history_search),
 		T(test_history_unread),
 		T(test_history_default_path),
+		T(test_history_batching),
 		T(test_history_crash_safety),
 	};
 
