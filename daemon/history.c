@@ -953,28 +953,33 @@ int history_add_incoming(History *h, const char *id, const char *peer, const cha
 	return write_end(h, r, r > 0 ? WRITE_DURABLE : 0);
 }
 
-static int count_pending(History *h, const char *peer, int64_t *ret) {
+/* Runs count statement @id for a valid @peer; returns the count (clamped). */
+static int count_for_peer(History *h, Statement id, const char *peer) {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int64_t n;
 	int r;
 
-	r = stmt_get_peer(h, STMT_COUNT_PENDING, peer, &s);
+	r = stmt_get_peer(h, id, peer, &s);
 	if (r < 0) {
 		return r;
 	}
-	return query_int(h, s, ret);
+	r = query_int(h, s, &n);
+	if (r < 0) {
+		return r;
+	}
+	return (int) MIN(n, (int64_t) INT_MAX);
 }
 
 static int insert_outgoing(History *h, const char *id, const char *peer, const char *text,
 		uint64_t sent_usec, HistoryState state) {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	int64_t pending;
 	int r;
 
-	r = count_pending(h, peer, &pending);
+	r = count_for_peer(h, STMT_COUNT_PENDING, peer);
 	if (r < 0) {
 		return r;
 	}
-	if (pending >= HISTORY_QUEUE_MAX) {
+	if ((unsigned) r >= HISTORY_QUEUE_MAX) {
 		return -ENOBUFS;
 	}
 
@@ -1121,21 +1126,12 @@ int history_list_queued(History *h, const char *peer, HistoryList *ret) {
 }
 
 int history_has_queued(History *h, const char *peer) {
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	int64_t n;
 	int r;
 
 	assert(h);
 
-	r = stmt_get_peer(h, STMT_HAS_QUEUED, peer, &s);
-	if (r < 0) {
-		return r;
-	}
-	r = query_int(h, s, &n);
-	if (r < 0) {
-		return r;
-	}
-	return n > 0;
+	r = count_for_peer(h, STMT_HAS_QUEUED, peer);
+	return r < 0 ? r : r > 0;
 }
 
 int history_requeue_sent(History *h) {
@@ -1490,21 +1486,9 @@ int history_mark_read(History *h, const char *peer) {
 }
 
 int history_unread(History *h, const char *peer) {
-	_cleanup_stmt_ sqlite3_stmt *s = NULL;
-	int64_t n;
-	int r;
-
 	assert(h);
 
-	r = stmt_get_peer(h, STMT_UNREAD, peer, &s);
-	if (r < 0) {
-		return r;
-	}
-	r = query_int(h, s, &n);
-	if (r < 0) {
-		return r;
-	}
-	return (int) MIN(n, (int64_t) INT_MAX);
+	return count_for_peer(h, STMT_UNREAD, peer);
 }
 
 void history_unread_list_done(HistoryUnreadList *l) {
