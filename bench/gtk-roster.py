@@ -22,7 +22,8 @@ frame, the monotonic time and the number of roster rows.  Printed figures:
   shows every message while the bench keeps scrolling to the top (the app
   loads a page there and reveals it a few rows per frame; the frame log
   counts the messages shown, not those loaded), with the longest frame gap
-  and RSS.
+  and RSS; then the time to scroll the whole conversation from top to
+  bottom in 100 steps, like the roster, with its longest frame gap.
 
 P2PCHAT_BENCH_PEERS=N changes the roster size (1 gives the baseline of an
 empty roster: what startup alone costs); P2PCHAT_BENCH_MESSAGES=N the
@@ -78,6 +79,17 @@ def rss(pid):
     return out
 
 
+def scroll_through(value, frame_log):
+    """Scrolls a list from top to bottom in 100 steps through the AT-SPI
+    Value of its scroll bar; returns the pixels and the frame gaps."""
+    t1 = time.monotonic()
+    top = value.maximumValue
+    for step in range(101):
+        value.currentValue = top * step / 100.0
+        time.sleep(0.02)
+    return top, longest_gap(read_frames(frame_log), t1, time.monotonic())
+
+
 def conversation(alice, app, app_acc, frame_log):
     """Opens the conversation of N_MESSAGES and scrolls to its top until
     every message is loaded (the app loads a page at the top)."""
@@ -108,6 +120,10 @@ def conversation(alice, app, app_acc, frame_log):
               ((full[0][0] if full else time.monotonic()) - t1) * 1e3,
               longest_gap(frames, t0, full[0][0] if full else time.monotonic()),
               mem["VmRSS"], mem["VmHWM"]), flush=True)
+    if full:
+        wait_for(lambda: False, 0.5)
+        print("gtk-roster: conversation scrolled %.0f px in 100 steps; while scrolling: %s" %
+              scroll_through(value, frame_log), flush=True)
 
 
 def main():
@@ -170,16 +186,11 @@ def main():
             print("gtk-roster: AT-SPI does not see the first row", flush=True)
             sys.exit(1)
         value = wait_for(lambda: scroll_value(row.getApplication(), "Peers"), 10)
-        t1 = time.monotonic()
-        top = value.maximumValue
-        for step in range(101):
-            value.currentValue = top * step / 100.0
-            time.sleep(0.02)
-        t2 = time.monotonic()
+        top, gaps = scroll_through(value, frame_log)
         last = wait_for(lambda: pyatspi.findDescendant(
             row.getApplication(), lambda x: x.name == "peer%05d, online" % (N_PEERS - 1)), 10)
         print("gtk-roster: scrolled %.0f px in 100 steps, last row %s; while scrolling: %s" % (
-            top, "shown" if last else "NOT shown", longest_gap(read_frames(frame_log), t1, t2)),
+            top, "shown" if last else "NOT shown", gaps),
             flush=True)
         mem = rss(app.pid)
         print("gtk-roster: after scrolling rss-mb=%.1f hwm-mb=%.1f" % (
