@@ -29,6 +29,16 @@ enum {
 
 static GParamSpec *properties[N_PROPS];
 
+/*
+ * A wrapped label measures its minimum width with a layout as narrow as
+ * its width-chars; without them Pango breaks the text at every opportunity,
+ * which cost more than the rest of the bubble together (most of a frame
+ * when a page of bubbles comes in).  So the minimum is this many average
+ * characters, but never more than half the text, so that the bubble of a
+ * short message still hugs its text.
+ */
+#define CHAT_BUBBLE_MIN_CHARS 10
+
 static void chat_bubble_update_meta(ChatBubble *self) {
 	ChatMessage *message = self->message;
 	g_autoptr(GDateTime) time = NULL;
@@ -73,6 +83,7 @@ static void on_message_notify_state(GObject *object, GParamSpec *pspec,
 }
 
 void chat_bubble_set_message(ChatBubble *self, ChatMessage *message) {
+	const char *text;
 	gboolean outgoing;
 
 	g_return_if_fail(CHAT_IS_BUBBLE(self));
@@ -91,8 +102,11 @@ void chat_bubble_set_message(ChatBubble *self, ChatMessage *message) {
 			self);
 		outgoing = chat_message_get_direction(message) ==
 			CHAT_MESSAGE_DIRECTION_OUTGOING;
-		gtk_label_set_text(self->text_label,
-			chat_message_get_text(message));
+		text = chat_message_get_text(message);
+		gtk_label_set_width_chars(self->text_label,
+			(int) MIN(CHAT_BUBBLE_MIN_CHARS,
+			g_utf8_strlen(text, -1) / 2));
+		gtk_label_set_text(self->text_label, text);
 		gtk_widget_set_halign(GTK_WIDGET(self),
 			outgoing ? GTK_ALIGN_END : GTK_ALIGN_START);
 		gtk_widget_remove_css_class(GTK_WIDGET(self),
