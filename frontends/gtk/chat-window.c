@@ -234,7 +234,7 @@ static void on_conversation_items_changed(GListModel *model, guint position,
  * A history page is shown CHAT_REVEAL_STEP messages per frame: each frame
  * then binds and measures only that many new bubbles (see ChatPacedModel).
  */
-#define CHAT_REVEAL_STEP 40
+#define CHAT_REVEAL_STEP 20
 
 static gboolean on_reveal_tick(GtkWidget *widget, GdkFrameClock *clock,
 		gpointer user_data) {
