@@ -218,9 +218,7 @@ static void on_conversation_items_changed(GListModel *model, guint position,
 
 	/*
 	 * A new message (not a history page put before the others) pins the
-	 * view to the end; what is put before while it is pinned keeps it
-	 * there.  Scrolling here, before the list's next layout, moves its
-	 * anchor to the end (which keeps its place when rows come above).
+	 * view to the end; rows put before while it is pinned keep it there.
 	 */
 	if (added > 0 && position + added == g_list_model_get_n_items(model)) {
 		self->pin_to_bottom = TRUE;
