@@ -13,10 +13,15 @@ what alice sends, so he must not ack it (no MessageDelivered while the lock
 is held); once the lock is gone alice's retries get it stored, exactly once,
 and delivered.  With alice's own database locked, her SendMessage() fails
 with an error instead of an id, and that text never arrives anywhere.
+
+Last, SIGTERM reaches alice while hundreds of calls are in flight: her last
+batch is committed before she exits, and after a restart every message
+whose call got an id arrives, once.
 """
 
 import os
 import re
+import signal
 import sqlite3
 import sys
 import time
@@ -28,7 +33,7 @@ from p2ptest import (MANAGER, PATH, SERVICE, SLOW, Coordinator, Gio, GLib, Tap, 
 N = 300
 LOCK_SECONDS = 7     # longer than the daemon's 5 s busy timeout
 
-t = Tap(11)
+t = Tap(13)
 users = []
 coord = None
 
@@ -156,6 +161,23 @@ try:
     t.ok("never accepted" not in history_texts(bob, "alice") and
          "never accepted" not in history_texts(alice, "bob"),
          "and its text is nowhere")
+    # SIGTERM while calls are in flight: the pending batch is committed first.
+    texts = ["term %d" % i for i in range(600)]
+    boxes = send_all(alice, "bob", texts)
+    alice.kill(signal.SIGTERM)
+    wait_for(lambda: all("seen" in b for b in boxes), 60)
+    accepted = [texts[i] for i, b in enumerate(boxes) if "reply" in b]
+    t.diag("%d of %d calls got an id before the SIGTERM" % (len(accepted), len(texts)))
+    alice.start()
+    alice.login("alice", coord.address)
+    t.ok(wait_for(lambda: set(accepted) <= set(history_texts(bob, "alice")), 60 * SLOW),
+         "after a restart, every message whose call got an id arrives",
+         sorted(set(accepted) - set(history_texts(bob, "alice")))[:3])
+    hb = history_texts(bob, "alice")
+    t.ok(all(hb.count(x) == 1 for x in accepted) and
+         [x for x in hb if x.startswith("term ")] ==
+         [x for x in texts if x in set(hb)],
+         "each once, in order")
 except Exception as e:  # noqa: BLE001
     t.diag("exception: %r" % (e,))
     for u in users:
