@@ -18,6 +18,9 @@
  *   udp N                             UDP round trip to a forked echo process
  *   minimal BUS                       connect, one Ping, exit: the smallest
  *                                     sd-bus client, timed by the caller
+ *   minimal-send BUS PEER TEXT        connect, one SendMessage, exit: the
+ *                                     smallest client doing what
+ *                                     `p2pchat send PEER TEXT` does
  */
 
 #include <errno.h>
@@ -272,6 +275,18 @@ static int ping(sd_bus *bus) {
 	return r;
 }
 
+static int send_one(sd_bus *bus, const char *peer, const char *text) {
+	sd_bus_error error = SD_BUS_ERROR_NULL;
+	sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, SERVICE, PATH, MANAGER, "SendMessage", &error, &reply,
+			"ss", peer, text);
+	sd_bus_error_free(&error);
+	sd_bus_message_unref(reply);
+	return r;
+}
+
 static int run_ping(const char *address, size_t n) {
 	uint64_t *v = calloc(n, sizeof(uint64_t));
 	sd_bus *bus = open_bus(address);
@@ -438,6 +453,8 @@ int main(int argc, char *argv[]) {
 		r = run_udp(strtoul(argv[2], NULL, 10));
 	} else if (argc == 3 && strcmp(argv[1], "minimal") == 0) {
 		r = ping(open_bus(argv[2]));
+	} else if (argc == 5 && strcmp(argv[1], "minimal-send") == 0) {
+		r = send_one(open_bus(argv[2]), argv[3], argv[4]);
 	} else {
 		fprintf(stderr, "Usage: see the comment at the top of bench/message-path.c\n");
 	}
