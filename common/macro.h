@@ -31,6 +31,27 @@
 #define USEC_PER_MSEC ((uint64_t) 1000ULL)
 #define NSEC_PER_USEC ((uint64_t) 1000ULL)
 
+/*
+ * Makes room for @need elements in @array, which has room for @allocated:
+ * at least doubles, so filling an array one element at a time is linear.
+ * Evaluates to 0 or -ENOMEM (then @array is unchanged).
+ */
+#define GREEDY_REALLOC(array, allocated, need)                                         \
+	({                                                                             \
+		int _r = 0;                                                            \
+		if ((need) > (allocated)) {                                            \
+			size_t _n = MAX((size_t) (need), MAX((allocated) * 2, (size_t) 16)); \
+			__typeof__(array) _a = reallocarray((array), _n, sizeof(*(array))); \
+			if (_a) {                                                      \
+				(array) = _a;                                          \
+				(allocated) = _n;                                      \
+			} else {                                                       \
+				_r = -ENOMEM;                                          \
+			}                                                              \
+		}                                                                      \
+		_r;                                                                    \
+	})
+
 /* Returns the value of the pointer and sets it to NULL: ownership moves. */
 #define TAKE_PTR(p)                                   \
 	({                                            \

@@ -299,7 +299,7 @@ int wire_decode_datagram(const uint8_t *buf, size_t n, WireEncoding *ret_enc, ch
 	WireEncoding enc;
 	char *text;
 	size_t len;
-	int r;
+	int r = -EINVAL; /* a value outside the enum */
 
 	if (n > WIRE_DATAGRAM_MAX) {
 		return -EMSGSIZE;
@@ -315,7 +315,6 @@ int wire_decode_datagram(const uint8_t *buf, size_t n, WireEncoding *ret_enc, ch
 		break;
 	case _WIRE_ENCODING_MAX:
 	case _WIRE_ENCODING_INVALID:
-	default:
 		assert(!"unreachable encoding");
 		return -EINVAL;
 	}
@@ -335,7 +334,7 @@ int wire_encode_datagram(const char *text, size_t n, WireEncoding enc, uint8_t *
 		size_t *ret_len) {
 	_cleanup_free_ uint8_t *out = NULL;
 	size_t len;
-	int r;
+	int r = -EINVAL; /* a value outside the enum */
 
 	switch (enc) {
 	case WIRE_ENCODING_UTF8: {
@@ -350,7 +349,6 @@ int wire_encode_datagram(const char *text, size_t n, WireEncoding enc, uint8_t *
 		break;
 	case _WIRE_ENCODING_MAX:
 	case _WIRE_ENCODING_INVALID:
-	default:
 		return -EINVAL;
 	}
 	if (r < 0) {
@@ -718,7 +716,6 @@ int wire_parse_line(const char *s, size_t n, WireMessage *ret) {
 
 	case _WIRE_TYPE_MAX:
 	case _WIRE_TYPE_INVALID:
-	default:
 		assert(!"unreachable message type");
 		return -EBADMSG;
 	}
@@ -850,7 +847,6 @@ int wire_format_line(const WireMessage *m, char **ret, size_t *ret_len) {
 
 	case _WIRE_TYPE_MAX:
 	case _WIRE_TYPE_INVALID:
-	default:
 		return -EINVAL;
 	}
 

@@ -22,6 +22,7 @@
 
 #include <json-c/json.h>
 
+#include "common/fd-util.h"
 #include "common/json-util.h"
 #include "common/macro.h"
 #include "common/wire.h"
@@ -423,9 +424,7 @@ static int json_to_text(const Key *k, json_object *v, char **ret) {
 
 static int read_file(const char *path, char **ret, size_t *ret_len) {
 	_cleanup_close_ int fd = -EBADF;
-	_cleanup_free_ char *buf = NULL;
 	struct stat st;
-	size_t len = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
@@ -440,54 +439,22 @@ static int read_file(const char *path, char **ret, size_t *ret_len) {
 	if ((uint64_t) st.st_size > CONFIG_FILE_MAX) {
 		return -EFBIG;
 	}
-	buf = malloc(CONFIG_FILE_MAX + 1);
-	if (!buf) {
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
-
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return -errno;
-		}
-		if (n == 0) {
-			break;
-		}
-		len += (size_t) n;
-		if (len > CONFIG_FILE_MAX) {
-			return -EFBIG;
-		}
-	}
-	buf[len] = '\0';
-
-	*ret = TAKE_PTR(buf);
-	*ret_len = len;
-	return 0;
+	return read_fd_max(fd, CONFIG_FILE_MAX, ret, ret_len);
 }
 
 /* Parses the file's text into @c, which starts from the defaults. */
 static int config_parse(Config *c, const char *text, size_t len, char **ret_error) {
 	_cleanup_(json_object_putp) json_object *root = NULL;
-	json_tokener *tok;
-	enum json_tokener_error jerr;
+	const char *what = NULL;
+	int r;
 
-	tok = json_tokener_new();
-	if (!tok) {
-		return -ENOMEM;
-	}
 	/* Plain JSON: no trailing commas or garbage after the object. */
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	root = json_tokener_parse_ex(tok, text, (int) len);
-	jerr = json_tokener_get_error(tok);
-	json_tokener_free(tok);
-
-	if (!root || jerr != json_tokener_success) {
-		return set_error(ret_error, -EBADMSG, "%s: not valid JSON: %s", c->path,
-				jerr == json_tokener_continue ? "unexpected end of file"
-							      : json_tokener_error_desc(jerr));
+	r = json_parse_strict(text, len, 0, &root, &what);
+	if (r == -ENOMEM) {
+		return r;
+	}
+	if (r < 0) {
+		return set_error(ret_error, -EBADMSG, "%s: not valid JSON: %s", c->path, what);
 	}
 	if (!json_object_is_type(root, json_type_object)) {
 		return set_error(ret_error, -EBADMSG, "%s: expected a JSON object", c->path);
@@ -496,7 +463,6 @@ static int config_parse(Config *c, const char *text, size_t len, char **ret_erro
 	json_object_object_foreach(root, name, value) {
 		_cleanup_free_ char *text_value = NULL;
 		const Key *k = key_find(name);
-		int r;
 
 		if (!k) {
 			return set_error(ret_error, -ENOKEY, "%s: unknown key '%s'", c->path, name);

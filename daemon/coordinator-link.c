@@ -31,6 +31,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/time-util.h"
 #include "daemon/coordinator-link.h"
 #include "daemon/manager.h"
 #include "daemon/peer.h"
@@ -80,13 +81,6 @@ struct CoordinatorLink {
 	sd_event_source *tcp_source;
 	WireFrameDecoder decoder;
 };
-
-static uint64_t now_usec(void) {
-	struct timespec ts;
-
-	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 static void tcp_close(CoordinatorLink *l) {
 	l->tcp_source = sd_event_source_disable_unref(l->tcp_source);
@@ -199,7 +193,7 @@ static void attempt_failed(CoordinatorLink *l, int error, const char *what) {
 	int r;
 
 	tcp_close(l);
-	if (!l->established && now_usec() >= l->deadline) {
+	if (!l->established && now_usec(CLOCK_MONOTONIC) >= l->deadline) {
 		link_fail(l, -EHOSTUNREACH, what);
 		return;
 	}
@@ -208,7 +202,7 @@ static void attempt_failed(CoordinatorLink *l, int error, const char *what) {
 	}
 	if (was_online) {
 		log_notice("Lost the coordinator (%s), logging in again.", what);
-		if (now_usec() - l->online_since >= LINK_STABLE_USEC) {
+		if (now_usec(CLOCK_MONOTONIC) - l->online_since >= LINK_STABLE_USEC) {
 			l->interval = LINK_FIRST_RETRY_USEC;
 		}
 		manager_link_lost(l->manager);
@@ -222,7 +216,7 @@ static void attempt_failed(CoordinatorLink *l, int error, const char *what) {
 
 static void link_online(CoordinatorLink *l, bool native) {
 	l->phase = native ? LINK_SESSION : LINK_REFERENCE;
-	l->last_rx = l->online_since = now_usec();
+	l->last_rx = l->online_since = now_usec(CLOCK_MONOTONIC);
 	l->established = true;
 	if (!native) {
 		log_info("Coordinator is a reference server: following its UDP forwards.");
@@ -286,7 +280,7 @@ static int handle_frame(CoordinatorLink *l, const char *s, size_t n) {
 	WireMessage w = {};
 	int r;
 
-	l->last_rx = now_usec();
+	l->last_rx = now_usec(CLOCK_MONOTONIC);
 
 	if (frame_is_list(s, n)) {
 		r = handle_list(l, s, n);
@@ -554,7 +548,7 @@ void coordinator_link_handle_datagram(CoordinatorLink *l, const WireMessage *msg
 static void on_heartbeat(CoordinatorLink *l) {
 	int r;
 
-	if (now_usec() - l->last_rx > LINK_DEAD_USEC) {
+	if (now_usec(CLOCK_MONOTONIC) - l->last_rx > LINK_DEAD_USEC) {
 		attempt_failed(l, -ETIMEDOUT, "heartbeat timeout");
 		return;
 	}
@@ -587,7 +581,7 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 
 	switch (l->phase) {
 	case LINK_LOGIN:
-		if (!l->established && now_usec() >= l->deadline) {
+		if (!l->established && now_usec(CLOCK_MONOTONIC) >= l->deadline) {
 			link_fail(l, -EHOSTUNREACH, "no answer from the coordinator");
 			return 0;
 		}
@@ -634,7 +628,7 @@ static int timer_arm(CoordinatorLink *l, uint64_t delay) {
 int coordinator_link_start(CoordinatorLink *l) {
 	l->established = false;
 	l->interval = LINK_FIRST_RETRY_USEC;
-	l->deadline = now_usec() + LINK_LOGIN_TIMEOUT_USEC;
+	l->deadline = now_usec(CLOCK_MONOTONIC) + LINK_LOGIN_TIMEOUT_USEC;
 	attempt_start(l);
 	return l->phase == LINK_LOGIN ? 0 : -ENOMEM;
 }

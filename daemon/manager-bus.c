@@ -13,7 +13,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/wire.h"
-#include "daemon/bus-errors.h"
+#include "common/bus-errors.h"
 #include "daemon/config.h"
 #include "daemon/history.h"
 #include "daemon/manager-bus.h"

@@ -65,23 +65,6 @@ typedef struct Batch {
 	size_t n_unread, allocated_unread;
 } Batch;
 
-/* Makes room for @need elements in @array, which has room for @allocated. */
-#define GROW(array, allocated, need)                                                   \
-	({                                                                             \
-		int _r = 0;                                                            \
-		if ((need) > (allocated)) {                                            \
-			size_t _n = MAX((size_t) (need), MAX((allocated) * 2, (size_t) 16)); \
-			__typeof__(array) _a = reallocarray((array), _n, sizeof(*(array))); \
-			if (_a) {                                                      \
-				(array) = _a;                                          \
-				(allocated) = _n;                                      \
-			} else {                                                       \
-				_r = -ENOMEM;                                          \
-			}                                                              \
-		}                                                                      \
-		_r;                                                                    \
-	})
-
 static int on_commit(sd_event_source *s, void *userdata) {
 	Manager *m = userdata;
 	Batch *b = m->batch;
@@ -232,7 +215,7 @@ int manager_commit_reserve_reply(Manager *m) {
 	if (!b) {
 		return -ESTALE;
 	}
-	return GROW(b->replies, b->allocated_replies, b->n_replies + 1);
+	return GREEDY_REALLOC(b->replies, b->allocated_replies, b->n_replies + 1);
 }
 
 void manager_commit_defer_reply(Manager *m, sd_bus_message *call, const char *id,
@@ -251,7 +234,7 @@ void manager_commit_defer_reply(Manager *m, sd_bus_message *call, const char *id
 void manager_commit_defer_ack(Manager *m, const Endpoint *to, char *buf, size_t len) {
 	Batch *b = m->batch;
 
-	if (!b || GROW(b->acks, b->allocated_acks, b->n_acks + 1) < 0) {
+	if (!b || GREEDY_REALLOC(b->acks, b->allocated_acks, b->n_acks + 1) < 0) {
 		log_debug("Dropping an ack: out of memory (the sender retries).");
 		free(buf);
 		return;
@@ -273,7 +256,7 @@ void manager_commit_defer_unread(Manager *m, const char *peer) {
 		}
 	}
 	s = strdup(peer);
-	if (!s || GROW(b->unread, b->allocated_unread, b->n_unread + 1) < 0) {
+	if (!s || GREEDY_REALLOC(b->unread, b->allocated_unread, b->n_unread + 1) < 0) {
 		free(s);
 		log_oom();
 		return;

@@ -25,6 +25,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/time-util.h"
 #include "common/wire.h"
 #include "daemon/config.h"
 #include "daemon/history.h"
@@ -36,13 +37,6 @@
 #include "daemon/outbox.h"
 #include "daemon/peer-bus.h"
 #include "daemon/peer.h"
-
-static uint64_t realtime_usec(void) {
-	struct timespec ts;
-
-	(void) clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 static void emit_unread(Manager *m, const char *peer) {
 	Peer *p = peer_get(m, peer);
@@ -337,7 +331,7 @@ void manager_store_autologin_failed(Manager *m) {
 int manager_queue_message(Manager *m, const char *peer, const char *text,
 		char ret_id[static MESSAGE_ID_STRLEN]) {
 	char id[MESSAGE_ID_STRLEN];
-	uint64_t now = realtime_usec();
+	uint64_t now = now_usec(CLOCK_REALTIME);
 	bool direct;
 	int r;
 
@@ -393,7 +387,7 @@ int manager_message_incoming(Manager *m, const char *id, const char *peer, const
 		uint64_t ts_usec, bool native, const char *time) {
 	int r;
 
-	r = history_add_incoming(m->history, id, peer, text, ts_usec, realtime_usec());
+	r = history_add_incoming(m->history, id, peer, text, ts_usec, now_usec(CLOCK_REALTIME));
 	if (r <= 0) {
 		return r;
 	}

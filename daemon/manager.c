@@ -19,7 +19,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/wire.h"
-#include "daemon/bus-errors.h"
+#include "common/bus-errors.h"
 #include "daemon/config.h"
 #include "daemon/coordinator-link.h"
 #include "daemon/manager-bus.h"

@@ -31,6 +31,7 @@
 #include "common/json-util.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/time-util.h"
 #include "daemon/history.h"
 #include "daemon/outbox.h"
 #include "daemon/manager-bus.h"
@@ -172,13 +173,6 @@ static int id_check(const char *s, size_t n) {
 		}
 	}
 	return 0;
-}
-
-static uint64_t now_usec(clockid_t clock) {
-	struct timespec ts;
-
-	(void) clock_gettime(clock, &ts);
-	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
 
 static int build_json(const char *type, const char *id, const char *from, const char *body,
@@ -392,26 +386,6 @@ void messenger_forget(Messenger *s, const char *id) {
 	outgoing_free(outgoing_get(s, id));
 }
 
-static const char *json_get_string(json_object *o, const char *key, size_t *ret_len) {
-	json_object *v;
-	const char *s;
-	int len;
-
-	if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string)) {
-		return NULL;
-	}
-	s = json_object_get_string(v);
-	len = json_object_get_string_len(v);
-	/* "\u0000" would hide the rest of the string from C. */
-	if (!s || len < 0 || strlen(s) != (size_t) len) {
-		return NULL;
-	}
-	if (ret_len) {
-		*ret_len = (size_t) len;
-	}
-	return s;
-}
-
 static void handle_msg(Messenger *s, json_object *o, const char *id, const char *from,
 		const Endpoint *source) {
 	_cleanup_free_ char *ack = NULL;
@@ -490,23 +464,12 @@ static void handle_ack(Messenger *s, const char *id, const char *from, const End
 void messenger_handle_json(Messenger *s, const char *buf, size_t n, const Endpoint *from) {
 	_cleanup_(json_object_putp) json_object *o = NULL;
 	const char *type, *id, *sender;
-	json_tokener *tok;
 	size_t id_len, sender_len;
 
 	if (!s->manager->username || !utf8_is_valid(buf, n)) {
 		return;
 	}
-	tok = json_tokener_new_ex(MESSAGE_JSON_DEPTH);
-	if (!tok) {
-		return;
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
-	o = json_tokener_parse_ex(tok, buf, (int) n);
-	if (json_tokener_get_error(tok) != json_tokener_success ||
-			json_tokener_get_parse_end(tok) != n) {
-		json_object_putp(&o);
-	}
-	json_tokener_free(tok);
+	(void) json_parse_strict(buf, n, MESSAGE_JSON_DEPTH, &o, NULL);
 	if (!o || !json_object_is_type(o, json_type_object)) {
 		log_debug("Dropping malformed JSON datagram.");
 		return;

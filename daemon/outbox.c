@@ -17,6 +17,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/time-util.h"
 #include "daemon/outbox.h"
 
 struct Outbox {
@@ -26,15 +27,6 @@ struct Outbox {
 	void *userdata;
 	sd_event_source *timer;
 };
-
-static uint64_t realtime_usec(void) {
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_REALTIME, &ts) < 0) {
-		return 0;
-	}
-	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
 
 /* Sets the timer to the next expiry, or turns it off when nothing is pending. */
 static int outbox_schedule(Outbox *o) {
@@ -93,7 +85,7 @@ static int expire_now(Outbox *o) {
 		HistoryList l = {};
 		int r;
 
-		r = history_expire(o->history, realtime_usec(), o->max_age_usec, &l);
+		r = history_expire(o->history, now_usec(CLOCK_REALTIME), o->max_age_usec, &l);
 		if (r < 0) {
 			return r;
 		}

@@ -18,7 +18,8 @@
 
 #include "common/log.h"
 #include "common/macro.h"
-#include "daemon/bus-errors.h"
+#include "common/time-util.h"
+#include "common/bus-errors.h"
 #include "frontends/cli/client.h"
 #include "frontends/cli/output.h"
 
@@ -358,13 +359,6 @@ bool event_is(json_object *ev, const char *name) {
 	return streq_ptr(event_get_string(ev, "event"), name);
 }
 
-static uint64_t now_usec(void) {
-	struct timespec ts;
-
-	(void) clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
-}
-
 /* "key: value, key: value" for a propertiesChanged event. */
 static char *format_properties(json_object *ev) {
 	char *buf = NULL;
@@ -404,7 +398,7 @@ static char *event_dup_escaped(json_object *ev, const char *key) {
 char *event_format_line(json_object *ev, bool show_ids) {
 	_cleanup_free_ char *text = NULL, *reason = NULL, *props = NULL, *peer = NULL,
 		*name = NULL, *id = NULL, *endpoint = NULL;
-	uint64_t ts = now_usec();
+	uint64_t ts = now_usec(CLOCK_REALTIME);
 	char clock[9], *line = NULL;
 	json_object *v;
 	int r = -EINVAL;

@@ -26,7 +26,7 @@
 #include "common/endpoint.h"
 #include "common/macro.h"
 #include "common/wire.h"
-#include "daemon/bus-errors.h"
+#include "common/bus-errors.h"
 #include "daemon/manager.h"
 #include "daemon/peer.h"
 

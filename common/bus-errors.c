@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 
-#include "daemon/bus-errors.h"
+#include "common/bus-errors.h"
 
 const sd_bus_error_map bus_error_map[] = {
 	SD_BUS_ERROR_MAP(BUS_ERROR_NOT_LOGGED_IN, ENOTCONN),
