@@ -206,6 +206,7 @@ struct History {
 	bool batching;     /* writes wait for history_commit() */
 	bool in_batch;     /* our BEGIN is open */
 	bool need_sync;    /* a write in it is a promise: fsync at the commit */
+	bool sync_owed;    /* the last barrier failed: the next commit fsyncs anyway */
 	unsigned n_writes; /* in the open transaction */
 	int64_t fts_from;  /* the first message not in the full-text index yet; 0: none */
 	int error;         /* the batch was lost: its writes and commit fail */
@@ -825,7 +826,7 @@ int history_commit(History *h) {
 		h->error = 0;
 		return r;
 	}
-	need_sync = h->need_sync;
+	need_sync = h->need_sync || h->sync_owed;
 	r = fts_catch_up(h);
 	if (r >= 0) {
 		r = exec_simple(h, STMT_COMMIT);
@@ -837,7 +838,19 @@ int history_commit(History *h) {
 	h->in_batch = false;
 	h->need_sync = false;
 	h->n_writes = 0;
-	return need_sync ? sync_wal(h) : 0;
+	if (!need_sync) {
+		return 0;
+	}
+
+	/*
+	 * After a failed barrier the commits before it are in the WAL but not
+	 * durable, and a batch without a promise may still rely on them: a
+	 * retransmission of a message they hold is acked again after it.  So
+	 * the next commit is a barrier too, until one succeeds.
+	 */
+	r = sync_wal(h);
+	h->sync_owed = r < 0;
+	return r;
 }
 
 /*

@@ -110,9 +110,9 @@ void history_set_batching(History *h, bool on);
 
 /*
  * history_commit() - commit the open transaction and, if a write in it is a
- * promise (a stored message, a queued one, a failure...), fsync the WAL: the
- * barrier after which every write so far survives a power loss.  Without an
- * open transaction it does nothing.
+ * promise (a stored message, a queued one, a failure...) or the previous
+ * barrier failed, fsync the WAL: the barrier after which every write so far
+ * survives a power loss.  Without an open transaction it does nothing.
  *
  * Return: 0; negative errno when the batch could not be committed or made
  * durable: promise nothing about its writes (they may or may not be there).
