@@ -226,8 +226,19 @@ int outbox_flush(Outbox *o, const char *peer) {
 }
 
 int outbox_requeue(Outbox *o, const char *id) {
+	_cleanup_(history_message_done) HistoryMessage m = {};
+	int r;
+
 	assert(o);
 
+	r = history_get_message(o->history, id, &m);
+	if (r < 0) {
+		return r;
+	}
+	/* Only one still on its way: one that failed meanwhile stays failed. */
+	if (m.state != HISTORY_STATE_SENT) {
+		return 0;
+	}
 	return history_set_state(o->history, id, HISTORY_STATE_QUEUED);
 }
 

@@ -69,7 +69,11 @@ int outbox_add_as(Outbox *o, const char *id, const char *peer, const char *text,
  */
 int outbox_flush(Outbox *o, const char *peer);
 
-/* outbox_requeue() - retries of a "sent" message ran out: queue it again. */
+/*
+ * outbox_requeue() - retries of a "sent" message ran out: queue it again.
+ * Return: 1 when it was queued again, 0 when it was no longer "sent" (it
+ * failed or was delivered meanwhile), -errno.
+ */
 int outbox_requeue(Outbox *o, const char *id);
 
 /* outbox_delivered() - the ack came: the message leaves the outbox. */

@@ -185,6 +185,23 @@ static void test_outbox_restart_requeues_sent(void **state) {
 	assert_events(f, (const char *const[]) { "send:r1", "send:r2" }, 2);
 }
 
+static void test_outbox_requeue_only_sent(void **state) {
+	Fixture *f = *state;
+	uint64_t now = now_usec();
+
+	assert_int_equal(outbox_add(f->outbox, "q1", "bob", "one", now), 0);
+	assert_int_equal(outbox_add(f->outbox, "q2", "bob", "two", now), 0);
+	assert_int_equal(outbox_flush(f->outbox, "bob"), 2);
+	assert_int_equal(outbox_requeue(f->outbox, "q1"), 1);
+	assert_int_equal(state_of(f, "q1"), HISTORY_STATE_QUEUED);
+	/* Already queued, or failed meanwhile (its caller was told): left as it is. */
+	assert_int_equal(outbox_requeue(f->outbox, "q1"), 0);
+	assert_int_equal(history_set_state(f->history, "q2", HISTORY_STATE_FAILED), 1);
+	assert_int_equal(outbox_requeue(f->outbox, "q2"), 0);
+	assert_int_equal(state_of(f, "q2"), HISTORY_STATE_FAILED);
+	assert_true(outbox_requeue(f->outbox, "nope") < 0);
+}
+
 static int on_deadline(sd_event_source *s, uint64_t usec, void *userdata) {
 	*(bool *) userdata = true;
 	return 0;
@@ -243,6 +260,7 @@ int main(void) {
 		T(test_outbox_flush_in_order),
 		T(test_outbox_refused_send_keeps_order),
 		T(test_outbox_restart_requeues_sent),
+		T(test_outbox_requeue_only_sent),
 		T(test_outbox_expiry_timer),
 	};
 
