@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The CoordinatorLink, owned by the Manager, lives from Login() to Logout().
- * It runs this state machine:
+ * The CoordinatorLink is owned by the Account (account.c) and lives as long
+ * as the daemon; a login runs it from coordinator_link_start() to
+ * coordinator_link_stop().  It sends through the daemon's Udp socket and
+ * reports through CoordinatorLinkCallbacks, after which it touches nothing
+ * of its own that the callback may have changed.  It runs this state machine:
  *
  *   LOGIN      "login,NAME,EP,native1" (UTF-16LE) to the coordinator by UDP,
  *              resent with backoff until "Accept,PORT" or "Reject,REASON";
@@ -23,7 +26,9 @@
  * next list is reconciled with the roster so only real changes are signalled.
  */
 
+#include <assert.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -33,8 +38,6 @@
 #include "common/macro.h"
 #include "common/time-util.h"
 #include "daemon/coordinator-link.h"
-#include "daemon/manager.h"
-#include "daemon/peer.h"
 
 /* sd-event's default slack (250 ms) is as long as the first retry. */
 #define LINK_TIMER_ACCURACY_USEC (10 * USEC_PER_MSEC)
@@ -66,7 +69,13 @@ typedef enum LinkPhase {
 } LinkPhase;
 
 struct CoordinatorLink {
-	Manager *manager; /* not owned */
+	sd_event *event;
+	Udp *udp; /* not owned */
+	const CoordinatorLinkCallbacks *callbacks;
+	void *userdata;
+	char username[WIRE_NAME_MAX_BYTES + 1];
+	Endpoint coordinator;
+	Endpoint declared;
 	LinkPhase phase;
 	bool established; /* online at least once since Login() */
 	bool welcomed;
@@ -90,16 +99,26 @@ static void tcp_close(CoordinatorLink *l) {
 	l->fetching = false;
 }
 
-int coordinator_link_new(Manager *m, CoordinatorLink **ret) {
+static void on_datagram(const WireMessage *msg, const Endpoint *from, void *userdata);
+
+int coordinator_link_new(sd_event *event, Udp *udp, const CoordinatorLinkCallbacks *callbacks,
+		void *userdata, CoordinatorLink **ret) {
 	CoordinatorLink *l;
 
 	l = calloc(1, sizeof(*l));
 	if (!l) {
 		return -ENOMEM;
 	}
-	l->manager = m;
+	l->event = sd_event_ref(event);
+	l->udp = udp;
+	l->callbacks = callbacks;
+	l->userdata = userdata;
 	l->tcp_fd = -EBADF;
 	wire_frame_decoder_init(&l->decoder, WIRE_FRAME_MAX);
+	udp_set_wire_handler(udp, WIRE_TYPE_ACCEPT, on_datagram, l);
+	udp_set_wire_handler(udp, WIRE_TYPE_REJECT, on_datagram, l);
+	udp_set_wire_handler(udp, WIRE_TYPE_LOGIN, on_datagram, l);
+	udp_set_wire_handler(udp, WIRE_TYPE_LOGOUT, on_datagram, l);
 	*ret = l;
 	return 0;
 }
@@ -111,6 +130,7 @@ CoordinatorLink *coordinator_link_free(CoordinatorLink *l) {
 	l->timer = sd_event_source_disable_unref(l->timer);
 	tcp_close(l);
 	wire_frame_decoder_done(&l->decoder);
+	l->event = sd_event_unref(l->event);
 	return mfree(l);
 }
 
@@ -120,19 +140,18 @@ static void link_fail(CoordinatorLink *l, int error, const char *reason) {
 	l->timer = sd_event_source_disable_unref(l->timer);
 	tcp_close(l);
 	l->phase = LINK_IDLE;
-	/* The Manager frees nothing of ours here; it only updates its state. */
-	manager_link_failed(l->manager, error, reason);
+	/* Last: the owner may stop or restart the link from here. */
+	l->callbacks->failed(error, reason, l->userdata);
 }
 
 static int send_udp(CoordinatorLink *l, WireType type) {
 	_cleanup_free_ uint8_t *buf = NULL;
-	Manager *m = l->manager;
 	WireMessage w = { .type = type };
 	size_t n;
 	int r;
 
-	(void) snprintf(w.name, sizeof(w.name), "%s", m->username);
-	w.endpoint = m->declared;
+	(void) snprintf(w.name, sizeof(w.name), "%s", l->username);
+	w.endpoint = l->declared;
 	if (type == WIRE_TYPE_LOGIN) {
 		(void) snprintf(w.caps, sizeof(w.caps), "%s", WIRE_CAPS_NATIVE);
 	}
@@ -141,7 +160,7 @@ static int send_udp(CoordinatorLink *l, WireType type) {
 	if (r < 0) {
 		return r;
 	}
-	return manager_send_datagram(m, &m->coordinator_address, buf, n);
+	return udp_send(l->udp, &l->coordinator, buf, n);
 }
 
 static int send_frame(CoordinatorLink *l, const WireMessage *w) {
@@ -170,8 +189,8 @@ static int send_frame(CoordinatorLink *l, const WireMessage *w) {
 	return 0;
 }
 
-/* One login attempt, from the UDP datagram on. */
-static void attempt_start(CoordinatorLink *l) {
+/* One login attempt, from the UDP datagram on.  Reports nothing. */
+static int attempt_start(CoordinatorLink *l) {
 	int r;
 
 	tcp_close(l);
@@ -182,6 +201,20 @@ static void attempt_start(CoordinatorLink *l) {
 		log_debug_errno(r, "Failed to send login datagram, retrying: %m");
 	}
 	r = timer_arm(l, l->interval);
+	if (r < 0) {
+		l->timer = sd_event_source_disable_unref(l->timer);
+		l->phase = LINK_IDLE;
+		return r;
+	}
+	return 0;
+}
+
+/* The next attempt, from the loop: a failure ends the login. */
+static void attempt_next(CoordinatorLink *l) {
+	int r;
+
+	l->interval = MIN(l->interval * 2, LINK_MAX_RETRY_USEC);
+	r = attempt_start(l);
 	if (r < 0) {
 		link_fail(l, r, "internal error");
 	}
@@ -205,7 +238,7 @@ static void attempt_failed(CoordinatorLink *l, int error, const char *what) {
 		if (now_usec(CLOCK_MONOTONIC) - l->online_since >= LINK_STABLE_USEC) {
 			l->interval = LINK_FIRST_RETRY_USEC;
 		}
-		manager_link_lost(l->manager);
+		l->callbacks->lost(l->userdata);
 	}
 	l->phase = LINK_BACKOFF;
 	r = timer_arm(l, l->interval);
@@ -226,7 +259,7 @@ static void link_online(CoordinatorLink *l, bool native) {
 		attempt_failed(l, -ENOMEM, "timer");
 		return;
 	}
-	manager_link_online(l->manager);
+	l->callbacks->online(l->userdata);
 }
 
 static int reject_to_errno(const char *reason) {
@@ -261,17 +294,16 @@ static int handle_list(CoordinatorLink *l, const char *s, size_t n) {
 	if (r < 0) {
 		return log_warning_errno(r, "Failed to parse the coordinator's list: %m");
 	}
-	return roster_apply_list(l->manager, entries, n_entries,
-			l->phase == LINK_HANDSHAKE && l->established ? LINK_RECONCILE_GRACE_USEC : 0);
+	return l->callbacks->list(entries, n_entries,
+			l->phase == LINK_HANDSHAKE && l->established ? LINK_RECONCILE_GRACE_USEC : 0,
+			l->userdata);
 }
 
 static void handle_push(CoordinatorLink *l, const WireMessage *w) {
-	Manager *m = l->manager;
-
 	if (w->type == WIRE_TYPE_LOGIN) {
-		(void) roster_add_or_update(m, w->name, &w->endpoint, w->caps);
+		l->callbacks->peer_login(w, l->userdata);
 	} else {
-		roster_mark_offline(m, w->name, &w->endpoint);
+		l->callbacks->peer_logout(w, l->userdata);
 	}
 }
 
@@ -414,7 +446,6 @@ static int on_tcp_readable(CoordinatorLink *l) {
 }
 
 static int on_tcp_connected(CoordinatorLink *l) {
-	Manager *m = l->manager;
 	socklen_t len = sizeof(int);
 	int error = 0, r;
 
@@ -435,7 +466,7 @@ static int on_tcp_connected(CoordinatorLink *l) {
 	}
 
 	WireMessage hello = { .type = WIRE_TYPE_HELLO };
-	(void) snprintf(hello.name, sizeof(hello.name), "%s", m->username);
+	(void) snprintf(hello.name, sizeof(hello.name), "%s", l->username);
 	(void) snprintf(hello.caps, sizeof(hello.caps), "%s", WIRE_CAPS_NATIVE);
 	r = send_frame(l, &hello);
 	if (r < 0) {
@@ -460,7 +491,7 @@ static int on_tcp(sd_event_source *s, int fd, uint32_t revents, void *userdata) 
 }
 
 static int tcp_connect(CoordinatorLink *l) {
-	Endpoint to = l->manager->coordinator_address, from = l->manager->declared;
+	Endpoint to = l->coordinator, from = l->declared;
 	_cleanup_close_ int fd = -EBADF;
 	int r;
 
@@ -483,7 +514,7 @@ static int tcp_connect(CoordinatorLink *l) {
 	if (connect(fd, &to.sa, endpoint_socklen(&to)) < 0 && errno != EINPROGRESS) {
 		return -errno;
 	}
-	r = sd_event_add_io(l->manager->event, &l->tcp_source, fd, EPOLLOUT, on_tcp, l);
+	r = sd_event_add_io(l->event, &l->tcp_source, fd, EPOLLOUT, on_tcp, l);
 	if (r < 0) {
 		return r;
 	}
@@ -507,18 +538,18 @@ static void handle_accept(CoordinatorLink *l, uint16_t port) {
 	}
 }
 
-void coordinator_link_handle_datagram(CoordinatorLink *l, const WireMessage *msg,
-		const Endpoint *from) {
-	Manager *m = l->manager;
+/* Accept, Reject and login/logout forwards that arrived on the UDP socket. */
+static void on_datagram(const WireMessage *msg, const Endpoint *from, void *userdata) {
+	CoordinatorLink *l = userdata;
 
 	switch (msg->type) {
 	case WIRE_TYPE_ACCEPT:
-		if (l->phase == LINK_LOGIN && endpoint_same_ip(from, &m->coordinator_address)) {
+		if (l->phase == LINK_LOGIN && endpoint_same_ip(from, &l->coordinator)) {
 			handle_accept(l, msg->port);
 		}
 		return;
 	case WIRE_TYPE_REJECT:
-		if (l->phase == LINK_LOGIN && endpoint_same_ip(from, &m->coordinator_address)) {
+		if (l->phase == LINK_LOGIN && endpoint_same_ip(from, &l->coordinator)) {
 			handle_reject(l, msg->reason);
 		}
 		return;
@@ -526,7 +557,7 @@ void coordinator_link_handle_datagram(CoordinatorLink *l, const WireMessage *msg
 	case WIRE_TYPE_LOGOUT:
 		/* Forwards count only from a reference coordinator, only from its address. */
 		if ((l->phase == LINK_REFERENCE || l->phase == LINK_HANDSHAKE) &&
-				endpoint_equal(from, &m->coordinator_address)) {
+				endpoint_equal(from, &l->coordinator)) {
 			handle_push(l, msg);
 		} else {
 			log_debug("Ignoring '%s' datagram not from the reference coordinator.",
@@ -585,12 +616,10 @@ static int on_timer(sd_event_source *s, uint64_t usec, void *userdata) {
 			link_fail(l, -EHOSTUNREACH, "no answer from the coordinator");
 			return 0;
 		}
-		l->interval = MIN(l->interval * 2, LINK_MAX_RETRY_USEC);
-		attempt_start(l);
+		attempt_next(l);
 		return 0;
 	case LINK_BACKOFF:
-		l->interval = MIN(l->interval * 2, LINK_MAX_RETRY_USEC);
-		attempt_start(l);
+		attempt_next(l);
 		return 0;
 	case LINK_CONNECTING:
 	case LINK_HANDSHAKE:
@@ -615,7 +644,7 @@ static int timer_arm(CoordinatorLink *l, uint64_t delay) {
 	int r;
 
 	if (!l->timer) {
-		return sd_event_add_time_relative(l->manager->event, &l->timer, CLOCK_MONOTONIC,
+		return sd_event_add_time_relative(l->event, &l->timer, CLOCK_MONOTONIC,
 				delay, LINK_TIMER_ACCURACY_USEC, on_timer, l);
 	}
 	r = sd_event_source_set_time_relative(l->timer, delay);
@@ -625,12 +654,21 @@ static int timer_arm(CoordinatorLink *l, uint64_t delay) {
 	return sd_event_source_set_enabled(l->timer, SD_EVENT_ONESHOT);
 }
 
-int coordinator_link_start(CoordinatorLink *l) {
+int coordinator_link_start(CoordinatorLink *l, const char *username, const Endpoint *coordinator,
+		const Endpoint *declared) {
+	assert(l->phase == LINK_IDLE);
+
+	(void) snprintf(l->username, sizeof(l->username), "%s", username);
+	l->coordinator = *coordinator;
+	l->declared = *declared;
 	l->established = false;
 	l->interval = LINK_FIRST_RETRY_USEC;
 	l->deadline = now_usec(CLOCK_MONOTONIC) + LINK_LOGIN_TIMEOUT_USEC;
-	attempt_start(l);
-	return l->phase == LINK_LOGIN ? 0 : -ENOMEM;
+	return attempt_start(l);
+}
+
+void coordinator_link_set_declared(CoordinatorLink *l, const Endpoint *declared) {
+	l->declared = *declared;
 }
 
 void coordinator_link_stop(CoordinatorLink *l, bool say_logout) {
@@ -640,8 +678,8 @@ void coordinator_link_stop(CoordinatorLink *l, bool say_logout) {
 		if (l->phase == LINK_SESSION) {
 			WireMessage w = { .type = WIRE_TYPE_LOGOUT };
 
-			(void) snprintf(w.name, sizeof(w.name), "%s", l->manager->username);
-			w.endpoint = l->manager->declared;
+			(void) snprintf(w.name, sizeof(w.name), "%s", l->username);
+			w.endpoint = l->declared;
 			r = send_frame(l, &w);
 		} else if (l->phase != LINK_IDLE) {
 			r = send_udp(l, WIRE_TYPE_LOGOUT);

@@ -3,28 +3,61 @@
 
 /*
  * The link to the coordinator: UDP login, then the TCP session (native) or
- * UDP forwards plus periodic list fetches (reference coordinator).
+ * UDP forwards plus periodic list fetches (reference coordinator).  What it
+ * learns goes to its owner through CoordinatorLinkCallbacks.
  */
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
 
 #include "common/endpoint.h"
+#include "common/macro.h"
 #include "common/wire.h"
+#include "daemon/udp.h"
 
-typedef struct Manager Manager;
 typedef struct CoordinatorLink CoordinatorLink;
 
 /* How long Login() tries before it fails with CoordinatorUnreachable. */
 #define LINK_LOGIN_TIMEOUT_USEC (10 * USEC_PER_SEC)
 
-int coordinator_link_new(Manager *m, CoordinatorLink **ret);
-CoordinatorLink *coordinator_link_free(CoordinatorLink *l);
+typedef struct CoordinatorLinkCallbacks {
+	/* Logged in: the first list has arrived. */
+	void (*online)(void *userdata);
+	/* The coordinator was lost after we were online; the link retries. */
+	void (*lost)(void *userdata);
+	/*
+	 * The login failed for good (the link is idle again): -EHOSTUNREACH,
+	 * -EADDRINUSE (name taken), -EDOM (name refused), -EACCES, or -errno.
+	 */
+	void (*failed)(int error, const char *reason, void *userdata);
+	/*
+	 * A full list; online peers it misses may take @grace to return.
+	 * Return: < 0 (e.g. -ENOMEM) drops the connection.
+	 */
+	int (*list)(const WireListEntry *entries, size_t n, uint64_t grace, void *userdata);
+	/* A login or logout notice about another user (name, endpoint, caps). */
+	void (*peer_login)(const WireMessage *w, void *userdata);
+	void (*peer_logout)(const WireMessage *w, void *userdata);
+} CoordinatorLinkCallbacks;
 
-/* Starts logging in as m->username at m->coordinator_address. */
-int coordinator_link_start(CoordinatorLink *l);
+/* Registers the link's handlers on @udp (not owned: it must outlive the link). */
+int coordinator_link_new(sd_event *event, Udp *udp, const CoordinatorLinkCallbacks *callbacks,
+		void *userdata, CoordinatorLink **ret);
+CoordinatorLink *coordinator_link_free(CoordinatorLink *l);
+DEFINE_TRIVIAL_CLEANUP_FUNC(CoordinatorLink *, coordinator_link_free);
+
+/*
+ * coordinator_link_start() - start logging in as @username at @coordinator,
+ * declaring @declared as our endpoint.  On failure nothing is reported
+ * through the callbacks and the link stays idle.
+ * Return: 0 or -errno.
+ */
+int coordinator_link_start(CoordinatorLink *l, const char *username, const Endpoint *coordinator,
+		const Endpoint *declared);
+/* The endpoint we declare changed (the route to the coordinator did). */
+void coordinator_link_set_declared(CoordinatorLink *l, const Endpoint *declared);
 /* Stops everything; with @say_logout, tells the coordinator first. */
 void coordinator_link_stop(CoordinatorLink *l, bool say_logout);
-
-/* Accept, Reject and login/logout forwards that arrived on the peer socket. */
-void coordinator_link_handle_datagram(CoordinatorLink *l, const WireMessage *msg,
-		const Endpoint *from);

@@ -2,7 +2,7 @@
 
 /*
  * p2pchatd: the per-user p2pchat daemon.  main() only parses the command
- * line, sets up the event loop and the Manager (which opens the config and
+ * line, sets up the event loop and the Daemon (which opens the config and
  * the history, and logs in by itself with autologin), runs the loop until
  * SIGTERM, SIGINT or the loss of the bus, and logs out before it exits.
  */
@@ -19,7 +19,8 @@
 #include "common/endpoint.h"
 #include "common/log.h"
 #include "common/macro.h"
-#include "daemon/manager.h"
+#include "common/bus-api.h"
+#include "daemon/daemon.h"
 
 static Endpoint arg_bind;
 
@@ -80,7 +81,7 @@ static int parse_argv(int argc, char *argv[]) {
 }
 
 static int run(int argc, char *argv[]) {
-	_cleanup_(manager_freep) Manager *m = NULL;
+	_cleanup_(daemon_freep) Daemon *d = NULL;
 	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
 	sigset_t mask;
 	int r;
@@ -110,17 +111,17 @@ static int run(int argc, char *argv[]) {
 		return log_error_errno(r, "Failed to watch signals: %m");
 	}
 
-	r = manager_new(event, &arg_bind, &m);
+	r = daemon_new(event, &arg_bind, &d);
 	if (r < 0) {
-		return log_error_errno(r, "Failed to create manager: %m");
+		return log_error_errno(r, "Failed to create the daemon: %m");
 	}
-	r = manager_start(m);
+	r = daemon_start(d);
 	if (r < 0) {
 		return r;
 	}
-	log_debug("Serving %s.", MANAGER_BUS_NAME);
+	log_debug("Serving %s.", P2PCHAT_BUS_NAME);
 
-	/* The Manager logs out from its exit source, while the bus is still open. */
+	/* The daemon logs out from its exit source, while the bus is still open. */
 	r = sd_event_loop(event);
 	if (r < 0) {
 		return log_error_errno(r, "Event loop failed: %m");

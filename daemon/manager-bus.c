@@ -1,35 +1,70 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The D-Bus face of the Manager: org.p2pchat.chat1.Manager at
- * /org/p2pchat/chat1.  Handlers check their input, hand the work to
- * manager.c / message.c and never block; Login() keeps its message and is
- * answered later by manager.c.
+ * The D-Bus face of the daemon: org.p2pchat.chat1.Manager at
+ * /org/p2pchat/chat1, owned by the composition (daemon.c) from the moment
+ * the bus is there until it goes.  Handlers check their input, hand the
+ * work to the core (account.c, conversation.c) and never block; Login()
+ * keeps its message until the account reports the outcome
+ * (manager_bus_login_done()), and SendMessage() until the conversation
+ * reports the message stored.  The emitters turn the core's events into
+ * signals.
  */
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bus-api.h"
+#include "common/bus-errors.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/wire.h"
-#include "common/bus-errors.h"
-#include "daemon/config.h"
-#include "daemon/history.h"
 #include "daemon/manager-bus.h"
-#include "daemon/manager-commit.h"
-#include "daemon/manager-store.h"
-#include "daemon/message.h"
+
+struct ManagerBus {
+	sd_bus *bus;
+	sd_bus_slot *slot;
+	Account *account;           /* not owned */
+	Roster *roster;             /* not owned */
+	Conversation *conversation; /* not owned */
+	History *history;           /* not owned */
+	Config *config;             /* not owned */
+	sd_bus_message *login_call; /* a pending Login(), answered exactly once */
+	sd_bus_track *active_track; /* who set the active conversation */
+};
+
+/* False after the bus went away: nothing to emit to. */
+static bool bus_is_open(ManagerBus *mb) {
+	return mb && sd_bus_is_open(mb->bus) > 0;
+}
 
 static int property_get_state(sd_bus *bus, const char *path, const char *interface,
 		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 
-	return sd_bus_message_append(reply, "s", manager_state_to_string(m->state));
+	return sd_bus_message_append(reply, "s",
+			account_state_to_string(account_get_state(mb->account)));
+}
+
+static int property_get_string(sd_bus *bus, const char *path, const char *interface,
+		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+	ManagerBus *mb = userdata;
+	const char *s;
+
+	if (streq(property, "Username")) {
+		s = account_get_username(mb->account);
+	} else if (streq(property, "Coordinator")) {
+		s = account_get_coordinator(mb->account);
+	} else if (streq(property, "LocalEndpoint")) {
+		s = account_get_local_endpoint(mb->account);
+	} else {
+		s = conversation_get_active(mb->conversation);
+	}
+	return sd_bus_message_append(reply, "s", strempty(s));
 }
 
 static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	const char *name, *coordinator;
 	int r;
 
@@ -42,12 +77,11 @@ static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error
 				"Invalid user name '%s': 1-32 characters, no ',' ';' ':' or "
 				"control characters, not 'end'", name);
 	}
-	if (m->state != MANAGER_STATE_OFFLINE) {
+	if (account_get_state(mb->account) != ACCOUNT_STATE_OFFLINE) {
 		return sd_bus_error_setf(error, BUS_ERROR_ALREADY_LOGGED_IN,
-				"Already logged in as '%s'", strempty(m->username));
+				"Already logged in as '%s'", strempty(account_get_username(mb->account)));
 	}
-	m->autologin = false; /* the user decides now */
-	r = manager_login(m, name, coordinator[0] != '\0' ? coordinator : m->config->coordinator);
+	r = account_login(mb->account, name, coordinator);
 	if (r == -EINVAL) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
 				"Invalid coordinator '%s': expected HOST:PORT with an IP address",
@@ -56,28 +90,67 @@ static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	if (r < 0) {
 		return r;
 	}
-	m->login_call = sd_bus_message_ref(msg);
+	mb->login_call = sd_bus_message_ref(msg);
 	return 1;
 }
 
-static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-	Manager *m = userdata;
+void manager_bus_login_done(ManagerBus *mb, int error, const char *message) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
 	int r;
 
-	m->autologin = false;
-	if (m->state == MANAGER_STATE_OFFLINE) {
+	if (!mb) {
+		return;
+	}
+	call = TAKE_PTR(mb->login_call);
+	if (!call || !bus_is_open(mb)) {
+		return;
+	}
+	if (error < 0 && bus_error_name_from_errno(error)) {
+		r = sd_bus_reply_method_errorf(call, bus_error_name_from_errno(error), "%s",
+				message);
+	} else if (error < 0) {
+		r = sd_bus_reply_method_errnof(call, error, "%s", message);
+	} else {
+		r = sd_bus_reply_method_return(call, NULL);
+	}
+	if (r < 0) {
+		log_warning_errno(r, "Failed to reply to Login(), ignoring: %m");
+	}
+}
+
+static int method_logout(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	ManagerBus *mb = userdata;
+	int r;
+
+	if (account_get_state(mb->account) == ACCOUNT_STATE_OFFLINE) {
+		(void) account_logout(mb->account, true);
 		return sd_bus_error_set(error, BUS_ERROR_NOT_LOGGED_IN, "Not logged in");
 	}
-	r = manager_logout(m);
+	r = account_logout(mb->account, true);
 	if (r < 0) {
 		return r;
 	}
 	return sd_bus_reply_method_return(msg, NULL);
 }
 
+/* The message of a SendMessage() is stored for good, or not: answer. */
+static void on_send_done(int error, const char *id, void *userdata) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata;
+	int r;
+
+	if (error < 0) {
+		r = sd_bus_reply_method_errnof(call, error, "Failed to store the message: %m");
+	} else {
+		r = sd_bus_reply_method_return(call, "s", id);
+	}
+	if (r < 0) {
+		log_debug_errno(r, "Failed to reply to SendMessage(): %m");
+	}
+}
+
 static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 	char id[MESSAGE_ID_STRLEN];
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	const char *peer, *text;
 	size_t len;
 	int r;
@@ -86,7 +159,7 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 	if (r < 0) {
 		return r;
 	}
-	if (m->state == MANAGER_STATE_OFFLINE) {
+	if (account_get_state(mb->account) == ACCOUNT_STATE_OFFLINE) {
 		return sd_bus_error_set(error, BUS_ERROR_NOT_LOGGED_IN, "Not logged in");
 	}
 	len = strlen(text);
@@ -102,12 +175,15 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 		return sd_bus_error_setf(error, BUS_ERROR_INVALID_NAME, "Invalid peer name '%s'",
 				peer);
 	}
-	/* Room for the reply first: once stored, the message must get it. */
-	r = manager_commit_reserve_reply(m);
+	/*
+	 * The answer, and then the "queued" signal, come after the batch's
+	 * barrier (conversation.c): "accepted" means stored.
+	 */
+	r = conversation_send(mb->conversation, peer, text, on_send_done,
+			sd_bus_message_ref(msg), id);
 	if (r < 0) {
-		return r;
+		sd_bus_message_unref(msg);
 	}
-	r = manager_queue_message(m, peer, text, id);
 	if (r == -ENOBUFS) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
 				"Too many messages queued for '%s' (%u)", peer, HISTORY_QUEUE_MAX);
@@ -115,13 +191,6 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 	if (r < 0) {
 		return r;
 	}
-	/*
-	 * The reply, and then the "queued" signal, come after the batch's
-	 * barrier (manager-commit.c): "accepted" means stored.
-	 */
-	manager_commit_defer_reply(m, msg, id, peer,
-			r > 0 ? COMMIT_OUTCOME_SENT : COMMIT_OUTCOME_QUEUED);
-	manager_commit_check_bound(m);
 	return 1;
 }
 
@@ -182,7 +251,7 @@ static int check_peer_name(const char *peer, sd_bus_error *error) {
 
 static int method_get_history(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 	_cleanup_(history_list_done) HistoryList l = {};
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	const char *peer, *before;
 	uint32_t limit;
 	int r;
@@ -195,7 +264,7 @@ static int method_get_history(sd_bus_message *msg, void *userdata, sd_bus_error 
 	if (r < 0) {
 		return r;
 	}
-	r = history_get(m->history, peer, clamp_limit(limit), before, &l);
+	r = history_get(mb->history, peer, clamp_limit(limit), before, &l);
 	if (r == -ENOENT) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
 				"No message '%s' with '%s'", before, peer);
@@ -208,7 +277,7 @@ static int method_get_history(sd_bus_message *msg, void *userdata, sd_bus_error 
 
 static int method_search_history(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 	_cleanup_(history_list_done) HistoryList l = {};
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	const char *query;
 	uint32_t limit;
 	int r;
@@ -217,7 +286,7 @@ static int method_search_history(sd_bus_message *msg, void *userdata, sd_bus_err
 	if (r < 0) {
 		return r;
 	}
-	r = history_search(m->history, query, clamp_limit(limit), &l);
+	r = history_search(mb->history, query, clamp_limit(limit), &l);
 	if (r == -EINVAL) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
 				"The search text must be 1-%d bytes", HISTORY_QUERY_MAX);
@@ -229,7 +298,7 @@ static int method_search_history(sd_bus_message *msg, void *userdata, sd_bus_err
 }
 
 static int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	const char *peer;
 	int r;
 
@@ -241,7 +310,7 @@ static int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *e
 	if (r < 0) {
 		return r;
 	}
-	r = manager_mark_read(m, peer);
+	r = conversation_mark_read(mb->conversation, peer);
 	if (r < 0) {
 		return r;
 	}
@@ -249,11 +318,11 @@ static int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *e
 }
 
 static int on_active_client_gone(sd_bus_track *track, void *userdata) {
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	int r;
 
-	m->active_track = sd_bus_track_unref(m->active_track);
-	r = manager_set_active_conversation(m, "");
+	mb->active_track = sd_bus_track_unref(mb->active_track);
+	r = conversation_set_active(mb->conversation, "");
 	if (r < 0) {
 		log_warning_errno(r, "Failed to clear the active conversation: %m");
 	}
@@ -262,7 +331,7 @@ static int on_active_client_gone(sd_bus_track *track, void *userdata) {
 
 static int method_set_active_conversation(sd_bus_message *msg, void *userdata,
 		sd_bus_error *error) {
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	const char *peer;
 	int r;
 
@@ -276,16 +345,16 @@ static int method_set_active_conversation(sd_bus_message *msg, void *userdata,
 			return r;
 		}
 	}
-	r = manager_set_active_conversation(m, peer);
+	r = conversation_set_active(mb->conversation, peer);
 	if (r < 0) {
 		return r;
 	}
 	/* A front end that quits or crashes must not silence that peer for good. */
-	m->active_track = sd_bus_track_unref(m->active_track);
+	mb->active_track = sd_bus_track_unref(mb->active_track);
 	if (peer[0] != '\0') {
-		r = sd_bus_track_new(m->bus, &m->active_track, on_active_client_gone, m);
+		r = sd_bus_track_new(mb->bus, &mb->active_track, on_active_client_gone, mb);
 		if (r >= 0) {
-			r = sd_bus_track_add_sender(m->active_track, msg);
+			r = sd_bus_track_add_sender(mb->active_track, msg);
 		}
 		if (r < 0) {
 			log_warning_errno(r, "Failed to watch the front end of the active "
@@ -309,7 +378,7 @@ static int config_error(sd_bus_error *error, int r, const char *key, const char 
 
 static int method_get_config(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 	_cleanup_free_ char *value = NULL;
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	const char *key;
 	int r;
 
@@ -317,7 +386,7 @@ static int method_get_config(sd_bus_message *msg, void *userdata, sd_bus_error *
 	if (r < 0) {
 		return r;
 	}
-	r = config_get(m->config, key, &value);
+	r = config_get(mb->config, key, &value);
 	if (r < 0) {
 		return config_error(error, r, key, NULL);
 	}
@@ -326,7 +395,7 @@ static int method_get_config(sd_bus_message *msg, void *userdata, sd_bus_error *
 
 static int method_set_config(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 	_cleanup_free_ char *text = NULL;
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	const char *key, *value;
 	int r;
 
@@ -334,7 +403,7 @@ static int method_set_config(sd_bus_message *msg, void *userdata, sd_bus_error *
 	if (r < 0) {
 		return r;
 	}
-	r = manager_set_config(m, key, value, &text);
+	r = conversation_set_config(mb->conversation, key, value, &text);
 	if (r < 0) {
 		return config_error(error, r, key, text);
 	}
@@ -354,31 +423,30 @@ static void append_peer(Peer *p, void *userdata) {
 	if (c->error < 0) {
 		return;
 	}
-	c->error = sd_bus_message_append(c->reply, "(ssba{sv})", p->name,
-			endpoint_format(&p->endpoint, buf), p->online, 2, "native", "b", p->native,
-			"unread", "u", history_unread_lookup(c->unread, p->name));
+	c->error = sd_bus_message_append(c->reply, "(ssba{sv})", peer_get_name(p),
+			endpoint_format(peer_get_endpoint(p), buf), peer_is_online(p), 2, "native",
+			"b", peer_is_native(p), "unread", "u",
+			history_unread_lookup(c->unread, peer_get_name(p)));
 }
 
 static int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	_cleanup_(history_unread_list_done) HistoryUnreadList unread = {};
-	Manager *m = userdata;
+	ManagerBus *mb = userdata;
 	ListContext c = { .unread = &unread };
 	int r;
 
 	/* One query for every peer's count: not one per peer. */
-	if (m->history) {
-		r = history_unread_all(m->history, &unread);
-		if (r < 0) {
-			return r;
-		}
+	r = history_unread_all(mb->history, &unread);
+	if (r < 0) {
+		return r;
 	}
 	r = reply_open_array(msg, "(ssba{sv})", &reply);
 	if (r < 0) {
 		return r;
 	}
 	c.reply = reply;
-	roster_foreach(m, append_peer, &c);
+	roster_foreach(mb->roster, append_peer, &c);
 	if (c.error < 0) {
 		return c.error;
 	}
@@ -395,106 +463,106 @@ static void emit_result(const char *signal, int r) {
 	}
 }
 
-void manager_emit_properties_changed(Manager *m) {
-	if (!manager_bus_is_open(m)) {
+void manager_bus_emit_properties_changed(ManagerBus *mb) {
+	if (!bus_is_open(mb)) {
 		return;
 	}
 	emit_result("PropertiesChanged",
-			sd_bus_emit_properties_changed(m->bus, MANAGER_OBJECT_PATH,
-					MANAGER_INTERFACE, "State", "Username", "Coordinator",
+			sd_bus_emit_properties_changed(mb->bus, P2PCHAT_OBJECT_PATH,
+					P2PCHAT_MANAGER_INTERFACE, "State", "Username", "Coordinator",
 					"LocalEndpoint", NULL));
 }
 
-void manager_emit_peer_joined(Manager *m, Peer *p) {
+void manager_bus_emit_peer_joined(ManagerBus *mb, Peer *p) {
 	char buf[ENDPOINT_STRLEN];
 
-	if (!manager_bus_is_open(m)) {
+	if (!bus_is_open(mb)) {
 		return;
 	}
 	emit_result("PeerJoined",
-			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
-					"PeerJoined", "ssa{sv}", p->name,
-					endpoint_format(&p->endpoint, buf), 1, "native", "b",
-					p->native));
+			sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
+					"PeerJoined", "ssa{sv}", peer_get_name(p),
+					endpoint_format(peer_get_endpoint(p), buf), 1, "native",
+					"b", peer_is_native(p)));
 }
 
-void manager_emit_peer_left(Manager *m, Peer *p) {
-	if (!manager_bus_is_open(m)) {
+void manager_bus_emit_peer_left(ManagerBus *mb, Peer *p) {
+	if (!bus_is_open(mb)) {
 		return;
 	}
 	emit_result("PeerLeft",
-			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
-					"PeerLeft", "sa{sv}", p->name, 0));
+			sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
+					"PeerLeft", "sa{sv}", peer_get_name(p), 0));
 }
 
-void manager_emit_message_received(Manager *m, const char *id, const char *peer,
-		const char *text, uint64_t timestamp_usec, int native, const char *time) {
-	if (!manager_bus_is_open(m)) {
+void manager_bus_emit_message_received(ManagerBus *mb, const char *id, const char *peer,
+		const char *text, uint64_t timestamp_usec, bool native, const char *time) {
+	if (!bus_is_open(mb)) {
 		return;
 	}
 	if (time) {
 		emit_result("MessageReceived",
-				sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+				sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
 						"MessageReceived", "sssta{sv}", id, peer, text,
 						timestamp_usec, 2, "native", "b", native, "time", "s",
 						time));
 		return;
 	}
 	emit_result("MessageReceived",
-			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+			sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
 					"MessageReceived", "sssta{sv}", id, peer, text,
 					timestamp_usec, 1, "native", "b", native));
 }
 
-void manager_emit_message_delivered(Manager *m, const char *id, const char *peer,
+void manager_bus_emit_message_delivered(ManagerBus *mb, const char *id, const char *peer,
 		unsigned attempts) {
-	if (!manager_bus_is_open(m)) {
+	if (!bus_is_open(mb)) {
 		return;
 	}
 	emit_result("MessageDelivered",
-			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+			sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
 					"MessageDelivered", "ssa{sv}", id, peer, 1, "attempts", "u",
 					attempts));
 }
 
-void manager_emit_message_sent(Manager *m, const char *id, const char *peer) {
-	if (!manager_bus_is_open(m)) {
+void manager_bus_emit_message_sent(ManagerBus *mb, const char *id, const char *peer) {
+	if (!bus_is_open(mb)) {
 		return;
 	}
 	emit_result("MessageSent",
-			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+			sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
 					"MessageSent", "ssa{sv}", id, peer, 0));
 }
 
-void manager_emit_message_state_changed(Manager *m, const char *id, const char *peer,
+void manager_bus_emit_message_state_changed(ManagerBus *mb, const char *id, const char *peer,
 		HistoryState state, const char *reason) {
-	if (!manager_bus_is_open(m)) {
+	if (!bus_is_open(mb)) {
 		return;
 	}
 	/* "reason" only where there is one: a{sv} of 1 or 0 entries. */
 	emit_result("MessageStateChanged",
-			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+			sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
 					"MessageStateChanged", "sssa{sv}", id, peer,
 					history_state_to_string(state), reason ? 1 : 0,
 					"reason", "s", reason));
 }
 
-void manager_emit_active_conversation_changed(Manager *m) {
-	if (!manager_bus_is_open(m)) {
+void manager_bus_emit_active_conversation_changed(ManagerBus *mb) {
+	if (!bus_is_open(mb)) {
 		return;
 	}
 	emit_result("PropertiesChanged",
-			sd_bus_emit_properties_changed(m->bus, MANAGER_OBJECT_PATH,
-					MANAGER_INTERFACE, "ActiveConversation", NULL));
+			sd_bus_emit_properties_changed(mb->bus, P2PCHAT_OBJECT_PATH,
+					P2PCHAT_MANAGER_INTERFACE, "ActiveConversation", NULL));
 }
 
-void manager_emit_message_failed(Manager *m, const char *id, const char *peer,
+void manager_bus_emit_message_failed(ManagerBus *mb, const char *id, const char *peer,
 		const char *reason) {
-	if (!manager_bus_is_open(m)) {
+	if (!bus_is_open(mb)) {
 		return;
 	}
 	emit_result("MessageFailed",
-			sd_bus_emit_signal(m->bus, MANAGER_OBJECT_PATH, MANAGER_INTERFACE,
+			sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
 					"MessageFailed", "sssa{sv}", id, peer, reason, 0));
 }
 
@@ -502,14 +570,13 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_START(0),
 
 	SD_BUS_PROPERTY("State", "s", property_get_state, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("Username", "s", NULL, offsetof(Manager, username),
+	SD_BUS_PROPERTY("Username", "s", property_get_string, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("Coordinator", "s", NULL, offsetof(Manager, coordinator),
+	SD_BUS_PROPERTY("Coordinator", "s", property_get_string, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("LocalEndpoint", "s", NULL, offsetof(Manager, local_endpoint),
+	SD_BUS_PROPERTY("LocalEndpoint", "s", property_get_string, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("ActiveConversation", "s", NULL,
-			offsetof(Manager, active_conversation),
+	SD_BUS_PROPERTY("ActiveConversation", "s", property_get_string, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 
 	SD_BUS_METHOD_WITH_ARGS("Login",
@@ -589,13 +656,37 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_VTABLE_END,
 };
 
-int manager_bus_register(Manager *m) {
+int manager_bus_new(sd_bus *bus, Account *account, Roster *roster, Conversation *conversation,
+		History *history, Config *config, ManagerBus **ret) {
+	_cleanup_(manager_bus_freep) ManagerBus *mb = NULL;
 	int r;
 
-	r = sd_bus_add_object_vtable(m->bus, &m->manager_slot, MANAGER_OBJECT_PATH,
-			MANAGER_INTERFACE, manager_vtable, m);
+	mb = calloc(1, sizeof(*mb));
+	if (!mb) {
+		return -ENOMEM;
+	}
+	mb->bus = sd_bus_ref(bus);
+	mb->account = account;
+	mb->roster = roster;
+	mb->conversation = conversation;
+	mb->history = history;
+	mb->config = config;
+	r = sd_bus_add_object_vtable(bus, &mb->slot, P2PCHAT_OBJECT_PATH,
+			P2PCHAT_MANAGER_INTERFACE, manager_vtable, mb);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to register manager object: %m");
 	}
+	*ret = TAKE_PTR(mb);
 	return 0;
+}
+
+ManagerBus *manager_bus_free(ManagerBus *mb) {
+	if (!mb) {
+		return NULL;
+	}
+	mb->login_call = sd_bus_message_unref(mb->login_call);
+	mb->active_track = sd_bus_track_unref(mb->active_track);
+	mb->slot = sd_bus_slot_unref(mb->slot);
+	mb->bus = sd_bus_unref(mb->bus);
+	return mfree(mb);
 }

@@ -1,28 +1,50 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+/*
+ * The D-Bus face of the daemon: org.p2pchat.chat1.Manager at
+ * /org/p2pchat/chat1.  Method calls go down to the core; the core's events
+ * come back as the emitters below, which send the signals.
+ */
+
+#include <stdbool.h>
 #include <stdint.h>
 
+#include <systemd/sd-bus.h>
+
+#include "common/macro.h"
+#include "daemon/account.h"
+#include "daemon/config.h"
+#include "daemon/conversation.h"
 #include "daemon/history.h"
-#include "daemon/manager.h"
-#include "daemon/peer.h"
+#include "daemon/roster.h"
 
 /* GetHistory()/SearchHistory() with limit 0. */
 #define MANAGER_HISTORY_LIMIT_DEFAULT 100u
 
-int manager_bus_register(Manager *m);
+typedef struct ManagerBus ManagerBus;
 
-void manager_emit_properties_changed(Manager *m);
-void manager_emit_peer_joined(Manager *m, Peer *p);
-void manager_emit_peer_left(Manager *m, Peer *p);
-void manager_emit_message_received(Manager *m, const char *id, const char *peer,
-		const char *text, uint64_t timestamp_usec, int native, const char *time);
-void manager_emit_message_delivered(Manager *m, const char *id, const char *peer,
+/* Registers the Manager object on @bus over the core objects (none owned). */
+int manager_bus_new(sd_bus *bus, Account *account, Roster *roster, Conversation *conversation,
+		History *history, Config *config, ManagerBus **ret);
+/* Drops a pending Login() call unanswered: the bus is going away. */
+ManagerBus *manager_bus_free(ManagerBus *mb);
+DEFINE_TRIVIAL_CLEANUP_FUNC(ManagerBus *, manager_bus_free);
+
+/* Answers the pending Login(), if any. */
+void manager_bus_login_done(ManagerBus *mb, int error, const char *message);
+
+void manager_bus_emit_properties_changed(ManagerBus *mb);
+void manager_bus_emit_peer_joined(ManagerBus *mb, Peer *p);
+void manager_bus_emit_peer_left(ManagerBus *mb, Peer *p);
+void manager_bus_emit_message_received(ManagerBus *mb, const char *id, const char *peer,
+		const char *text, uint64_t timestamp_usec, bool native, const char *time);
+void manager_bus_emit_message_delivered(ManagerBus *mb, const char *id, const char *peer,
 		unsigned attempts);
-void manager_emit_message_sent(Manager *m, const char *id, const char *peer);
-void manager_emit_message_failed(Manager *m, const char *id, const char *peer,
+void manager_bus_emit_message_sent(ManagerBus *mb, const char *id, const char *peer);
+void manager_bus_emit_message_failed(ManagerBus *mb, const char *id, const char *peer,
 		const char *reason);
 /* @reason: NULL, or why (extra "reason": s), e.g. "expired". */
-void manager_emit_message_state_changed(Manager *m, const char *id, const char *peer,
+void manager_bus_emit_message_state_changed(ManagerBus *mb, const char *id, const char *peer,
 		HistoryState state, const char *reason);
-void manager_emit_active_conversation_changed(Manager *m);
+void manager_bus_emit_active_conversation_changed(ManagerBus *mb);

@@ -1,40 +1,52 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The D-Bus face of the roster: one org.p2pchat.chat1.Peer object per roster
- * entry under /org/p2pchat/chat1/peer/, served by a fallback vtable whose
- * find callback looks the name up, so objects come and go with the roster
- * without any per-object registration.
+ * The D-Bus face of the roster, owned by the composition (daemon.c) while
+ * the bus is there: one org.p2pchat.chat1.Peer object per roster entry
+ * under /org/p2pchat/chat1/peer/, served by a fallback vtable whose find
+ * callback looks the name up, so objects come and go with the roster
+ * without any per-object registration.  Properties are read from the
+ * roster (and the history, for Unread) at the time they are asked for.
  */
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bus-api.h"
 #include "common/log.h"
 #include "common/macro.h"
-#include "daemon/history.h"
 #include "daemon/peer-bus.h"
 
-int peer_build_path(const char *name, char **ret) {
-	return sd_bus_path_encode(PEER_PATH_PREFIX, name, ret);
+struct PeerBus {
+	sd_bus *bus;
+	Roster *roster;   /* not owned */
+	History *history; /* not owned */
+	sd_bus_slot *vtable_slot;
+	sd_bus_slot *enumerator_slot;
+	sd_bus_slot *object_manager_slot;
+};
+
+static bool bus_is_open(PeerBus *pb) {
+	return pb && sd_bus_is_open(pb->bus) > 0;
+}
+
+static Peer *peer_from_path(PeerBus *pb, const char *path) {
+	_cleanup_free_ char *name = NULL;
+
+	if (sd_bus_path_decode(path, P2PCHAT_PEER_PATH_PREFIX, &name) <= 0) {
+		return NULL;
+	}
+	return roster_get(pb->roster, name);
 }
 
 static int peer_find(sd_bus *bus, const char *path, const char *interface, void *userdata,
 		void **ret_found, sd_bus_error *error) {
-	_cleanup_free_ char *name = NULL;
-	Manager *m = userdata;
-	Peer *p;
-	int r;
+	PeerBus *pb = userdata;
 
-	r = sd_bus_path_decode(path, PEER_PATH_PREFIX, &name);
-	if (r <= 0) {
-		return r;
-	}
-	p = peer_get(m, name);
-	if (!p) {
+	if (!peer_from_path(pb, path)) {
 		return 0;
 	}
-	*ret_found = p;
+	*ret_found = pb;
 	return 1;
 }
 
@@ -46,13 +58,14 @@ typedef struct PathList {
 
 static void collect_path(Peer *p, void *userdata) {
 	PathList *l = userdata;
+	int r;
 
 	if (l->error < 0) {
 		return;
 	}
-	l->paths[l->n] = strdup(p->path);
-	if (!l->paths[l->n]) {
-		l->error = -ENOMEM;
+	r = sd_bus_path_encode(P2PCHAT_PEER_PATH_PREFIX, peer_get_name(p), &l->paths[l->n]);
+	if (r < 0) {
+		l->error = r;
 		return;
 	}
 	l->n++;
@@ -60,14 +73,14 @@ static void collect_path(Peer *p, void *userdata) {
 
 static int peer_enumerate(sd_bus *bus, const char *path, void *userdata, char ***ret_nodes,
 		sd_bus_error *error) {
-	Manager *m = userdata;
+	PeerBus *pb = userdata;
 	PathList l = {};
 
-	l.paths = calloc(m->n_peers + 1, sizeof(char *));
+	l.paths = calloc(roster_size(pb->roster) + 1, sizeof(char *));
 	if (!l.paths) {
 		return -ENOMEM;
 	}
-	roster_foreach(m, collect_path, &l);
+	roster_foreach(pb->roster, collect_path, &l);
 	if (l.error < 0) {
 		for (size_t i = 0; i < l.n; i++) {
 			free(l.paths[i]);
@@ -79,139 +92,160 @@ static int peer_enumerate(sd_bus *bus, const char *path, void *userdata, char **
 	return 1;
 }
 
-static int property_get_endpoint(sd_bus *bus, const char *path, const char *interface,
+static int property_get(sd_bus *bus, const char *path, const char *interface,
 		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-	Peer *p = userdata;
+	PeerBus *pb = userdata;
 	char buf[ENDPOINT_STRLEN];
+	Peer *p;
+	int n;
 
-	return sd_bus_message_append(reply, "s", endpoint_format(&p->endpoint, buf));
-}
-
-static int property_get_online(sd_bus *bus, const char *path, const char *interface,
-		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-	Peer *p = userdata;
-
-	return sd_bus_message_append(reply, "b", p->online);
-}
-
-static int property_get_native(sd_bus *bus, const char *path, const char *interface,
-		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-	Peer *p = userdata;
-
-	return sd_bus_message_append(reply, "b", p->native);
-}
-
-static int property_get_unread(sd_bus *bus, const char *path, const char *interface,
-		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-	Peer *p = userdata;
-	int n = 0;
-
-	if (p->manager->history) {
-		n = history_unread(p->manager->history, p->name);
-		if (n < 0) {
-			return n;
-		}
+	p = peer_from_path(pb, path);
+	if (!p) {
+		return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "No peer at '%s'",
+				path);
+	}
+	if (streq(property, "Name")) {
+		return sd_bus_message_append(reply, "s", peer_get_name(p));
+	}
+	if (streq(property, "Endpoint")) {
+		return sd_bus_message_append(reply, "s",
+				endpoint_format(peer_get_endpoint(p), buf));
+	}
+	if (streq(property, "Online")) {
+		return sd_bus_message_append(reply, "b", peer_is_online(p));
+	}
+	if (streq(property, "Native")) {
+		return sd_bus_message_append(reply, "b", peer_is_native(p));
+	}
+	/* Unread */
+	n = history_unread(pb->history, peer_get_name(p));
+	if (n < 0) {
+		return n;
 	}
 	return sd_bus_message_append(reply, "u", (uint32_t) n);
 }
 
-void peer_emit_unread_changed(Peer *p) {
-	int r;
-
-	if (!manager_bus_is_open(p->manager)) {
-		return;
-	}
-	r = sd_bus_emit_properties_changed(p->manager->bus, p->path, PEER_INTERFACE, "Unread",
-			NULL);
+static void emit_result(Peer *p, const char *signal, int r) {
 	if (r < 0) {
-		log_warning_errno(r, "Failed to emit PropertiesChanged for '%s', ignoring: %m",
-				p->name);
+		log_warning_errno(r, "Failed to emit %s for '%s', ignoring: %m", signal,
+				peer_get_name(p));
 	}
 }
 
-void peer_emit_added(Peer *p) {
+/* Emits PropertiesChanged of @names (NULL-terminated) on @p's object. */
+static void emit_changed(PeerBus *pb, Peer *p, char **names) {
+	_cleanup_free_ char *path = NULL;
 	int r;
 
-	if (!manager_bus_is_open(p->manager)) {
+	if (!bus_is_open(pb)) {
 		return;
 	}
-
-	r = sd_bus_emit_object_added(p->manager->bus, p->path);
-	if (r < 0) {
-		log_warning_errno(r, "Failed to emit InterfacesAdded for '%s', ignoring: %m", p->name);
+	r = sd_bus_path_encode(P2PCHAT_PEER_PATH_PREFIX, peer_get_name(p), &path);
+	if (r >= 0) {
+		r = sd_bus_emit_properties_changed_strv(pb->bus, path, P2PCHAT_PEER_INTERFACE,
+				names);
 	}
+	emit_result(p, "PropertiesChanged", r);
 }
 
-void peer_emit_removed(Peer *p) {
-	int r;
-
-	if (!manager_bus_is_open(p->manager)) {
-		return;
-	}
-
-	r = sd_bus_emit_object_removed(p->manager->bus, p->path);
-	if (r < 0) {
-		log_warning_errno(r, "Failed to emit InterfacesRemoved for '%s', ignoring: %m",
-				p->name);
-	}
+void peer_bus_emit_unread_changed(PeerBus *pb, Peer *p) {
+	emit_changed(pb, p, (char *[]) { (char *) "Unread", NULL });
 }
 
-void peer_emit_changed(Peer *p, bool online, bool endpoint, bool native) {
+void peer_bus_emit_changed(PeerBus *pb, Peer *p, unsigned what) {
 	const char *names[4];
 	size_t n = 0;
-	int r;
 
-	if (online) {
+	if (what & PEER_CHANGE_ONLINE) {
 		names[n++] = "Online";
 	}
-	if (endpoint) {
+	if (what & PEER_CHANGE_ENDPOINT) {
 		names[n++] = "Endpoint";
 	}
-	if (native) {
+	if (what & PEER_CHANGE_NATIVE) {
 		names[n++] = "Native";
 	}
-	if (n == 0 || !manager_bus_is_open(p->manager)) {
+	if (n == 0) {
 		return;
 	}
 	names[n] = NULL;
-	r = sd_bus_emit_properties_changed_strv(p->manager->bus, p->path, PEER_INTERFACE,
-			(char **) names);
-	if (r < 0) {
-		log_warning_errno(r, "Failed to emit PropertiesChanged for '%s', ignoring: %m",
-				p->name);
+	emit_changed(pb, p, (char **) names);
+}
+
+void peer_bus_emit_added(PeerBus *pb, Peer *p) {
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	if (!bus_is_open(pb)) {
+		return;
 	}
+	r = sd_bus_path_encode(P2PCHAT_PEER_PATH_PREFIX, peer_get_name(p), &path);
+	if (r >= 0) {
+		r = sd_bus_emit_object_added(pb->bus, path);
+	}
+	emit_result(p, "InterfacesAdded", r);
+}
+
+void peer_bus_emit_removed(PeerBus *pb, Peer *p) {
+	_cleanup_free_ char *path = NULL;
+	int r;
+
+	if (!bus_is_open(pb)) {
+		return;
+	}
+	r = sd_bus_path_encode(P2PCHAT_PEER_PATH_PREFIX, peer_get_name(p), &path);
+	if (r >= 0) {
+		r = sd_bus_emit_object_removed(pb->bus, path);
+	}
+	emit_result(p, "InterfacesRemoved", r);
 }
 
 static const sd_bus_vtable peer_vtable[] = {
 	SD_BUS_VTABLE_START(0),
-	SD_BUS_PROPERTY("Name", "s", NULL, offsetof(Peer, name), SD_BUS_VTABLE_PROPERTY_CONST),
-	SD_BUS_PROPERTY("Endpoint", "s", property_get_endpoint, 0,
-			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("Online", "b", property_get_online, 0,
-			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("Native", "b", property_get_native, 0,
-			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
-	SD_BUS_PROPERTY("Unread", "u", property_get_unread, 0,
-			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Name", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Endpoint", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Online", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Native", "b", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Unread", "u", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_VTABLE_END,
 };
 
-int peer_bus_register(Manager *m) {
+int peer_bus_new(sd_bus *bus, Roster *roster, History *history, PeerBus **ret) {
+	_cleanup_(peer_bus_freep) PeerBus *pb = NULL;
 	int r;
 
-	r = sd_bus_add_fallback_vtable(m->bus, &m->peer_slot, PEER_PATH_PREFIX, PEER_INTERFACE,
-			peer_vtable, peer_find, m);
+	pb = calloc(1, sizeof(*pb));
+	if (!pb) {
+		return -ENOMEM;
+	}
+	pb->bus = sd_bus_ref(bus);
+	pb->roster = roster;
+	pb->history = history;
+	r = sd_bus_add_fallback_vtable(bus, &pb->vtable_slot, P2PCHAT_PEER_PATH_PREFIX,
+			P2PCHAT_PEER_INTERFACE, peer_vtable, peer_find, pb);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to register peer objects: %m");
 	}
-	r = sd_bus_add_node_enumerator(m->bus, &m->enumerator_slot, PEER_PATH_PREFIX,
-			peer_enumerate, m);
+	r = sd_bus_add_node_enumerator(bus, &pb->enumerator_slot, P2PCHAT_PEER_PATH_PREFIX,
+			peer_enumerate, pb);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to register peer enumerator: %m");
 	}
-	r = sd_bus_add_object_manager(m->bus, &m->object_manager_slot, MANAGER_OBJECT_PATH);
+	r = sd_bus_add_object_manager(bus, &pb->object_manager_slot, P2PCHAT_OBJECT_PATH);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to register object manager: %m");
 	}
+	*ret = TAKE_PTR(pb);
 	return 0;
+}
+
+PeerBus *peer_bus_free(PeerBus *pb) {
+	if (!pb) {
+		return NULL;
+	}
+	pb->object_manager_slot = sd_bus_slot_unref(pb->object_manager_slot);
+	pb->enumerator_slot = sd_bus_slot_unref(pb->enumerator_slot);
+	pb->vtable_slot = sd_bus_slot_unref(pb->vtable_slot);
+	pb->bus = sd_bus_unref(pb->bus);
+	return mfree(pb);
 }

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The daemon's D-Bus face without a broker: the Manager exports its objects
+ * The daemon's D-Bus face without a broker: the daemon exports its objects
  * on one end of a socketpair, the test is the client on the other end, and
  * plays the coordinator itself on loopback sockets (UDP login, TCP session),
  * so the login state machine, the roster objects and the named errors are
@@ -23,18 +23,18 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
+#include "common/bus-api.h"
+#include "common/bus-errors.h"
 #include "common/endpoint.h"
 #include "common/macro.h"
 #include "common/wire.h"
-#include "common/bus-errors.h"
-#include "daemon/manager.h"
-#include "daemon/peer.h"
+#include "daemon/daemon.h"
 
 typedef struct Fixture {
 	sd_event *event;
 	sd_bus *server;
 	sd_bus *client;
-	Manager *manager;
+	Daemon *daemon;
 	int coord_udp;
 	int coord_tcp;
 	Endpoint coord;
@@ -84,10 +84,10 @@ static int setup(void **state) {
 	assert_int_equal(sd_bus_set_anonymous(f->client, 1), 0);
 	assert_int_equal(sd_bus_start(f->client), 0);
 	assert_int_equal(sd_bus_attach_event(f->client, f->event, 0), 0);
-	assert_true(sd_bus_match_signal(f->client, NULL, NULL, MANAGER_OBJECT_PATH,
-			MANAGER_INTERFACE, "PeerJoined", on_signal, f) >= 0);
-	assert_true(sd_bus_match_signal(f->client, NULL, NULL, MANAGER_OBJECT_PATH,
-			MANAGER_INTERFACE, "PeerLeft", on_signal, f) >= 0);
+	assert_true(sd_bus_match_signal(f->client, NULL, NULL, P2PCHAT_OBJECT_PATH,
+			P2PCHAT_MANAGER_INTERFACE, "PeerJoined", on_signal, f) >= 0);
+	assert_true(sd_bus_match_signal(f->client, NULL, NULL, P2PCHAT_OBJECT_PATH,
+			P2PCHAT_MANAGER_INTERFACE, "PeerLeft", on_signal, f) >= 0);
 
 	/* The test's coordinator: UDP and TCP on one loopback port. */
 	f->coord.in.sin_family = AF_INET;
@@ -109,8 +109,8 @@ static int setup(void **state) {
 
 	bind_address.in.sin_family = AF_INET;
 	bind_address.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(manager_new(f->event, &bind_address, &f->manager), 0);
-	assert_int_equal(manager_export(f->manager, f->server), 0);
+	assert_int_equal(daemon_new(f->event, &bind_address, &f->daemon), 0);
+	assert_int_equal(daemon_export(f->daemon, f->server), 0);
 	*state = f;
 	return 0;
 }
@@ -118,8 +118,8 @@ static int setup(void **state) {
 static int teardown(void **state) {
 	Fixture *f = *state;
 
-	(void) manager_logout(f->manager);
-	f->manager = manager_free(f->manager);
+	(void) daemon_stop(f->daemon);
+	f->daemon = daemon_free(f->daemon);
 	sd_bus_flush_close_unref(f->client);
 	sd_bus_flush_close_unref(f->server);
 	safe_close(f->coord_udp);
@@ -170,7 +170,7 @@ static void call_async(Fixture *f, Reply *r, const char *path, const char *iface
 
 #define CALL(f, r, method, ...)                                                   \
 	do {                                                                      \
-		call_async(f, r, MANAGER_OBJECT_PATH, MANAGER_INTERFACE, method,  \
+		call_async(f, r, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE, method,  \
 				__VA_ARGS__);                                     \
 		run_until(f, &(r)->done);                                         \
 	} while (0)
@@ -186,6 +186,36 @@ static void get_string(Fixture *f, const char *path, const char *iface, const ch
 	assert_true(sd_bus_message_read(r.m, "v", "s", &s) > 0);
 	(void) snprintf(buf, n, "%s", s);
 	sd_bus_message_unref(r.m);
+}
+
+static bool get_peer_bool(Fixture *f, const char *name, const char *prop) {
+	_cleanup_free_ char *path = NULL;
+	int b = -1;
+	Reply r;
+
+	assert_int_equal(sd_bus_path_encode(P2PCHAT_PEER_PATH_PREFIX, name, &path), 0);
+	call_async(f, &r, path, "org.freedesktop.DBus.Properties", "Get", "ss",
+			P2PCHAT_PEER_INTERFACE, prop);
+	run_until(f, &r.done);
+	assert_string_equal(r.error, "");
+	assert_true(sd_bus_message_read(r.m, "v", "b", &b) > 0);
+	sd_bus_message_unref(r.m);
+	return b;
+}
+
+/* The number of peers ListPeers() returns. */
+static unsigned count_peers(Fixture *f) {
+	unsigned n = 0;
+	Reply r;
+
+	CALL(f, &r, "ListPeers", NULL);
+	assert_string_equal(r.error, "");
+	assert_true(sd_bus_message_enter_container(r.m, 'a', "(ssba{sv})") > 0);
+	while (sd_bus_message_skip(r.m, "(ssba{sv})") > 0) {
+		n++;
+	}
+	sd_bus_message_unref(r.m);
+	return n;
 }
 
 static void test_manager_bus_errors(void **state) {
@@ -216,9 +246,9 @@ static void test_manager_bus_errors(void **state) {
 		assert_string_equal(r.error, cases[i].error);
 		sd_bus_message_unref(r.m);
 	}
-	get_string(f, MANAGER_OBJECT_PATH, MANAGER_INTERFACE, "State", buf, sizeof(buf));
+	get_string(f, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE, "State", buf, sizeof(buf));
 	assert_string_equal(buf, "offline");
-	get_string(f, MANAGER_OBJECT_PATH, MANAGER_INTERFACE, "Username", buf, sizeof(buf));
+	get_string(f, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE, "Username", buf, sizeof(buf));
 	assert_string_equal(buf, "");
 }
 
@@ -291,13 +321,13 @@ static void test_manager_bus_login_rejected(void **state) {
 	Endpoint from;
 	Reply r;
 
-	call_async(f, &r, MANAGER_OBJECT_PATH, MANAGER_INTERFACE, "Login", "ss", "alice",
+	call_async(f, &r, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE, "Login", "ss", "alice",
 			endpoint_format(&f->coord, coord));
 	coord_recv(f, &m, &from);
 	assert_int_equal(m.type, WIRE_TYPE_LOGIN);
 	assert_string_equal(m.name, "alice");
 	assert_string_equal(m.caps, WIRE_CAPS_NATIVE);
-	get_string(f, MANAGER_OBJECT_PATH, MANAGER_INTERFACE, "State", buf, sizeof(buf));
+	get_string(f, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE, "State", buf, sizeof(buf));
 	assert_string_equal(buf, "connecting");
 
 	(void) snprintf(reject.reason, sizeof(reject.reason), "name-taken");
@@ -305,7 +335,7 @@ static void test_manager_bus_login_rejected(void **state) {
 	run_until(f, &r.done);
 	assert_string_equal(r.error, BUS_ERROR_NAME_TAKEN);
 	sd_bus_message_unref(r.m);
-	get_string(f, MANAGER_OBJECT_PATH, MANAGER_INTERFACE, "State", buf, sizeof(buf));
+	get_string(f, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE, "State", buf, sizeof(buf));
 	assert_string_equal(buf, "offline");
 }
 
@@ -319,7 +349,7 @@ static void test_manager_bus_native_session(void **state) {
 	Endpoint from;
 	Reply r;
 
-	call_async(f, &r, MANAGER_OBJECT_PATH, MANAGER_INTERFACE, "Login", "ss", "alice",
+	call_async(f, &r, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE, "Login", "ss", "alice",
 			endpoint_format(&f->coord, coord));
 	coord_recv(f, &m, &from);
 	accept.port = f->tcp_port;
@@ -342,16 +372,16 @@ static void test_manager_bus_native_session(void **state) {
 	run_until(f, &r.done);
 	assert_string_equal(r.error, "");
 	sd_bus_message_unref(r.m);
-	get_string(f, MANAGER_OBJECT_PATH, MANAGER_INTERFACE, "State", buf, sizeof(buf));
+	get_string(f, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE, "State", buf, sizeof(buf));
 	assert_string_equal(buf, "online");
-	get_string(f, MANAGER_OBJECT_PATH, MANAGER_INTERFACE, "LocalEndpoint", buf, sizeof(buf));
+	get_string(f, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE, "LocalEndpoint", buf, sizeof(buf));
 	assert_string_equal(buf, ep);
-	assert_int_equal(roster_size(f->manager), 2); /* not ourselves */
-	assert_true(peer_get(f->manager, "bob")->native);
-	assert_false(peer_get(f->manager, "carol")->native);
+	assert_int_equal(count_peers(f), 2); /* not ourselves */
+	assert_true(get_peer_bool(f, "bob", "Native"));
+	assert_false(get_peer_bool(f, "carol", "Native"));
 
-	assert_int_equal(sd_bus_path_encode(PEER_PATH_PREFIX, "bob", &bob_path), 0);
-	get_string(f, bob_path, PEER_INTERFACE, "Endpoint", buf, sizeof(buf));
+	assert_int_equal(sd_bus_path_encode(P2PCHAT_PEER_PATH_PREFIX, "bob", &bob_path), 0);
+	get_string(f, bob_path, P2PCHAT_PEER_INTERFACE, "Endpoint", buf, sizeof(buf));
 	assert_string_equal(buf, "127.0.0.1:9");
 
 	/* Pushes: a stale logout changes nothing, the right one is a leave. */
@@ -372,7 +402,7 @@ static void test_manager_bus_native_session(void **state) {
 		assert_true(sd_event_run(f->event, 10000) >= 0);
 	}
 	assert_string_equal(f->last_left, "bob");
-	assert_false(peer_get(f->manager, "bob")->online);
+	assert_false(get_peer_bool(f, "bob", "Online"));
 
 	/* Logout says so on the session. */
 	CALL(f, &r, "Logout", NULL);
@@ -380,7 +410,7 @@ static void test_manager_bus_native_session(void **state) {
 	sd_bus_message_unref(r.m);
 	logout = tcp_recv(f, fd);
 	assert_string_equal(logout + strlen("logout,alice,"), ep);
-	assert_int_equal(roster_size(f->manager), 0);
+	assert_int_equal(count_peers(f), 0);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
@@ -388,7 +418,7 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 }
 
 int main(void) {
-	/* The Manager keeps its history and config under XDG dirs: a private one. */
+	/* The daemon keeps its history and config under XDG dirs: a private one. */
 	char dir[] = "/tmp/test-daemon-bus-XXXXXX";
 	int r;
 

@@ -1,22 +1,32 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * Chat messages between peers.  The outbox (manager-store.c) decides what to
- * send and when; the Messenger puts it on the wire and follows it until its
- * outcome is known:
+ * Chat messages on the wire.  The Messenger is owned by the composition
+ * (daemon.c) and lives as long as the daemon; its callbacks are set by the
+ * conversation layer, which decides what to send and when.  The Messenger
+ * puts a message on the wire and follows it until its outcome is known:
  *
  *  - native peers (caps "native1") get a JSON datagram
  *    {"type":"msg","id":…,"from":…,"ts":…,"body":…}, resent with exponential
  *    backoff until the peer's {"type":"ack",…} arrives (delivered) or
- *    MESSAGE_GIVE_UP_USEC passed (back to the outbox: queued);
+ *    MESSAGE_GIVE_UP_USEC passed (requeued);
  *  - reference peers get one UTF-16LE "talk" datagram; the reference
  *    protocol has no acks, so the outcome is "sent" for good.
  *
+ * Per-peer flow control: until a peer has acked since it came online (it
+ * is "confirmed"), only one message at a time goes to it, since a backlog
+ * sent at once could arrive before the peer has us in its roster and be
+ * retried out of order.
+ *
  * Incoming messages are accepted only from the roster endpoint of the sender
  * they name (the IP only for reference peers, which send from throwaway
- * ports), stored, and acked once the store made them durable (the group
- * commit's barrier, manager-commit.c): an ack means "stored".  The store
- * keeps each id once, so retransmissions are acked again but announced once.
+ * ports) and handed to received(); the owner acks them with messenger_ack()
+ * once they are stored for good, so an ack means "stored".
+ *
+ * Every callback is made after the Messenger has finished with the objects
+ * it concerns: an Outgoing is unlinked and freed before requeued() or
+ * delivered() is called, since the owner may call back into the Messenger
+ * (messenger_forget()) from there.
  */
 
 #include <search.h>
@@ -32,14 +42,8 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/time-util.h"
-#include "daemon/history.h"
-#include "daemon/outbox.h"
-#include "daemon/manager-bus.h"
-#include "daemon/manager-commit.h"
-#include "daemon/manager-store.h"
-#include "daemon/manager.h"
-#include "daemon/message.h"
-#include "daemon/peer.h"
+#include "common/wire.h"
+#include "daemon/messenger.h"
 
 /*
  * sd-event's default slack (250 ms) would delay an outcome due "now" and
@@ -54,8 +58,8 @@
 
 /* A native message on the wire, waiting for its ack. */
 typedef struct Outgoing {
-	Messenger *messenger; /* not owned */
-	char id[HISTORY_ID_MAX + 1];
+	Messenger *messenger; /* not owned; NULL until it is in the tree */
+	char id[MESSAGE_ID_STRLEN];
 	char *peer;
 	char *json;
 	size_t json_len;
@@ -65,10 +69,22 @@ typedef struct Outgoing {
 	sd_event_source *timer;
 } Outgoing;
 
+/* Flow control of one peer; exists while it is confirmed or has messages in flight. */
+typedef struct Flow {
+	char *peer;
+	bool confirmed;
+	unsigned in_flight;
+} Flow;
+
 struct Messenger {
-	Manager *manager; /* not owned */
-	void *outgoing;   /* tsearch() tree of Outgoing*, by id */
+	sd_event *event;
+	Udp *udp; /* not owned */
+	const MessengerCallbacks *callbacks;
+	void *userdata;
+	char *username; /* NULL when logged out */
+	void *outgoing; /* tsearch() tree of Outgoing*, by id */
 	size_t n_outgoing;
+	void *flows; /* tsearch() tree of Flow*, by peer */
 };
 
 static int outgoing_compare(const void *a, const void *b) {
@@ -77,18 +93,86 @@ static int outgoing_compare(const void *a, const void *b) {
 	return strcmp(x->id, y->id);
 }
 
+static int flow_compare(const void *a, const void *b) {
+	const Flow *x = a, *y = b;
+
+	return strcmp(x->peer, y->peer);
+}
+
+static Flow *flow_get(Messenger *s, const char *peer) {
+	Flow key = { .peer = (char *) peer };
+	void **node;
+
+	node = tfind(&key, &s->flows, flow_compare);
+	return node ? *node : NULL;
+}
+
+static Flow *flow_get_or_new(Messenger *s, const char *peer) {
+	Flow *f = flow_get(s, peer);
+
+	if (f) {
+		return f;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		return NULL;
+	}
+	f->peer = strdup(peer);
+	if (!f->peer || !tsearch(f, &s->flows, flow_compare)) {
+		free(f->peer);
+		return mfree(f);
+	}
+	return f;
+}
+
+static void flow_free(void *p) {
+	Flow *f = p;
+
+	free(f->peer);
+	free(f);
+}
+
+/* A flow with nothing to remember goes. */
+static void flow_trim(Messenger *s, Flow *f) {
+	if (f && !f->confirmed && f->in_flight == 0) {
+		(void) tdelete(f, &s->flows, flow_compare);
+		flow_free(f);
+	}
+}
+
+static void flow_unconfirm(Messenger *s, const char *peer) {
+	Flow *f = flow_get(s, peer);
+
+	if (f) {
+		f->confirmed = false;
+		flow_trim(s, f);
+	}
+}
+
+/* Unlinks @o from the tree and its peer's flow: no callback finds it any more. */
+static void outgoing_unlink(Outgoing *o) {
+	Messenger *s = o->messenger;
+	Flow *f;
+
+	if (!s) {
+		return;
+	}
+	if (tdelete(o, &s->outgoing, outgoing_compare)) {
+		s->n_outgoing--;
+		f = flow_get(s, o->peer);
+		if (f && f->in_flight > 0) {
+			f->in_flight--;
+			flow_trim(s, f);
+		}
+	}
+	o->messenger = NULL;
+}
+
 static Outgoing *outgoing_free(Outgoing *o) {
 	if (!o) {
 		return NULL;
 	}
-	if (o->messenger && tdelete(o, &o->messenger->outgoing, outgoing_compare)) {
-		Peer *p = peer_get(o->messenger->manager, o->peer);
-
-		o->messenger->n_outgoing--;
-		if (p && p->in_flight > 0) {
-			p->in_flight--;
-		}
-	}
+	outgoing_unlink(o);
 	sd_event_source_disable_unref(o->timer);
 	free(o->peer);
 	free(o->json);
@@ -96,14 +180,20 @@ static Outgoing *outgoing_free(Outgoing *o) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outgoing *, outgoing_free);
 
-int messenger_new(Manager *m, Messenger **ret) {
+static void on_json(const char *buf, size_t n, const Endpoint *from, void *userdata);
+static void on_talk(const WireMessage *msg, const Endpoint *from, void *userdata);
+
+int messenger_new(sd_event *event, Udp *udp, Messenger **ret) {
 	Messenger *s;
 
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		return -ENOMEM;
 	}
-	s->manager = m;
+	s->event = sd_event_ref(event);
+	s->udp = udp;
+	udp_set_json_handler(udp, on_json, s);
+	udp_set_wire_handler(udp, WIRE_TYPE_TALK, on_talk, s);
 	*ret = s;
 	return 0;
 }
@@ -122,13 +212,28 @@ Messenger *messenger_free(Messenger *s) {
 	if (!s) {
 		return NULL;
 	}
-	/* The messages stay "sent" in the store: the next start requeues them. */
 	while (s->outgoing) {
 		o = NULL;
 		twalk_r(s->outgoing, take_first, &o);
 		outgoing_free(o);
 	}
+	tdestroy(s->flows, flow_free);
+	free(s->username);
+	s->event = sd_event_unref(s->event);
 	return mfree(s);
+}
+
+void messenger_set_callbacks(Messenger *s, const MessengerCallbacks *callbacks, void *userdata) {
+	s->callbacks = callbacks;
+	s->userdata = userdata;
+}
+
+int messenger_set_username(Messenger *s, const char *name) {
+	return free_and_strdup(&s->username, name);
+}
+
+bool messenger_is_active(Messenger *s) {
+	return s->username && s->callbacks;
 }
 
 size_t messenger_in_flight(Messenger *s) {
@@ -219,7 +324,11 @@ static int build_json(const char *type, const char *id, const char *from, const 
 	return 0;
 }
 
-static int send_talk(Messenger *s, Peer *p, const char *text, size_t len) {
+static bool lookup(Messenger *s, const char *name, MessengerPeer *ret) {
+	return s->callbacks->lookup(name, ret, s->userdata);
+}
+
+static int send_talk(Messenger *s, const Endpoint *to, const char *text, size_t len) {
 	_cleanup_free_ uint8_t *buf = NULL;
 	WireMessage w = { .type = WIRE_TYPE_TALK };
 	struct tm tm;
@@ -231,38 +340,40 @@ static int send_talk(Messenger *s, Peer *p, const char *text, size_t len) {
 	if (!localtime_r(&t, &tm) || strftime(w.time, sizeof(w.time), "%H:%M:%S", &tm) == 0) {
 		return -EINVAL;
 	}
-	(void) snprintf(w.name, sizeof(w.name), "%s", s->manager->username);
+	(void) snprintf(w.name, sizeof(w.name), "%s", s->username);
 	w.text = (char *) text;
 	w.text_len = len;
 	r = wire_format_datagram(&w, WIRE_ENCODING_UTF16LE, &buf, &n);
 	if (r < 0) {
 		return r;
 	}
-	return manager_send_datagram(s->manager, &p->endpoint, buf, n);
+	return udp_send(s->udp, to, buf, n);
 }
 
-/* Retries ran out or the peer went away: back to the outbox. */
+/* Retries ran out or the peer went away: unlinked and freed, then requeued(). */
 static void outgoing_requeue(Outgoing *o, const char *reason) {
-	Peer *p = peer_get(o->messenger->manager, o->peer);
+	Messenger *s = o->messenger;
+	char id[MESSAGE_ID_STRLEN];
+	_cleanup_free_ char *peer = NULL;
 
-	if (p) {
-		p->confirmed = false; /* probe with one message before the rest */
-	}
-	log_debug("Message %s to '%s' goes back to the outbox: %s", o->id, o->peer, reason);
-	manager_message_requeued(o->messenger->manager, o->id, o->peer);
+	memcpy(id, o->id, sizeof(id));
+	outgoing_unlink(o);
+	peer = TAKE_PTR(o->peer);
+	log_debug("Message %s to '%s' goes back to the outbox: %s", id, peer, reason);
 	outgoing_free(o);
+	flow_unconfirm(s, peer); /* probe with one message before the rest */
+	s->callbacks->requeued(id, peer, s->userdata);
 }
 
 static int outgoing_transmit(Outgoing *o) {
 	Messenger *s = o->messenger;
-	Peer *p;
+	MessengerPeer p;
 
-	p = peer_get(s->manager, o->peer);
-	if (!p || !p->online) {
+	if (!lookup(s, o->peer, &p) || !p.online) {
 		return -EHOSTDOWN;
 	}
 	o->attempts++;
-	return manager_send_datagram(s->manager, &p->endpoint, o->json, o->json_len);
+	return udp_send(s->udp, &p.endpoint, o->json, o->json_len);
 }
 
 static int on_outgoing_timer(sd_event_source *source, uint64_t usec, void *userdata) {
@@ -306,94 +417,115 @@ static Outgoing *outgoing_get(Messenger *s, const char *id) {
 	return node ? *node : NULL;
 }
 
-int messenger_transmit(Messenger *s, const HistoryMessage *m) {
+int messenger_transmit(Messenger *s, const char *id, const char *peer, const char *text,
+		uint64_t sent_usec) {
 	_cleanup_(outgoing_freep) Outgoing *o = NULL;
-	Peer *p;
+	MessengerPeer p;
+	Flow *f;
 	int r;
 
-	if (!s->manager->username) {
+	if (!messenger_is_active(s)) {
 		return -ENOTCONN;
 	}
-	p = peer_get(s->manager, m->peer);
-	if (!p || !p->online) {
+	if (!lookup(s, peer, &p) || !p.online) {
 		return -EHOSTDOWN;
 	}
-	if (outgoing_get(s, m->id)) {
-		return OUTBOX_SENT; /* already on its way */
+	if (outgoing_get(s, id)) {
+		return MESSENGER_SENT; /* already on its way */
 	}
-	if (!p->native) {
-		r = send_talk(s, p, m->text, strlen(m->text));
+	if (!p.native) {
+		r = send_talk(s, &p.endpoint, text, strlen(text));
 		if (r < 0) {
 			return r;
 		}
-		return OUTBOX_SENT_FINAL;
+		return MESSENGER_SENT_FINAL;
 	}
 	if (s->n_outgoing >= MESSENGER_MAX_IN_FLIGHT) {
 		return -ENOBUFS;
 	}
-	if (!p->confirmed && p->in_flight > 0) {
-		return -EAGAIN; /* after the first ack (see Peer.confirmed) */
+	f = flow_get(s, peer);
+	if (f && !f->confirmed && f->in_flight > 0) {
+		return -EAGAIN; /* after the first ack (see the flow control above) */
 	}
 
 	o = calloc(1, sizeof(*o));
 	if (!o) {
 		return -ENOMEM;
 	}
-	(void) snprintf(o->id, sizeof(o->id), "%s", m->id);
-	o->messenger = s; /* tdelete() in outgoing_free() finds nothing yet */
-	o->peer = strdup(m->peer);
+	(void) snprintf(o->id, sizeof(o->id), "%s", id);
+	o->peer = strdup(peer);
 	if (!o->peer) {
 		return -ENOMEM;
 	}
 	o->started = now_usec(CLOCK_MONOTONIC);
 	o->interval = MESSAGE_FIRST_RETRY_USEC;
-	r = build_json("msg", o->id, s->manager->username, m->text, m->sent_usec, &o->json,
-			&o->json_len);
+	r = build_json("msg", o->id, s->username, text, sent_usec, &o->json, &o->json_len);
 	if (r == -EMSGSIZE) {
 		return -EMSGSIZE; /* the caller fails it: it can never go */
 	}
 	if (r < 0) {
 		return r;
 	}
-	r = sd_event_add_time_relative(s->manager->event, &o->timer, CLOCK_MONOTONIC,
+	r = sd_event_add_time_relative(s->event, &o->timer, CLOCK_MONOTONIC,
 			MESSAGE_FIRST_RETRY_USEC, MESSAGE_TIMER_ACCURACY_USEC, on_outgoing_timer, o);
 	if (r < 0) {
 		return r;
 	}
-	if (!tsearch(o, &s->outgoing, outgoing_compare)) {
+	f = flow_get_or_new(s, peer);
+	if (!f) {
 		return -ENOMEM;
 	}
+	if (!tsearch(o, &s->outgoing, outgoing_compare)) {
+		flow_trim(s, f);
+		return -ENOMEM;
+	}
+	o->messenger = s;
 	s->n_outgoing++;
-	p->in_flight++;
+	f->in_flight++;
 	r = outgoing_transmit(TAKE_PTR(o));
 	if (r < 0) {
-		log_debug_errno(r, "Failed to send message %s, retrying: %m", m->id);
+		log_debug_errno(r, "Failed to send message %s, retrying: %m", id);
 	}
-	return OUTBOX_SENT;
+	return MESSENGER_SENT;
 }
 
 bool messenger_can_transmit(Messenger *s, const char *peer) {
-	Peer *p;
+	MessengerPeer p;
+	Flow *f;
 
-	if (!s->manager->username || s->n_outgoing >= MESSENGER_MAX_IN_FLIGHT) {
+	if (!messenger_is_active(s) || s->n_outgoing >= MESSENGER_MAX_IN_FLIGHT) {
 		return false;
 	}
-	p = peer_get(s->manager, peer);
-	return p && p->online && p->native && p->confirmed;
+	f = flow_get(s, peer);
+	return f && f->confirmed && lookup(s, peer, &p) && p.online && p.native;
 }
 
 void messenger_forget(Messenger *s, const char *id) {
 	outgoing_free(outgoing_get(s, id));
 }
 
+int messenger_ack(Messenger *s, const Endpoint *to, const char *id) {
+	_cleanup_free_ char *ack = NULL;
+	size_t len;
+	int r;
+
+	if (!s->username) {
+		return -ENOTCONN;
+	}
+	r = build_json("ack", id, s->username, NULL, 0, &ack, &len);
+	if (r < 0) {
+		return r;
+	}
+	return udp_send(s->udp, to, ack, len);
+}
+
 static void handle_msg(Messenger *s, json_object *o, const char *id, const char *from,
 		const Endpoint *source) {
-	_cleanup_free_ char *ack = NULL;
 	uint64_t ts = 0;
 	const char *body;
+	MessengerPeer p;
 	json_object *v;
-	size_t len, ack_len;
-	Peer *p;
+	size_t len;
 	int r;
 
 	body = json_get_string(o, "body", &len);
@@ -409,43 +541,33 @@ static void handle_msg(Messenger *s, json_object *o, const char *id, const char 
 		ts = now_usec(CLOCK_REALTIME);
 	}
 
-	p = peer_get(s->manager, from);
-	if (!p || !peer_accepts_from(p, source, true)) {
+	if (!lookup(s, from, &p) || !p.online || !endpoint_equal(&p.endpoint, source)) {
 		log_debug("Dropping message claiming to be from '%s': not its roster endpoint.",
 				from);
 		return;
 	}
 
-	/* Stored first: an ack promises the message is kept. */
-	r = manager_message_incoming(s->manager, id, from, body, ts, true, NULL);
+	/*
+	 * Every copy is acked (the ack of the first one may have been lost), but
+	 * only by the owner, once it is stored: an ack promises the message is kept.
+	 */
+	r = s->callbacks->received(id, from, body, ts, NULL, &p.endpoint, s->userdata);
 	if (r < 0) {
 		log_debug_errno(r, "Not acking message %s from '%s': %m", id, from);
-		return;
 	}
-
-	/*
-	 * Ack every copy: the ack of the first one may have been lost.  The ack
-	 * goes out after the batch's barrier: only then is the message stored.
-	 */
-	r = build_json("ack", id, s->manager->username, NULL, 0, &ack, &ack_len);
-	if (r < 0) {
-		log_debug_errno(r, "Failed to ack message %s, ignoring: %m", id);
-		return;
-	}
-	manager_commit_defer_ack(s->manager, &p->endpoint, TAKE_PTR(ack), ack_len);
 }
 
 static void handle_ack(Messenger *s, const char *id, const char *from, const Endpoint *source) {
 	unsigned attempts = 0;
+	MessengerPeer p;
 	Outgoing *o;
-	Peer *p;
+	Flow *f;
 
 	o = outgoing_get(s, id);
 	if (o && !streq(o->peer, from)) {
 		return;
 	}
-	p = peer_get(s->manager, from);
-	if (!p || !peer_accepts_from(p, source, true)) {
+	if (!lookup(s, from, &p) || !p.online || !endpoint_equal(&p.endpoint, source)) {
 		log_debug("Dropping ack claiming to be from '%s': not its roster endpoint.", from);
 		return;
 	}
@@ -453,24 +575,29 @@ static void handle_ack(Messenger *s, const char *id, const char *from, const End
 		attempts = o->attempts;
 		outgoing_free(o);
 	}
-	if (!p->confirmed) {
-		p->confirmed = true;
-		manager_schedule_flush(s->manager); /* the rest of a backlog */
+	f = flow_get(s, from);
+	if (!f || !f->confirmed) {
+		f = flow_get_or_new(s, from);
+		if (f) {
+			f->confirmed = true;
+		}
+		s->callbacks->confirmed(from, s->userdata); /* the rest of a backlog */
 	}
 	/* Without an Outgoing it is a late ack (after a requeue or a restart). */
-	manager_message_delivered(s->manager, id, from, attempts);
+	s->callbacks->delivered(id, from, attempts, s->userdata);
 }
 
-void messenger_handle_json(Messenger *s, const char *buf, size_t n, const Endpoint *from) {
+static void on_json(const char *buf, size_t n, const Endpoint *from, void *userdata) {
 	_cleanup_(json_object_putp) json_object *o = NULL;
+	Messenger *s = userdata;
 	const char *type, *id, *sender;
 	size_t id_len, sender_len;
 
-	if (!s->manager->username || !utf8_is_valid(buf, n)) {
+	if (!messenger_is_active(s) || !utf8_is_valid(buf, n)) {
 		return;
 	}
-	(void) json_parse_strict(buf, n, MESSAGE_JSON_DEPTH, &o, NULL);
-	if (!o || !json_object_is_type(o, json_type_object)) {
+	if (json_parse_strict(buf, n, MESSAGE_JSON_DEPTH, &o, NULL) < 0 ||
+			!json_object_is_type(o, json_type_object)) {
 		log_debug("Dropping malformed JSON datagram.");
 		return;
 	}
@@ -492,15 +619,15 @@ void messenger_handle_json(Messenger *s, const char *buf, size_t n, const Endpoi
 	}
 }
 
-void messenger_handle_talk(Messenger *s, const WireMessage *msg, const Endpoint *from) {
+static void on_talk(const WireMessage *msg, const Endpoint *from, void *userdata) {
 	char id[MESSAGE_ID_STRLEN];
-	Peer *p;
+	Messenger *s = userdata;
+	MessengerPeer p;
 
-	if (!s->manager->username) {
+	if (!messenger_is_active(s)) {
 		return;
 	}
-	p = peer_get(s->manager, msg->name);
-	if (!p || !peer_accepts_from(p, from, false)) {
+	if (!lookup(s, msg->name, &p) || !p.online || !endpoint_same_ip(&p.endpoint, from)) {
 		log_debug("Dropping talk claiming to be from '%s': not its roster address.",
 				msg->name);
 		return;
@@ -511,10 +638,18 @@ void messenger_handle_talk(Messenger *s, const WireMessage *msg, const Endpoint 
 	if (messenger_new_id(id) < 0) {
 		return;
 	}
-	(void) manager_message_incoming(s->manager, id, p->name, msg->text,
-			now_usec(CLOCK_REALTIME), false, msg->time);
-	manager_commit_check_bound(s->manager);
+	(void) s->callbacks->received(id, msg->name, msg->text, now_usec(CLOCK_REALTIME),
+			msg->time, NULL, s->userdata);
 }
+
+void messenger_peer_reset(Messenger *s, const char *peer) {
+	flow_unconfirm(s, peer);
+}
+
+typedef struct Requeued {
+	char id[MESSAGE_ID_STRLEN];
+	char *peer;
+} Requeued;
 
 typedef struct RequeueContext {
 	const char *peer; /* NULL: all */
@@ -534,27 +669,47 @@ static void collect_outgoing(const void *nodep, VISIT which, void *closure) {
 	}
 }
 
+/*
+ * Every matching message is unlinked and freed first, and only then
+ * reported: a requeued() callback may end in messenger_forget() of any of
+ * them, which must find nothing.
+ */
 static void requeue_matching(Messenger *s, const char *peer, const char *reason) {
 	_cleanup_free_ Outgoing **list = NULL;
+	_cleanup_free_ Requeued *done = NULL;
 	RequeueContext c = { .peer = peer };
 
-	if (!s || s->n_outgoing == 0) {
+	if (s->n_outgoing == 0) {
 		return;
 	}
 	list = calloc(s->n_outgoing, sizeof(Outgoing *));
-	if (!list) {
+	done = calloc(s->n_outgoing, sizeof(Requeued));
+	if (!list || !done) {
 		log_oom();
 		return;
 	}
 	c.list = list;
 	twalk_r(s->outgoing, collect_outgoing, &c);
 	for (size_t i = 0; i < c.n; i++) {
-		outgoing_requeue(list[i], reason);
+		memcpy(done[i].id, list[i]->id, sizeof(done[i].id));
+		outgoing_unlink(list[i]);
+		done[i].peer = TAKE_PTR(list[i]->peer);
+		log_debug("Message %s to '%s' goes back to the outbox: %s", done[i].id,
+				done[i].peer, reason);
+		outgoing_free(list[i]);
+		flow_unconfirm(s, done[i].peer);
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		s->callbacks->requeued(done[i].id, done[i].peer, s->userdata);
+	}
+	for (size_t i = 0; i < c.n; i++) {
+		free(done[i].peer);
 	}
 }
 
 void messenger_peer_left(Messenger *s, const char *peer) {
 	requeue_matching(s, peer, "peer-offline");
+	flow_unconfirm(s, peer);
 }
 
 void messenger_requeue_all(Messenger *s, const char *reason) {

@@ -1,0 +1,451 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Tests for daemon/conversation.c without a bus or a socket: the real
+ * History (under the fault-injecting VFS), Commit, Roster and Messenger,
+ * whose Udp is never opened: datagrams come in through udp_deliver(), and
+ * what the conversation reports is recorded by a double of its callbacks.
+ *
+ * Among them the regression tests of a use-after-free: a message given
+ * back by the Messenger (peer gone, or retries run out) whose SendMessage()
+ * answer still waits makes the conversation commit at once; when that
+ * commit fails, the answer's closure forgets the message in the Messenger,
+ * which must not free what the Messenger is still using.
+ */
+
+#include <arpa/inet.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <systemd/sd-event.h>
+
+#include "common/macro.h"
+#include "daemon/commit.h"
+#include "daemon/config.h"
+#include "daemon/conversation.h"
+#include "daemon/history.h"
+#include "daemon/messenger.h"
+#include "daemon/roster.h"
+#include "daemon/udp.h"
+#include "tests/helpers/fault-vfs.h"
+#include "tests/helpers/test-tmpdir.h"
+
+#define EVENTS_MAX 64
+
+typedef struct Fixture {
+	char dir[TEST_TMPDIR_MAX];
+	char path[128];
+	sd_event *event;
+	Config *config;
+	History *history;
+	Udp *udp;
+	Messenger *messenger;
+	Commit *commit;
+	Roster *roster;
+	Conversation *conversation;
+	bool tell_messenger_left; /* the roster's left() reaches the Messenger */
+	/* "received:PEER:TEXT", "delivered:ID", "state:ID:STATE", "done:ID:ERR", ... */
+	char events[EVENTS_MAX][128];
+	size_t n_events;
+} Fixture;
+
+static void record(Fixture *f, const char *fmt, ...) _printf_(2, 3);
+static void record(Fixture *f, const char *fmt, ...) {
+	va_list ap;
+
+	assert_true(f->n_events < EVENTS_MAX);
+	va_start(ap, fmt);
+	(void) vsnprintf(f->events[f->n_events++], sizeof(f->events[0]), fmt, ap);
+	va_end(ap);
+}
+
+/* Whether @event was recorded. */
+static bool saw(Fixture *f, const char *event) {
+	for (size_t i = 0; i < f->n_events; i++) {
+		if (streq(f->events[i], event)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static size_t count_prefix(Fixture *f, const char *prefix) {
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->n_events; i++) {
+		n += strncmp(f->events[i], prefix, strlen(prefix)) == 0;
+	}
+	return n;
+}
+
+/* --- the roster's wiring, as daemon.c does it --- */
+
+static void on_added(Peer *p, void *userdata) {
+}
+
+static void on_changed(Peer *p, unsigned what, void *userdata) {
+	Fixture *f = userdata;
+
+	if (what & PEER_CHANGE_ENDPOINT) {
+		messenger_peer_reset(f->messenger, peer_get_name(p));
+	}
+}
+
+static void on_joined(Peer *p, void *userdata) {
+	Fixture *f = userdata;
+
+	messenger_peer_reset(f->messenger, peer_get_name(p));
+	conversation_schedule_flush(f->conversation);
+}
+
+static void on_left(Peer *p, void *userdata) {
+	Fixture *f = userdata;
+
+	if (f->tell_messenger_left) {
+		messenger_peer_left(f->messenger, peer_get_name(p));
+	}
+}
+
+static const RosterCallbacks roster_callbacks = {
+	.added = on_added,
+	.changed = on_changed,
+	.joined = on_joined,
+	.left = on_left,
+	.removed = on_added,
+};
+
+/* --- the conversation's events --- */
+
+static void on_received(const char *id, const char *peer, const char *text, uint64_t ts_usec,
+		bool native, const char *time, void *userdata) {
+	record(userdata, "received:%s:%s", peer, text);
+}
+
+static void on_delivered(const char *id, const char *peer, unsigned attempts, void *userdata) {
+	record(userdata, "delivered:%s", id);
+}
+
+static void on_sent(const char *id, const char *peer, void *userdata) {
+	record(userdata, "sent:%s", id);
+}
+
+static void on_failed(const char *id, const char *peer, const char *reason, void *userdata) {
+	record(userdata, "failed:%s:%s", id, reason);
+}
+
+static void on_state_changed(const char *id, const char *peer, HistoryState state,
+		const char *reason, void *userdata) {
+	record(userdata, "state:%s:%s", id, history_state_to_string(state));
+}
+
+static void on_unread_changed(const char *peer, void *userdata) {
+	record(userdata, "unread:%s", peer);
+}
+
+static void on_active_changed(void *userdata) {
+	record(userdata, "active");
+}
+
+static const ConversationCallbacks callbacks = {
+	.received = on_received,
+	.delivered = on_delivered,
+	.sent = on_sent,
+	.failed = on_failed,
+	.state_changed = on_state_changed,
+	.unread_changed = on_unread_changed,
+	.active_changed = on_active_changed,
+};
+
+static void on_done(int error, const char *id, void *userdata) {
+	record(userdata, "done:%s:%s", id, error < 0 ? "error" : "ok");
+}
+
+static Endpoint bob_ep(void) {
+	Endpoint e = { .in.sin_family = AF_INET, .in.sin_port = htons(4000) };
+
+	e.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return e;
+}
+
+static int setup(void **state) {
+	char config_path[192];
+	Fixture *f = calloc(1, sizeof(Fixture));
+
+	assert_non_null(f);
+	test_tmpdir_new(f->dir, "test-daemon-conversation", "history.db", f->path,
+			sizeof(f->path));
+	(void) snprintf(config_path, sizeof(config_path), "%s/config.json", f->dir);
+	fault_vfs_reset();
+	f->tell_messenger_left = true;
+	assert_int_equal(sd_event_new(&f->event), 0);
+	assert_int_equal(config_new(config_path, &f->config), 0);
+	assert_int_equal(history_open(f->path, &f->history), 0);
+	assert_int_equal(udp_new(f->event, &f->udp), 0);
+	assert_int_equal(messenger_new(f->event, f->udp, &f->messenger), 0);
+	assert_int_equal(messenger_set_username(f->messenger, "alice"), 0);
+	assert_int_equal(commit_new(f->event, f->history, &f->commit), 0);
+	assert_int_equal(roster_new(f->event, &roster_callbacks, f, &f->roster), 0);
+	assert_int_equal(conversation_new(f->event, f->history, f->config, f->commit, f->roster,
+			f->messenger, &callbacks, f, &f->conversation), 0);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state) {
+	Fixture *f = *state;
+
+	fault_vfs_reset();
+	f->commit = commit_free(f->commit);
+	f->conversation = conversation_free(f->conversation);
+	f->roster = roster_free(f->roster);
+	f->messenger = messenger_free(f->messenger);
+	f->udp = udp_free(f->udp);
+	f->history = history_free(f->history);
+	f->config = config_free(f->config);
+	sd_event_unref(f->event);
+	test_tmpdir_remove(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Runs the loop until @event was recorded, for at most 2 s. */
+static void run_until(Fixture *f, const char *event) {
+	for (int i = 0; i < 200 && !saw(f, event); i++) {
+		assert_true(sd_event_run(f->event, 10 * USEC_PER_MSEC) >= 0);
+	}
+	if (!saw(f, event)) {
+		for (size_t i = 0; i < f->n_events; i++) {
+			print_message("# saw %s\n", f->events[i]);
+		}
+		fail_msg("never saw '%s'", event);
+	}
+}
+
+static HistoryState state_of(Fixture *f, const char *id) {
+	_cleanup_(history_message_done) HistoryMessage hm = {};
+
+	assert_int_equal(history_get_message(f->history, id, &hm), 0);
+	return hm.state;
+}
+
+static void deliver(Fixture *f, const char *json) {
+	Endpoint from = bob_ep();
+
+	udp_deliver(f->udp, json, strlen(json), &from);
+}
+
+static void ack(Fixture *f, const char *id) {
+	char json[128];
+
+	(void) snprintf(json, sizeof(json), "{\"type\":\"ack\",\"id\":\"%s\",\"from\":\"bob\"}", id);
+	deliver(f, json);
+}
+
+static void send_message(Fixture *f, const char *text, char id[static MESSAGE_ID_STRLEN]) {
+	assert_int_equal(conversation_send(f->conversation, "bob", text, on_done, f, id), 0);
+}
+
+static void bob_joins(Fixture *f) {
+	Endpoint e = bob_ep();
+
+	assert_int_equal(roster_add_or_update(f->roster, "alice", "bob", &e, "native1"), 1);
+}
+
+/* bob online and confirmed (he acked a message): the next send goes at once. */
+static void bob_confirmed(Fixture *f) {
+	char id[MESSAGE_ID_STRLEN], event[64];
+
+	bob_joins(f);
+	send_message(f, "first", id);
+	(void) snprintf(event, sizeof(event), "state:%s:sent", id);
+	run_until(f, event);
+	ack(f, id);
+	(void) snprintf(event, sizeof(event), "delivered:%s", id);
+	assert_true(saw(f, event));
+	/* Let what that scheduled (the flush of the rest) run, and its commit. */
+	for (int i = 0; i < 10 && sd_event_run(f->event, 0) > 0; i++) {
+	}
+	assert_int_equal(commit_run(f->commit), 0);
+	assert_int_equal(sd_event_run(f->event, 0), 0);
+	f->n_events = 0;
+}
+
+static void test_conversation_queued_until_peer_joins(void **state) {
+	Fixture *f = *state;
+	char id[MESSAGE_ID_STRLEN], event[64];
+
+	send_message(f, "hello", id);
+	/* Nothing about the id before its answer, which waits for the barrier. */
+	assert_int_equal(f->n_events, 0);
+	assert_int_equal(commit_run(f->commit), 0);
+	assert_int_equal(f->n_events, 2);
+	(void) snprintf(event, sizeof(event), "done:%s:ok", id);
+	assert_string_equal(f->events[0], event);
+	(void) snprintf(event, sizeof(event), "state:%s:queued", id);
+	assert_string_equal(f->events[1], event);
+	assert_int_equal(state_of(f, id), HISTORY_STATE_QUEUED);
+
+	/* bob is not there: the flush leaves it queued. */
+	for (int i = 0; i < 5; i++) {
+		assert_true(sd_event_run(f->event, 0) >= 0);
+	}
+	assert_int_equal(state_of(f, id), HISTORY_STATE_QUEUED);
+
+	bob_joins(f);
+	(void) snprintf(event, sizeof(event), "state:%s:sent", id);
+	run_until(f, event);
+	assert_int_equal(state_of(f, id), HISTORY_STATE_SENT);
+}
+
+static void test_conversation_delivered_on_ack(void **state) {
+	Fixture *f = *state;
+	char id[MESSAGE_ID_STRLEN], event[64], json[128];
+	Endpoint other = bob_ep();
+
+	bob_joins(f);
+	send_message(f, "hello", id);
+	(void) snprintf(event, sizeof(event), "state:%s:sent", id);
+	run_until(f, event);
+
+	/* An ack from another port is not bob's. */
+	endpoint_set_port(&other, 4001);
+	(void) snprintf(json, sizeof(json), "{\"type\":\"ack\",\"id\":\"%s\",\"from\":\"bob\"}",
+			id);
+	udp_deliver(f->udp, json, strlen(json), &other);
+	(void) snprintf(event, sizeof(event), "delivered:%s", id);
+	assert_false(saw(f, event));
+
+	ack(f, id);
+	assert_true(saw(f, event));
+	assert_int_equal(state_of(f, id), HISTORY_STATE_DELIVERED);
+	assert_int_equal(messenger_in_flight(f->messenger), 0);
+
+	/* A repeated ack says nothing new. */
+	f->n_events = 0;
+	ack(f, id);
+	assert_int_equal(count_prefix(f, "delivered:"), 0);
+}
+
+static void test_conversation_received_once(void **state) {
+	Fixture *f = *state;
+	const char *msg = "{\"type\":\"msg\",\"id\":\"0123456789abcdef0123456789abcdef\","
+			  "\"from\":\"bob\",\"ts\":1700000000000000,\"body\":\"hi there\"}";
+	Endpoint other = bob_ep();
+
+	/* Not in the roster yet: dropped. */
+	deliver(f, msg);
+	assert_int_equal(f->n_events, 0);
+
+	bob_joins(f);
+	/* From another port than bob's: dropped. */
+	endpoint_set_port(&other, 4001);
+	udp_deliver(f->udp, msg, strlen(msg), &other);
+	assert_int_equal(f->n_events, 0);
+
+	deliver(f, msg);
+	assert_true(saw(f, "received:bob:hi there"));
+	/* Unread is told after the barrier, once per batch. */
+	assert_false(saw(f, "unread:bob"));
+	deliver(f, msg); /* a retransmission: stored once, announced once */
+	assert_int_equal(count_prefix(f, "received:"), 1);
+	assert_int_equal(commit_run(f->commit), 0);
+	assert_int_equal(count_prefix(f, "unread:bob"), 1);
+	assert_int_equal(history_unread(f->history, "bob"), 1);
+}
+
+static void test_conversation_active_reads(void **state) {
+	Fixture *f = *state;
+	const char *msg = "{\"type\":\"msg\",\"id\":\"00000000000000000000000000000001\","
+			  "\"from\":\"bob\",\"ts\":1,\"body\":\"on screen\"}";
+
+	bob_joins(f);
+	assert_int_equal(conversation_set_active(f->conversation, "bob"), 0);
+	assert_true(saw(f, "active"));
+	assert_string_equal(conversation_get_active(f->conversation), "bob");
+	f->n_events = 0;
+	deliver(f, msg);
+	assert_true(saw(f, "received:bob:on screen"));
+	assert_true(saw(f, "state:00000000000000000000000000000001:read"));
+	assert_int_equal(history_unread(f->history, "bob"), 0);
+
+	assert_int_equal(conversation_set_active(f->conversation, ""), 0);
+	f->n_events = 0;
+	deliver(f, "{\"type\":\"msg\",\"id\":\"00000000000000000000000000000002\","
+		   "\"from\":\"bob\",\"ts\":1,\"body\":\"later\"}");
+	assert_int_equal(history_unread(f->history, "bob"), 1);
+	assert_int_equal(conversation_mark_read(f->conversation, "bob"), 1);
+	assert_int_equal(history_unread(f->history, "bob"), 0);
+}
+
+/*
+ * The peer goes offline while two messages sent at once wait for their
+ * answers, and the commit that the requeue forces fails: both calls are
+ * told, both messages fail, nothing is used after it was freed (ASan).
+ */
+static void test_conversation_peer_left_commit_fails(void **state) {
+	Fixture *f = *state;
+	char id1[MESSAGE_ID_STRLEN], id2[MESSAGE_ID_STRLEN], event[64];
+
+	bob_confirmed(f);
+	send_message(f, "one", id1);
+	send_message(f, "two", id2);
+	assert_int_equal(messenger_in_flight(f->messenger), 2);
+	assert_int_equal(f->n_events, 0);
+
+	fault_vfs_fail_syncs(1);
+	roster_mark_offline(f->roster, "bob", NULL);
+	assert_true(fault_vfs_injected() >= 1);
+	(void) snprintf(event, sizeof(event), "done:%s:error", id1);
+	assert_true(saw(f, event));
+	(void) snprintf(event, sizeof(event), "done:%s:error", id2);
+	assert_true(saw(f, event));
+	assert_int_equal(count_prefix(f, "done:"), 2);
+	assert_int_equal(messenger_in_flight(f->messenger), 0);
+	assert_int_equal(state_of(f, id1), HISTORY_STATE_FAILED);
+	assert_int_equal(state_of(f, id2), HISTORY_STATE_FAILED);
+
+	/* The store works again. */
+	assert_int_equal(commit_run(f->commit), 0);
+}
+
+/*
+ * The same with the retry timer: the peer is offline when it fires, so the
+ * message goes back alone (outgoing_requeue()), while its answer waits.
+ */
+static void test_conversation_retry_requeue_commit_fails(void **state) {
+	Fixture *f = *state;
+	char id[MESSAGE_ID_STRLEN], event[64];
+
+	bob_confirmed(f);
+	/* Sent at once; then bob leaves without the Messenger being told. */
+	send_message(f, "probe", id);
+	assert_int_equal(messenger_in_flight(f->messenger), 1);
+	f->tell_messenger_left = false;
+	roster_mark_offline(f->roster, "bob", NULL);
+	fault_vfs_fail_syncs(1);
+	(void) snprintf(event, sizeof(event), "done:%s:error", id);
+	run_until(f, event);
+	assert_int_equal(count_prefix(f, "done:"), 1);
+	assert_int_equal(messenger_in_flight(f->messenger), 0);
+	assert_int_equal(state_of(f, id), HISTORY_STATE_FAILED);
+}
+
+#define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+
+int main(void) {
+	const struct CMUnitTest tests[] = {
+		T(test_conversation_queued_until_peer_joins),
+		T(test_conversation_delivered_on_ack),
+		T(test_conversation_received_once),
+		T(test_conversation_active_reads),
+		T(test_conversation_peer_left_commit_fails),
+		T(test_conversation_retry_requeue_commit_fails),
+	};
+
+	assert_int_equal(fault_vfs_install(), 0);
+	return cmocka_run_group_tests_name("conversation", tests, NULL, NULL);
+}
