@@ -36,9 +36,7 @@
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 
-#define SERVICE "org.p2pchat.chat1"
-#define PATH "/org/p2pchat/chat1"
-#define MANAGER "org.p2pchat.chat1.Manager"
+#include "common/bus-api.h"
 
 /* SendMessage calls in flight at once in "throughput". */
 #define THROUGHPUT_WINDOW 500u
@@ -141,12 +139,12 @@ static void add_matches(sd_bus *alice, sd_bus *bob, Latency *l) {
 	int r = 0;
 
 	if (bob) {
-		r = sd_bus_match_signal(bob, NULL, SERVICE, PATH, MANAGER, "MessageReceived",
-				on_received, l);
+		r = sd_bus_match_signal(bob, NULL, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+				P2PCHAT_MANAGER_INTERFACE, "MessageReceived", on_received, l);
 	}
 	if (r >= 0) {
-		r = sd_bus_match_signal(alice, NULL, SERVICE, PATH, MANAGER, "MessageDelivered",
-				on_delivered, l);
+		r = sd_bus_match_signal(alice, NULL, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+				P2PCHAT_MANAGER_INTERFACE, "MessageDelivered", on_delivered, l);
 	}
 	if (r < 0) {
 		fprintf(stderr, "Failed to add matches: %s\n", strerror(-r));
@@ -179,8 +177,9 @@ static int run_latency(const char *a, const char *b, const char *peer, size_t n)
 		l.received = l.delivered = l.replied = 0;
 		l.id[0] = l.received_id[0] = '\0';
 		t0 = now_usec();
-		r = sd_bus_call_method_async(alice, NULL, SERVICE, PATH, MANAGER, "SendMessage",
-				on_send_reply, &l, "ss", peer, "benchmark message");
+		r = sd_bus_call_method_async(alice, NULL, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+				P2PCHAT_MANAGER_INTERFACE, "SendMessage", on_send_reply, &l, "ss",
+				peer, "benchmark message");
 		if (r < 0) {
 			return r;
 		}
@@ -242,7 +241,8 @@ static int run_throughput(const char *a, const char *peer, size_t n) {
 	while (l.delivered_count < n && !l.error && now_usec() < deadline) {
 		/* A window below the outbox's limit per peer (1000 pending). */
 		for (; sent < n && sent - l.delivered_count < THROUGHPUT_WINDOW; sent++) {
-			r = sd_bus_call_method_async(alice, NULL, SERVICE, PATH, MANAGER,
+			r = sd_bus_call_method_async(alice, NULL, P2PCHAT_BUS_NAME,
+					P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
 					"SendMessage", on_throughput_reply, &l, "ss", peer,
 					"benchmark message");
 			if (r < 0) {
@@ -269,8 +269,8 @@ static int ping(sd_bus *bus) {
 	sd_bus_error error = SD_BUS_ERROR_NULL;
 	int r;
 
-	r = sd_bus_call_method(bus, SERVICE, PATH, "org.freedesktop.DBus.Peer", "Ping", &error,
-			NULL, "");
+	r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+			"org.freedesktop.DBus.Peer", "Ping", &error, NULL, "");
 	sd_bus_error_free(&error);
 	return r;
 }
@@ -280,8 +280,8 @@ static int send_one(sd_bus *bus, const char *peer, const char *text) {
 	sd_bus_message *reply = NULL;
 	int r;
 
-	r = sd_bus_call_method(bus, SERVICE, PATH, MANAGER, "SendMessage", &error, &reply,
-			"ss", peer, text);
+	r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+			P2PCHAT_MANAGER_INTERFACE, "SendMessage", &error, &reply, "ss", peer, text);
 	sd_bus_error_free(&error);
 	sd_bus_message_unref(reply);
 	return r;
@@ -319,8 +319,8 @@ static int run_ping_pipelined(const char *address, size_t n) {
 
 	t0 = now_usec();
 	for (size_t i = 0; i < n; i++) {
-		r = sd_bus_call_method_async(bus, NULL, SERVICE, PATH, "org.freedesktop.DBus.Peer",
-				"Ping", on_pong, &done, "");
+		r = sd_bus_call_method_async(bus, NULL, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+				"org.freedesktop.DBus.Peer", "Ping", on_pong, &done, "");
 		if (r < 0) {
 			return r;
 		}

@@ -24,14 +24,14 @@
 #include <systemd/sd-event.h>
 #include <json-c/json.h>
 
+#include "common/bus-api.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "frontends/cli/chat.h"
 #include "frontends/cli/client.h"
 #include "frontends/cli/editline.h"
-#include "frontends/cli/history.h"
+#include "frontends/cli/options.h"
 #include "frontends/cli/output.h"
-#include "frontends/cli/verbs.h"
 
 /* A longer stdin line is sent as it is (the daemon then refuses it). */
 #define CHAT_LINE_MAX (64 * 1024)
@@ -208,8 +208,8 @@ static void chat_send(Chat *c, const char *text) {
 	}
 	s->chat = c;
 
-	r = sd_bus_call_method_async(c->bus, &slot, P2PCHAT_SERVICE, P2PCHAT_PATH,
-		P2PCHAT_MANAGER_IFACE, "SendMessage", on_send_reply, s, "ss", c->peer, text);
+	r = sd_bus_call_method_async(c->bus, &slot, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "SendMessage", on_send_reply, s, "ss", c->peer, text);
 	if (r < 0) {
 		free(s->text);
 		free(s);

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * Bus plumbing shared by the verbs.  It owns nothing beyond the calls it
- * makes: connections and messages belong to the caller.  Events are plain
+ * Bus plumbing shared by the verbs: the connection, the Manager's calls
+ * (properties, peers, history, config) and its signals.  It owns nothing
+ * beyond the calls it makes: connections and messages belong to the caller.  Events are plain
  * json-c objects so that the JSON output and the text output are derived
  * from one decoding of each signal.
  */
@@ -16,10 +17,11 @@
 #include <systemd/sd-bus.h>
 #include <json-c/json.h>
 
+#include "common/bus-api.h"
+#include "common/bus-errors.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/time-util.h"
-#include "common/bus-errors.h"
 #include "frontends/cli/client.h"
 #include "frontends/cli/output.h"
 
@@ -244,7 +246,7 @@ static int event_from_properties_changed(sd_bus_message *m, json_object **ret) {
 	if (r < 0) {
 		return r;
 	}
-	if (!streq(iface, P2PCHAT_MANAGER_IFACE)) {
+	if (!streq(iface, P2PCHAT_MANAGER_INTERFACE)) {
 		return 0;
 	}
 	r = read_dict(m, true, &o);
@@ -278,7 +280,7 @@ static int event_from_signal(sd_bus_message *m, json_object **ret) {
 			"PropertiesChanged")) {
 		return event_from_properties_changed(m, ret);
 	}
-	if (!streq_ptr(sd_bus_message_get_interface(m), P2PCHAT_MANAGER_IFACE)) {
+	if (!streq_ptr(sd_bus_message_get_interface(m), P2PCHAT_MANAGER_INTERFACE)) {
 		return 0;
 	}
 	for (i = 0; i < ELEMENTSOF(signal_table); i++) {
@@ -468,9 +470,9 @@ int client_get_manager(sd_bus *bus, sd_bus_error *error, json_object **ret) {
 	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	int r;
 
-	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH,
+	r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
 		"org.freedesktop.DBus.Properties", "GetAll", error, &reply, "s",
-		P2PCHAT_MANAGER_IFACE);
+		P2PCHAT_MANAGER_INTERFACE);
 	if (r < 0) {
 		return r;
 	}
@@ -532,8 +534,8 @@ int client_list_peers(sd_bus *bus, sd_bus_error *error, json_object **ret) {
 	_cleanup_(json_object_putp) json_object *a = NULL;
 	int r;
 
-	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
-		"ListPeers", error, &reply, NULL);
+	r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "ListPeers", error, &reply, NULL);
 	if (r < 0) {
 		return r;
 	}
@@ -563,6 +565,112 @@ int client_list_peers(sd_bus *bus, sd_bus_error *error, json_object **ret) {
 	json_object_array_sort(a, compare_peer_names);
 	*ret = TAKE_PTR(a);
 	return 0;
+}
+
+/* Reads a(ssssttsa{sv}) into a JSON array of message objects. */
+static int read_messages(sd_bus_message *reply, json_object **ret) {
+	_cleanup_(json_object_putp) json_object *a = NULL;
+	int r;
+
+	a = json_object_new_array();
+	if (!a) {
+		return -ENOMEM;
+	}
+	r = sd_bus_message_enter_container(reply, 'a', "(ssssttsa{sv})");
+	if (r < 0) {
+		return r;
+	}
+	for (;;) {
+		_cleanup_(json_object_putp) json_object *o = NULL, *extra = NULL;
+		const char *id, *peer, *direction, *text, *state;
+		uint64_t sent, received;
+
+		r = sd_bus_message_enter_container(reply, 'r', "ssssttsa{sv}");
+		if (r < 0) {
+			return r;
+		}
+		if (r == 0) {
+			break;
+		}
+		r = sd_bus_message_read(reply, "sssstts", &id, &peer, &direction, &text, &sent,
+			&received, &state);
+		if (r < 0) {
+			return r;
+		}
+		r = client_read_extra(reply, &extra);
+		if (r < 0) {
+			return r;
+		}
+		r = sd_bus_message_exit_container(reply);
+		if (r < 0) {
+			return r;
+		}
+		o = json_object_new_object();
+		if (!o || json_add_string(o, "id", id) < 0 ||
+				json_add_string(o, "peer", peer) < 0 ||
+				json_add_string(o, "direction", direction) < 0 ||
+				json_add_string(o, "text", text) < 0 ||
+				json_add(o, "sentUsec", json_object_new_uint64(sent)) < 0 ||
+				json_add(o, "receivedUsec", json_object_new_uint64(received)) < 0 ||
+				json_add_string(o, "state", state) < 0 ||
+				json_add(o, "extra", TAKE_PTR(extra)) < 0 ||
+				json_object_array_add(a, o) < 0) {
+			return -ENOMEM;
+		}
+		TAKE_PTR(o);
+	}
+	r = sd_bus_message_exit_container(reply);
+	if (r < 0) {
+		return r;
+	}
+	*ret = TAKE_PTR(a);
+	return 0;
+}
+
+int client_get_history(sd_bus *bus, const char *peer, unsigned limit, sd_bus_error *error,
+		json_object **ret) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "GetHistory", error, &reply, "sus", peer,
+		(uint32_t) limit, "");
+	if (r < 0) {
+		return r;
+	}
+	return read_messages(reply, ret);
+}
+
+int client_search_history(sd_bus *bus, const char *text, unsigned limit,
+		sd_bus_error *error, json_object **ret) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	int r;
+
+	r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "SearchHistory", error, &reply, "su", text,
+		(uint32_t) limit);
+	if (r < 0) {
+		return r;
+	}
+	return read_messages(reply, ret);
+}
+
+int client_get_config(sd_bus *bus, const char *key, sd_bus_error *error, char **ret) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	const char *value;
+	int r;
+
+	r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "GetConfig", error, &reply, "s", key);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_message_read(reply, "s", &value);
+	if (r < 0) {
+		return r;
+	}
+	*ret = strdup(value);
+	return *ret ? 0 : -ENOMEM;
 }
 
 int client_attach_event(sd_bus *bus, sd_event **ret) {
@@ -610,12 +718,12 @@ int client_subscribe(sd_bus *bus, sd_bus_message_handler_t callback, void *userd
 	 * owner at delivery time, so a restarted daemon is still heard and
 	 * another client on the bus cannot forge the daemon's signals.
 	 */
-	r = sd_bus_match_signal(bus, NULL, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
-		NULL, callback, userdata);
+	r = sd_bus_match_signal(bus, NULL, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, NULL, callback, userdata);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to subscribe to p2pchatd signals: %m");
 	}
-	r = sd_bus_match_signal(bus, NULL, P2PCHAT_SERVICE, P2PCHAT_PATH,
+	r = sd_bus_match_signal(bus, NULL, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
 		"org.freedesktop.DBus.Properties", "PropertiesChanged", callback, userdata);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to subscribe to p2pchatd properties: %m");

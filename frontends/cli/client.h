@@ -14,10 +14,6 @@
 #include <systemd/sd-event.h>
 #include <json-c/json.h>
 
-#define P2PCHAT_SERVICE "org.p2pchat.chat1"
-#define P2PCHAT_PATH "/org/p2pchat/chat1"
-#define P2PCHAT_MANAGER_IFACE "org.p2pchat.chat1.Manager"
-
 /* Opens the user (session) bus, honouring $DBUS_SESSION_BUS_ADDRESS. Logs. */
 int client_connect(sd_bus **ret);
 
@@ -77,6 +73,26 @@ int client_get_manager(sd_bus *bus, sd_bus_error *error, json_object **ret);
  * Return: 0 and *ret, or negative errno with @error set. Does not log.
  */
 int client_list_peers(sd_bus *bus, sd_bus_error *error, json_object **ret);
+
+/*
+ * client_get_history() - GetHistory(peer, limit, ""): the newest messages,
+ * oldest first, as a JSON array of {"id", "peer", "direction", "text",
+ * "sentUsec", "receivedUsec", "state", "extra"}.
+ * Return: 0 and *ret, or negative errno with @error set. Does not log.
+ */
+int client_get_history(sd_bus *bus, const char *peer, unsigned limit, sd_bus_error *error,
+		json_object **ret);
+
+/*
+ * client_search_history() - SearchHistory(text, limit): the messages that
+ * contain @text, as a JSON array like client_get_history()'s.
+ * Return: 0 and *ret, or negative errno with @error set. Does not log.
+ */
+int client_search_history(sd_bus *bus, const char *text, unsigned limit,
+		sd_bus_error *error, json_object **ret);
+
+/* client_get_config() - GetConfig(key). Does not log. */
+int client_get_config(sd_bus *bus, const char *key, sd_bus_error *error, char **ret);
 
 /*
  * client_attach_event() - the event loop of the streaming verbs

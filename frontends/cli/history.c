@@ -2,8 +2,8 @@
 
 /*
  * The verbs over p2pchatd's store: "history PEER", "search TEXT" and
- * "config get|set KEY [VALUE]", and the GetHistory/GetConfig calls that
- * "chat" and "login" use too.
+ * "config get|set KEY [VALUE]".  Each opens its own bus connection, which
+ * dies with the verb; the calls themselves are in client.c.
  */
 
 #include <stdio.h>
@@ -14,102 +14,14 @@
 #include <systemd/sd-bus.h>
 #include <json-c/json.h>
 
+#include "common/bus-api.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "frontends/cli/client.h"
 #include "frontends/cli/history.h"
+#include "frontends/cli/message-text.h"
+#include "frontends/cli/options.h"
 #include "frontends/cli/output.h"
-#include "frontends/cli/verbs.h"
-
-/* Reads a(ssssttsa{sv}) into a JSON array of message objects. */
-static int read_messages(sd_bus_message *reply, json_object **ret) {
-	_cleanup_(json_object_putp) json_object *a = NULL;
-	int r;
-
-	a = json_object_new_array();
-	if (!a) {
-		return -ENOMEM;
-	}
-	r = sd_bus_message_enter_container(reply, 'a', "(ssssttsa{sv})");
-	if (r < 0) {
-		return r;
-	}
-	for (;;) {
-		_cleanup_(json_object_putp) json_object *o = NULL, *extra = NULL;
-		const char *id, *peer, *direction, *text, *state;
-		uint64_t sent, received;
-
-		r = sd_bus_message_enter_container(reply, 'r', "ssssttsa{sv}");
-		if (r < 0) {
-			return r;
-		}
-		if (r == 0) {
-			break;
-		}
-		r = sd_bus_message_read(reply, "sssstts", &id, &peer, &direction, &text, &sent,
-			&received, &state);
-		if (r < 0) {
-			return r;
-		}
-		r = client_read_extra(reply, &extra);
-		if (r < 0) {
-			return r;
-		}
-		r = sd_bus_message_exit_container(reply);
-		if (r < 0) {
-			return r;
-		}
-		o = json_object_new_object();
-		if (!o || json_add_string(o, "id", id) < 0 || json_add_string(o, "peer", peer) < 0 ||
-				json_add_string(o, "direction", direction) < 0 ||
-				json_add_string(o, "text", text) < 0 ||
-				json_add(o, "sentUsec", json_object_new_uint64(sent)) < 0 ||
-				json_add(o, "receivedUsec", json_object_new_uint64(received)) < 0 ||
-				json_add_string(o, "state", state) < 0 ||
-				json_add(o, "extra", TAKE_PTR(extra)) < 0 ||
-				json_object_array_add(a, o) < 0) {
-			return -ENOMEM;
-		}
-		TAKE_PTR(o);
-	}
-	r = sd_bus_message_exit_container(reply);
-	if (r < 0) {
-		return r;
-	}
-	*ret = TAKE_PTR(a);
-	return 0;
-}
-
-int client_get_history(sd_bus *bus, const char *peer, unsigned limit, sd_bus_error *error,
-		json_object **ret) {
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-	int r;
-
-	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
-		"GetHistory", error, &reply, "sus", peer, (uint32_t) limit, "");
-	if (r < 0) {
-		return r;
-	}
-	return read_messages(reply, ret);
-}
-
-int client_get_config(sd_bus *bus, const char *key, sd_bus_error *error, char **ret) {
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-	const char *value;
-	int r;
-
-	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
-		"GetConfig", error, &reply, "s", key);
-	if (r < 0) {
-		return r;
-	}
-	r = sd_bus_message_read(reply, "s", &value);
-	if (r < 0) {
-		return r;
-	}
-	*ret = strdup(value);
-	return *ret ? 0 : -ENOMEM;
-}
 
 static const char *format_time(uint64_t usec, char buf[static 20]) {
 	time_t t = (time_t) (usec / USEC_PER_SEC);
@@ -210,7 +122,6 @@ int verb_history(int argc, char *argv[], void *userdata) {
 
 int verb_search(int argc, char *argv[], void *userdata) {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	_cleanup_(json_object_putp) json_object *msgs = NULL;
 	_cleanup_free_ char *query = NULL;
@@ -225,11 +136,7 @@ int verb_search(int argc, char *argv[], void *userdata) {
 	if (r < 0) {
 		return r;
 	}
-	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
-		"SearchHistory", &error, &reply, "su", query, (uint32_t) arg_limit);
-	if (r >= 0) {
-		r = read_messages(reply, &msgs);
-	}
+	r = client_search_history(bus, query, arg_limit, &error, &msgs);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to search for '%s': %s", query,
 			client_error_message(&error, r));
@@ -257,8 +164,8 @@ int verb_config(int argc, char *argv[], void *userdata) {
 		return r;
 	}
 	if (streq(argv[1], "set")) {
-		r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
-			"SetConfig", &error, NULL, "ss", key, argv[3]);
+		r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+			P2PCHAT_MANAGER_INTERFACE, "SetConfig", &error, NULL, "ss", key, argv[3]);
 		if (r < 0) {
 			return log_error_errno(r, "Failed to set '%s': %s", key,
 				client_error_message(&error, r));

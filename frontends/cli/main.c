@@ -19,6 +19,7 @@
 #include "common/parse-util.h"
 #include "frontends/cli/chat.h"
 #include "frontends/cli/history.h"
+#include "frontends/cli/options.h"
 #include "frontends/cli/output.h"
 #include "frontends/cli/verbs.h"
 

@@ -159,8 +159,9 @@ size_t utf8_width(const char *s) {
 
 struct Table {
 	size_t ncols;
-	size_t nrows; /* including the header row */
-	char **cells; /* nrows * ncols */
+	size_t nrows;     /* including the header row */
+	char **cells;     /* nrows * ncols */
+	size_t allocated; /* room in cells, counted in cells */
 };
 
 Table *table_free(Table *t) {
@@ -175,15 +176,13 @@ Table *table_free(Table *t) {
 }
 
 int table_add_row(Table *t, const char *const *cells) {
-	char **n;
+	size_t first = t->nrows * t->ncols;
 
-	n = reallocarray(t->cells, (t->nrows + 1) * t->ncols, sizeof(char *));
-	if (!n) {
+	if (GREEDY_REALLOC(t->cells, t->allocated, first + t->ncols) < 0) {
 		return -ENOMEM;
 	}
-	t->cells = n;
 	for (size_t i = 0; i < t->ncols; i++) {
-		n[t->nrows * t->ncols + i] = NULL;
+		t->cells[first + i] = NULL;
 	}
 	t->nrows++;
 	for (size_t i = 0; i < t->ncols; i++) {
@@ -192,7 +191,7 @@ int table_add_row(Table *t, const char *const *cells) {
 		if (!c) {
 			return -ENOMEM;
 		}
-		n[(t->nrows - 1) * t->ncols + i] = c;
+		t->cells[first + i] = c;
 	}
 	return 0;
 }

@@ -10,28 +10,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <systemd/sd-bus.h>
 #include <systemd/sd-event.h>
 #include <json-c/json.h>
 
+#include "common/bus-api.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "frontends/cli/client.h"
-#include "frontends/cli/history.h"
+#include "frontends/cli/message-text.h"
+#include "frontends/cli/options.h"
 #include "frontends/cli/output.h"
 #include "frontends/cli/verbs.h"
 
-/* The longest text "send -" reads; the daemon's own limit is lower. */
-#define STDIN_TEXT_MAX (1024 * 1024)
-
-JsonFormat arg_json = JSON_FORMAT_OFF;
-bool arg_legend = true;
-const char *arg_coordinator = NULL;
-bool arg_wait = false;
-unsigned arg_limit = 0;
-uint64_t arg_timeout_usec = DEFAULT_TIMEOUT_USEC;
+#define LOGIN_TIMEOUT_USEC (90 * USEC_PER_SEC)
 
 static int count_online(json_object *peers) {
 	int n = 0;
@@ -153,8 +146,8 @@ int verb_login(int argc, char *argv[], void *userdata) {
 	if (!coordinator || !coordinator[0]) {
 		coordinator = DEFAULT_COORDINATOR;
 	}
-	r = sd_bus_message_new_method_call(bus, &m, P2PCHAT_SERVICE, P2PCHAT_PATH,
-		P2PCHAT_MANAGER_IFACE, "Login");
+	r = sd_bus_message_new_method_call(bus, &m, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "Login");
 	if (r >= 0) {
 		r = sd_bus_message_append(m, "ss", name, coordinator);
 	}
@@ -179,8 +172,8 @@ int verb_logout(int argc, char *argv[], void *userdata) {
 	if (r < 0) {
 		return r;
 	}
-	r = sd_bus_call_method(bus, P2PCHAT_SERVICE, P2PCHAT_PATH, P2PCHAT_MANAGER_IFACE,
-		"Logout", &error, NULL, NULL);
+	r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "Logout", &error, NULL, NULL);
 	if (r < 0) {
 		return log_error_errno(r, "Failed to log out: %s",
 			client_error_message(&error, r));
@@ -247,67 +240,6 @@ int verb_peers(int argc, char *argv[], void *userdata) {
 		printf("\n%zu %s listed.\n", table_get_rows(t),
 			table_get_rows(t) == 1 ? "peer" : "peers");
 	}
-	return 0;
-}
-
-static int read_stdin_text(char **ret) {
-	_cleanup_free_ char *buf = NULL;
-	size_t n = 0;
-
-	buf = malloc(STDIN_TEXT_MAX + 1);
-	if (!buf) {
-		return -ENOMEM;
-	}
-	for (;;) {
-		ssize_t k = read(STDIN_FILENO, buf + n, STDIN_TEXT_MAX + 1 - n);
-
-		if (k < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return -errno;
-		}
-		if (k == 0) {
-			break;
-		}
-		n += (size_t) k;
-		if (n > STDIN_TEXT_MAX) {
-			return -EMSGSIZE;
-		}
-	}
-	if (n > 0 && buf[n - 1] == '\n') {
-		n--;
-	}
-	buf[n] = '\0';
-	if (strlen(buf) != n) {
-		/* D-Bus strings cannot hold NUL. */
-		return -EILSEQ;
-	}
-	*ret = TAKE_PTR(buf);
-	return 0;
-}
-
-int read_message_text(int argc, char *argv[], char **ret) {
-	char *buf = NULL;
-	size_t size = 0;
-	FILE *f;
-
-	if (argc == 1 && streq(argv[0], "-")) {
-		return read_stdin_text(ret);
-	}
-
-	f = open_memstream(&buf, &size);
-	if (!f) {
-		return -ENOMEM;
-	}
-	for (int i = 0; i < argc; i++) {
-		(void) fprintf(f, "%s%s", i > 0 ? " " : "", argv[i]);
-	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return -ENOMEM;
-	}
-	*ret = buf;
 	return 0;
 }
 
@@ -422,8 +354,8 @@ int verb_send(int argc, char *argv[], void *userdata) {
 		}
 	}
 
-	r = sd_bus_message_new_method_call(bus, &m, P2PCHAT_SERVICE, P2PCHAT_PATH,
-		P2PCHAT_MANAGER_IFACE, "SendMessage");
+	r = sd_bus_message_new_method_call(bus, &m, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "SendMessage");
 	if (r < 0) {
 		return log_error_errno(r, "Failed to build the send call: %m");
 	}
@@ -472,7 +404,8 @@ int verb_send(int argc, char *argv[], void *userdata) {
 	return 0;
 }
 
-int print_event(json_object *ev, bool show_ids) {
+/* Prints one event as JSON (--json) or as a line; -EIO when stdout is gone. */
+static int print_event(json_object *ev, bool show_ids) {
 	_cleanup_free_ char *line = NULL;
 
 	if (arg_json != JSON_FORMAT_OFF) {

@@ -22,15 +22,11 @@
 
 #include <string.h>
 
+#include "common/bus-api.h"
 #include "frontends/gtk/chat-client.h"
 #include "frontends/gtk/chat-dbus.h"
 #include "frontends/gtk/chat-enums.h"
 #include "frontends/gtk/chat-util.h"
-
-#define CHAT_BUS_NAME "org.p2pchat.chat1"
-#define CHAT_MANAGER_PATH "/org/p2pchat/chat1"
-#define CHAT_PEER_INTERFACE "org.p2pchat.chat1.Peer"
-#define CHAT_PEER_PATH_PREFIX CHAT_MANAGER_PATH "/peer/"
 
 struct _ChatClient {
 	GObject parent_instance;
@@ -857,7 +853,7 @@ static void on_name_appeared(GDBusConnection *connection, const char *name,
 	chat_client_drop_manager(self);
 	self->proxy_cancellable = g_cancellable_new();
 	chat_dbus_manager_proxy_new(connection, G_DBUS_PROXY_FLAGS_NONE,
-		CHAT_BUS_NAME, CHAT_MANAGER_PATH, self->proxy_cancellable,
+		P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH, self->proxy_cancellable,
 		on_manager_proxy_ready, self);
 }
 
@@ -900,12 +896,12 @@ static void on_bus_ready(GObject *source, GAsyncResult *result,
 	 * following the name across daemon restarts.
 	 */
 	self->peer_changed_id = g_dbus_connection_signal_subscribe(connection,
-		CHAT_BUS_NAME, "org.freedesktop.DBus.Properties",
-		"PropertiesChanged", NULL, CHAT_PEER_INTERFACE,
+		P2PCHAT_BUS_NAME, "org.freedesktop.DBus.Properties",
+		"PropertiesChanged", NULL, P2PCHAT_PEER_INTERFACE,
 		G_DBUS_SIGNAL_FLAGS_NONE, on_peer_properties_changed, self,
 		NULL);
 	self->watch_id = g_bus_watch_name_on_connection(connection,
-		CHAT_BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_AUTO_START,
+		P2PCHAT_BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_AUTO_START,
 		on_name_appeared, on_name_vanished, self, NULL);
 }
 
@@ -1425,7 +1421,7 @@ void chat_client_load_history(ChatClient *self, const char *peer,
 
 /* The object path of a peer, as sd_bus_path_encode() makes it. */
 static char *chat_peer_path(const char *name) {
-	GString *path = g_string_new(CHAT_PEER_PATH_PREFIX);
+	GString *path = g_string_new(P2PCHAT_PEER_PATH_PREFIX "/");
 
 	if (!*name) {
 		g_string_append_c(path, '_');
@@ -1445,10 +1441,10 @@ static char *chat_peer_name_from_path(const char *path) {
 	GString *name;
 	const char *c;
 
-	if (!g_str_has_prefix(path, CHAT_PEER_PATH_PREFIX)) {
+	if (!g_str_has_prefix(path, P2PCHAT_PEER_PATH_PREFIX "/")) {
 		return NULL;
 	}
-	c = path + strlen(CHAT_PEER_PATH_PREFIX);
+	c = path + strlen(P2PCHAT_PEER_PATH_PREFIX "/");
 	if (g_str_equal(c, "_")) {
 		return g_strdup("");
 	}
@@ -1537,9 +1533,9 @@ void chat_client_fetch_unread(ChatClient *self, ChatPeer *peer) {
 	}
 	g_hash_table_add(self->unread_asked, g_strdup(name));
 	path = chat_peer_path(name);
-	g_dbus_connection_call(self->connection, CHAT_BUS_NAME, path,
+	g_dbus_connection_call(self->connection, P2PCHAT_BUS_NAME, path,
 		"org.freedesktop.DBus.Properties", "Get",
-		g_variant_new("(ss)", CHAT_PEER_INTERFACE, "Unread"),
+		g_variant_new("(ss)", P2PCHAT_PEER_INTERFACE, "Unread"),
 		G_VARIANT_TYPE("(v)"), G_DBUS_CALL_FLAGS_NO_AUTO_START, -1,
 		self->proxy_cancellable, on_get_unread_ready,
 		chat_peer_call_new(self, name));

@@ -19,6 +19,7 @@
 #include <systemd/sd-bus.h>
 #include <json-c/json.h>
 
+#include "common/bus-api.h"
 #include "common/macro.h"
 #include "frontends/cli/client.h"
 
@@ -51,11 +52,11 @@ static int teardown(void **state) {
 	return 0;
 }
 
-/* A new signal at P2PCHAT_PATH; decode() seals and reads it. */
+/* A new signal at P2PCHAT_OBJECT_PATH; decode() seals and reads it. */
 static sd_bus_message *new_signal(Fixture *f, const char *iface, const char *member) {
 	sd_bus_message *m = NULL;
 
-	assert_true(sd_bus_message_new_signal(f->bus, &m, P2PCHAT_PATH, iface, member) >= 0);
+	assert_true(sd_bus_message_new_signal(f->bus, &m, P2PCHAT_OBJECT_PATH, iface, member) >= 0);
 	return m;
 }
 
@@ -79,7 +80,7 @@ static const char *str(json_object *o, const char *key) {
 
 static void test_client_message_received(void **state) {
 	Fixture *f = *state;
-	sd_bus_message *m = new_signal(f, P2PCHAT_MANAGER_IFACE, "MessageReceived");
+	sd_bus_message *m = new_signal(f, P2PCHAT_MANAGER_INTERFACE, "MessageReceived");
 	json_object *ev, *v;
 
 	assert_true(sd_bus_message_append(m, "ssst", "0123", "bob", "hi 你好",
@@ -100,7 +101,7 @@ static void test_client_message_received(void **state) {
 
 static void test_client_extra_types(void **state) {
 	Fixture *f = *state;
-	sd_bus_message *m = new_signal(f, P2PCHAT_MANAGER_IFACE, "MessageDelivered");
+	sd_bus_message *m = new_signal(f, P2PCHAT_MANAGER_INTERFACE, "MessageDelivered");
 	json_object *ev, *x;
 
 	assert_true(sd_bus_message_append(m, "ss", "id", "bob") >= 0);
@@ -136,7 +137,7 @@ static void test_client_properties_changed(void **state) {
 	json_object *ev;
 
 	m = new_signal(f, "org.freedesktop.DBus.Properties", "PropertiesChanged");
-	assert_true(sd_bus_message_append(m, "sa{sv}as", P2PCHAT_MANAGER_IFACE, 2,
+	assert_true(sd_bus_message_append(m, "sa{sv}as", P2PCHAT_MANAGER_INTERFACE, 2,
 		"State", "s", "online", "LocalEndpoint", "s", "127.0.0.1:5", 0) >= 0);
 	ev = decode(f, m);
 	assert_non_null(ev);
@@ -147,7 +148,7 @@ static void test_client_properties_changed(void **state) {
 
 	/* Only invalidated properties, or another interface: no event. */
 	m = new_signal(f, "org.freedesktop.DBus.Properties", "PropertiesChanged");
-	assert_true(sd_bus_message_append(m, "sa{sv}as", P2PCHAT_MANAGER_IFACE, 0, 1,
+	assert_true(sd_bus_message_append(m, "sa{sv}as", P2PCHAT_MANAGER_INTERFACE, 0, 1,
 		"State") >= 0);
 	assert_null(decode(f, m));
 	m = new_signal(f, "org.freedesktop.DBus.Properties", "PropertiesChanged");
@@ -162,10 +163,10 @@ static const struct {
 	const char *signature;
 } ignored[] = {
 	/* Too few arguments, wrong types, unknown members and interfaces. */
-	{ P2PCHAT_MANAGER_IFACE, "MessageReceived", "s" },
-	{ P2PCHAT_MANAGER_IFACE, "PeerJoined", "u" },
-	{ P2PCHAT_MANAGER_IFACE, "PeerLeft", "" },
-	{ P2PCHAT_MANAGER_IFACE, "SomethingNew", "s" },
+	{ P2PCHAT_MANAGER_INTERFACE, "MessageReceived", "s" },
+	{ P2PCHAT_MANAGER_INTERFACE, "PeerJoined", "u" },
+	{ P2PCHAT_MANAGER_INTERFACE, "PeerLeft", "" },
+	{ P2PCHAT_MANAGER_INTERFACE, "SomethingNew", "s" },
 	{ "org.example.Other", "PeerLeft", "s" },
 };
 

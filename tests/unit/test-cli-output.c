@@ -2,10 +2,9 @@
 
 /*
  * Unit tests of the CLI's pure helpers: frontends/cli/output.c (JSON modes,
- * escaping, widths, tables), the event lines of frontends/cli/client.c and
- * the TEXT joining of "send" in frontends/cli/verbs.c.  stdout is swapped for
- * a temporary file where output is checked; colours are off because it is
- * not a terminal.
+ * escaping, widths, tables) and the event lines of frontends/cli/client.c.
+ * stdout is swapped for a temporary file where output is checked; colours
+ * are off because it is not a terminal.
  */
 
 #include <locale.h>
@@ -23,7 +22,6 @@
 #include "common/macro.h"
 #include "frontends/cli/client.h"
 #include "frontends/cli/output.h"
-#include "frontends/cli/verbs.h"
 
 static const struct {
 	const char *in;
@@ -138,6 +136,44 @@ static void test_output_table_aligns_by_display_width(void **state) {
 		"日本 [::1]:7        no\n");
 }
 
+/* Enough rows to make the cell array grow several times. */
+#define MANY_ROWS 1000
+
+static void print_many_rows(void *userdata) {
+	static const char *const headers[] = { "N", "SQUARE" };
+	_cleanup_(table_freep) Table *t = table_new(2, headers);
+
+	assert_non_null(t);
+	for (unsigned i = 0; i < MANY_ROWS; i++) {
+		char n[16], square[16];
+		const char *cells[] = { n, square };
+
+		(void) snprintf(n, sizeof(n), "%u", i);
+		(void) snprintf(square, sizeof(square), "%u", i * i);
+		assert_int_equal(table_add_row(t, cells), 0);
+	}
+	assert_int_equal(table_get_rows(t), MANY_ROWS);
+	assert_int_equal(table_print(t, false), 0);
+}
+
+static void test_output_table_keeps_many_rows(void **state) {
+	_cleanup_free_ char *out = capture_stdout(print_many_rows, NULL);
+	const char *line = out;
+
+	for (unsigned i = 0; i < MANY_ROWS; i++) {
+		char expected[64];
+		const char *end = strchr(line, '\n');
+
+		assert_non_null(end);
+		/* Columns are as wide as "999" plus one space. */
+		(void) snprintf(expected, sizeof(expected), "%-4u%u", i, i * i);
+		assert_int_equal((size_t) (end - line), strlen(expected));
+		assert_memory_equal(line, expected, strlen(expected));
+		line = end + 1;
+	}
+	assert_string_equal(line, "");
+}
+
 static void print_json(void *userdata) {
 	json_object *o = json_object_new_object();
 
@@ -203,27 +239,16 @@ static void test_client_event_format_line_unknown(void **state) {
 	json_object_put(ev);
 }
 
-static void test_verbs_read_message_text_joins(void **state) {
-	char *one[] = { (char *) "hello" };
-	char *many[] = { (char *) "hello", (char *) "", (char *) "world  x" };
-	_cleanup_free_ char *a = NULL, *b = NULL;
-
-	assert_int_equal(read_message_text(1, one, &a), 0);
-	assert_string_equal(a, "hello");
-	assert_int_equal(read_message_text(3, many, &b), 0);
-	assert_string_equal(b, "hello  world  x");
-}
-
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_output_json_format_from_string),
 		cmocka_unit_test(test_output_text_escape),
 		cmocka_unit_test(test_output_utf8_width),
 		cmocka_unit_test(test_output_table_aligns_by_display_width),
+		cmocka_unit_test(test_output_table_keeps_many_rows),
 		cmocka_unit_test(test_output_json_print_modes),
 		cmocka_unit_test(test_client_event_format_line),
 		cmocka_unit_test(test_client_event_format_line_unknown),
-		cmocka_unit_test(test_verbs_read_message_text_joins),
 	};
 
 	if (!setlocale(LC_ALL, "C.UTF-8")) {
