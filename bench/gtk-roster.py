@@ -39,7 +39,8 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests",
                                 "helpers"))
 from gtktest import fill_history, open_conversation, scroll_value, start_xvfb  # noqa: E402
-from p2ptest import BUILD_ROOT, RefServer, User, spawn, stop, wait_for  # noqa: E402
+from p2ptest import BUILD_ROOT, User, spawn, stop, wait_for  # noqa: E402
+from refclient import RefServer  # noqa: E402
 
 N_PEERS = int(os.environ.get("P2PCHAT_BENCH_PEERS", "10000"))
 N_MESSAGES = int(os.environ.get("P2PCHAT_BENCH_MESSAGES", "10000"))

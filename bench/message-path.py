@@ -31,7 +31,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "helpers"))
 import p2ptest  # noqa: E402
-from p2ptest import BUILD_ROOT, Coordinator, RefServer, User, wait_for  # noqa: E402
+from p2ptest import BUILD_ROOT, Coordinator, User, wait_for  # noqa: E402
+from refclient import RefServer  # noqa: E402
 
 DRIVER = os.path.join(BUILD_ROOT, "bench", "message-path")
 CLI = os.path.join(BUILD_ROOT, "frontends", "cli", "p2pchat")

@@ -1,31 +1,43 @@
 # SPDX-License-Identifier: MIT
-"""Helpers for the p2pchatd integration tests.
+"""The one home of the integration tests' shared helpers.
 
-Each simulated user gets a temporary HOME/XDG tree, a private session
-dbus-daemon and a p2pchatd on it; the test talks to the daemon with Gio and
-records every signal it emits.  Emulators of the seed's reference server and
-client speak the UTF-16LE wire format from Python.  Everything started here
-is killed by pid at exit, on failure too.  Output is TAP.
+- Tap: TAP output, with the plan up front (Tap(count)) or at the end
+  (Tap()); run() wraps a test body so that an exception fails the test and
+  everything started is stopped;
+- wait_for(), pump(), settle(): waits, stretched by SLOW under sanitizers,
+  that run the default GLib main context meanwhile;
+- Coordinator: the built p2pchat-coordinator on a port the kernel picks;
+- User: one simulated user with a temporary HOME/XDG tree, a private session
+  dbus-daemon, the real p2pchatd on it, a Gio connection that records every
+  signal, and the built p2pchat CLI run in that environment;
+- SilentPort, has_ipv6(), missing(), seed(), LineReader, Tmux.
+
+The seed's wire protocol (the reference client and server, native sessions)
+is emulated in refclient.py, the GTK app's helpers are in gtktest.py; both
+build on this module.  Everything started here is killed by pid (newest
+first) at exit, on failure too.
 """
 
 import atexit
+import json
 import os
+import random
+import re
+import select
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+import traceback
+import uuid
 
 import gi
 
 gi.require_version("Gio", "2.0")
 from gi.repository import Gio, GLib  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import refclient  # noqa: E402  (the coordinator tests' wire helpers)
 
 SERVICE = "org.p2pchat.chat1"
 PATH = "/org/p2pchat/chat1"
@@ -35,25 +47,53 @@ ERROR = "org.p2pchat.chat1.Error."
 
 SOURCE_ROOT = os.environ.get(
     "P2PCHAT_SOURCE_ROOT",
-    os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..")))
+    os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")))
 BUILD_ROOT = os.environ.get("P2PCHAT_BUILD_ROOT", os.path.join(SOURCE_ROOT, "build"))
-# Sanitizers make everything slower: stretch functional deadlines.
+P2PCHATD = os.path.join(BUILD_ROOT, "daemon", "p2pchatd")
+P2PCHAT = os.path.join(BUILD_ROOT, "frontends", "cli", "p2pchat")
+COORDINATOR = os.path.join(BUILD_ROOT, "coordinator", "p2pchat-coordinator")
+
+# Sanitizers make everything 2-3 times slower: every deadline, and every
+# window in which something must NOT happen, is stretched by this.
 SLOW = 3.0 if os.environ.get("P2PCHAT_SANITIZE", "none") not in ("", "none") else 1.0
+
+SANITIZER = re.compile(r"(ERROR: \w+Sanitizer|runtime error:|LeakSanitizer)")
 
 _procs = []
 _dirs = []
-# Daemon logs with sanitizer findings: Tap.finish() fails the test for them.
+_users = []
+_coordinators = []
+# Logs with sanitizer findings: Tap.finish() fails the test for them.
 _sanitizer_reports = []
 
 
+# --- processes and files ---------------------------------------------------
+
+def stop(p, sig=signal.SIGTERM, timeout=10):
+    """Signals one process by pid and waits for it; SIGKILL after @timeout
+    seconds.  Returns its exit status."""
+    if p.poll() is None:
+        try:
+            os.kill(p.pid, sig)
+        except ProcessLookupError:
+            pass
+    try:
+        return p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(p.pid, signal.SIGKILL)
+        return p.wait()
+
+
 def _cleanup():
-    for p in _procs:
-        if p.poll() is None:
-            try:
-                os.kill(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
+    # SIGTERM, so that programs can exit cleanly (and sanitizers report).
+    for p in reversed(_procs):
+        stop(p, signal.SIGTERM, timeout=5)
+        for f in (p.stdout, p.stderr, p.stdin):
+            if f:
+                try:
+                    f.close()
+                except OSError:
+                    pass
     for d in _dirs:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -62,20 +102,10 @@ atexit.register(_cleanup)
 
 
 def spawn(argv, **kw):
+    """subprocess.Popen, registered to be stopped at exit."""
     p = subprocess.Popen(argv, **kw)
     _procs.append(p)
     return p
-
-
-def stop(p, sig=signal.SIGTERM, timeout=10):
-    """Signals one process by pid and waits for it; returns its exit status."""
-    if p.poll() is None:
-        os.kill(p.pid, sig)
-    try:
-        return p.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.kill(p.pid, signal.SIGKILL)
-        return p.wait()
 
 
 def tempdir(prefix="p2ptest-"):
@@ -84,12 +114,33 @@ def tempdir(prefix="p2ptest-"):
     return d
 
 
+def missing(tool):
+    """True when the program @tool is not on PATH: skip with
+    tap.skip_missing(name, tool)."""
+    return shutil.which(tool) is None
+
+
+def seed():
+    """The random seed of this run: $P2PCHAT_SEED or a new one, printed as a
+    TAP comment so that a failure can be replayed."""
+    s = os.environ.get("P2PCHAT_SEED")
+    value = int(s) if s else random.SystemRandom().randrange(1 << 32)
+    print("# random seed %d (replay with P2PCHAT_SEED=%d)" % (value, value), flush=True)
+    return value
+
+
+# --- TAP -------------------------------------------------------------------
+
 class Tap:
-    def __init__(self, count):
+    """TAP lines.  Tap(count) prints the plan first and fails the cases not
+    reached; Tap() prints the plan at the end."""
+
+    def __init__(self, count=None):
         self.count = count
         self.n = 0
         self.failed = 0
-        print("1..%d" % count, flush=True)
+        if count is not None:
+            print("1..%d" % count, flush=True)
 
     def ok(self, cond, name, diag=None):
         self.n += 1
@@ -98,46 +149,66 @@ class Tap:
         else:
             self.failed += 1
             print("not ok %d - %s" % (self.n, name), flush=True)
-            if diag is not None:
-                for line in str(diag).splitlines():
-                    print("# " + line, flush=True)
+            if diag is not None and diag != "":
+                self.diag(diag)
         return cond
 
     def skip(self, name, why):
         self.n += 1
         print("ok %d - %s # SKIP %s" % (self.n, name, why), flush=True)
 
+    def skip_missing(self, name, tool):
+        """A case that needs @tool, which this host lacks (scripts/run-tests
+        reads the form "# SKIP missing TOOL")."""
+        self.skip(name, "missing " + tool)
+
     def diag(self, text):
         for line in str(text).splitlines():
             print("# " + line, flush=True)
 
     def finish(self):
-        while self.n < self.count:
-            self.ok(False, "not reached")
+        """Prints what is left, then exits: 1 if anything failed."""
+        if self.count is None:
+            print("1..%d" % self.n, flush=True)
+        else:
+            if self.n > self.count:
+                self.failed += 1
+                self.diag("planned %d tests but ran %d" % (self.count, self.n))
+            while self.n < self.count:
+                self.ok(False, "not reached")
         for label, text in _sanitizer_reports:
             self.failed += 1
             self.diag("sanitizer report in %s:\n%s" % (label, text[-4000:]))
+        sys.stdout.flush()
         sys.exit(1 if self.failed else 0)
 
 
-def free_port(host="127.0.0.1"):
-    """A port free for both UDP and TCP on @host."""
-    return refclient.free_udp_tcp_port(host)
-
-
-def free_port6(host="::1"):
-    """A port free for both UDP and TCP on the IPv6 @host."""
-    return refclient.free_udp_tcp_port(host, attempts=100)
-
-
-def has_ipv6(host="::1"):
+def run(body, count=None):
+    """Runs body(tap) as a whole test: an exception fails it (with the
+    traceback and, then, the tails of the daemons' logs), every User and
+    Coordinator started is stopped, and the process exits with the result."""
+    tap = Tap(count)
     try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind((host, 0))
-        return True
-    except OSError:
-        return False
+        body(tap)
+    except Exception:  # noqa: BLE001  (report, never hang or leave processes)
+        tap.failed += 1
+        tap.diag(traceback.format_exc())
+        for u in _users:
+            tap.diag("--- %s's p2pchatd log ---\n%s" % (u.label, u.read_log()[-3000:]))
+    finally:
+        close_all()
+    tap.finish()
 
+
+def close_all():
+    """Stops every User and Coordinator (newest first), checking their logs."""
+    for u in reversed(_users):
+        u.close()
+    for c in reversed(_coordinators):
+        c.close()
+
+
+# --- waiting ---------------------------------------------------------------
 
 def pump(seconds=0.0):
     """Runs the default GLib main context for @seconds (at least one pass)."""
@@ -151,16 +222,155 @@ def pump(seconds=0.0):
         time.sleep(0.005)
 
 
-def wait_for(pred, timeout):
-    """Pumps the main context until pred() is true; returns its last value."""
+def settle(seconds):
+    """The window of an absence check ("nothing happens for @seconds"),
+    stretched by SLOW: runs the main context meanwhile."""
+    pump(seconds * SLOW)
+
+
+def wait_for(pred, timeout=10.0, step=0.01):
+    """Calls pred() until it is true or @timeout (times SLOW) has passed,
+    running the default main context in between; returns its last value."""
     end = time.monotonic() + timeout * SLOW
     while True:
         pump()
         v = pred()
         if v or time.monotonic() >= end:
             return v
-        time.sleep(0.01)
+        time.sleep(step)
 
+
+# --- network ---------------------------------------------------------------
+
+def family(ip):
+    """AF_INET6 for an IPv6 address, else AF_INET."""
+    return socket.AF_INET6 if ":" in ip else socket.AF_INET
+
+
+def endpoint(ip, port):
+    """The wire form: a.b.c.d:port or [v6]:port."""
+    return "[%s]:%d" % (ip, port) if ":" in ip else "%s:%d" % (ip, port)
+
+
+def parse_endpoint(text):
+    """"a.b.c.d:port" or "[v6]:port" -> (ip, port)."""
+    ip, port = text.rsplit(":", 1)
+    return ip.strip("[]"), int(port)
+
+
+def has_ipv6(host="::1"):
+    """Whether this host can really bind @host (socket.has_ipv6 only says
+    that Python was built with IPv6)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind((host, 0))
+        return True
+    except OSError:
+        return False
+
+
+class SilentPort:
+    """A coordinator address nobody serves: a UDP socket bound to a port the
+    kernel picked, kept open and never read, so logins to it get no answer
+    (and no ICMP error) and no other program can take the port meanwhile."""
+
+    def __init__(self, host="127.0.0.1"):
+        self.sock = socket.socket(family(host), socket.SOCK_DGRAM)
+        self.sock.bind((host, 0))
+        self.port = self.sock.getsockname()[1]
+        self.address = endpoint(host, self.port)
+
+    def close(self):
+        self.sock.close()
+
+
+class Coordinator:
+    """The built p2pchat-coordinator.  It binds port 0 on @host (the kernel
+    picks one free port for UDP and TCP) and says which in its "Listening on
+    UDP ADDR:PORT, TCP port N." line; start() again restarts it on that port."""
+
+    LISTENING = re.compile(r"Listening on UDP (\S+):(\d+), TCP port (\d+)\.")
+
+    def __init__(self, *args, host="127.0.0.1", env=None, timeout=10.0):
+        self.args = list(args)
+        self.host = host
+        self.env = env
+        self.port = 0
+        self.tcp_port = None
+        self.proc = None
+        self.final_log = None
+        self.log_path = os.path.join(tempdir("p2ptest-coord-"), "coordinator.log")
+        _coordinators.append(self)
+        self.start(timeout)
+
+    def start(self, timeout=10.0):
+        offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
+        self.final_log = None
+        with open(self.log_path, "ab") as log:
+            self.proc = spawn([COORDINATOR, "--listen", endpoint(self.host, self.port)] +
+                              self.args, stdin=subprocess.DEVNULL, stdout=log,
+                              stderr=subprocess.STDOUT, env=self.env)
+        m = wait_for(lambda: self.LISTENING.search(self.read_log()[offset:]) or
+                     self.proc.poll() is not None, timeout)
+        if not isinstance(m, re.Match):
+            log = self.read_log()
+            self.stop()
+            raise RuntimeError("coordinator did not start:\n%s" % log)
+        self.port = int(m.group(2))
+        self.tcp_port = int(m.group(3))
+
+    @property
+    def udp_port(self):
+        return self.port
+
+    @property
+    def address(self):
+        """HOST:PORT as Login() and the CLI take it."""
+        return endpoint(self.host, self.port)
+
+    @property
+    def udp_addr(self):
+        return (self.host, self.port)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    log = read_log
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
+        """Signals it (SIGKILL after 5 s) and returns the exit status."""
+        status = stop(self.proc, sig, timeout=5)
+        if self.final_log is None:
+            self.final_log = self.read_log()
+            if SANITIZER.search(self.final_log):
+                _sanitizer_reports.append(("p2pchat-coordinator", self.final_log))
+        return status
+
+    close = stop
+
+    def clean_exit(self):
+        """(ok, diagnostics) after stop(): exit status 0 on SIGTERM and no
+        sanitizer report in the log."""
+        status = self.stop()
+        bad = [line for line in self.final_log.splitlines() if SANITIZER.search(line)]
+        return status == 0 and not bad, "exit status %s\n%s" % (status, self.final_log[-3000:])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+# --- users -----------------------------------------------------------------
 
 def error_name(e):
     if isinstance(e, GLib.Error):
@@ -185,12 +395,14 @@ class Bus:
 
 
 class User:
-    """One simulated user: home dir, private bus, p2pchatd, a Gio connection."""
+    """One simulated user: a temporary HOME with its XDG dirs, a private
+    bus, p2pchatd on it (unless start=False: then start() later), and a Gio
+    connection that records every signal in .events (watch=False: not)."""
 
     def __init__(self, label, bind="127.0.0.1:0", start=True, watch=True):
-        self.label = label
+        self.label = self.name = label
         self.home = tempdir("p2ptest-%s-" % label)
-        for sub in ("config", "data", "cache", "runtime"):
+        for sub in ("config", "data", "cache", "state", "runtime"):
             os.makedirs(os.path.join(self.home, sub), mode=0o700)
         self.bus = Bus(self.home)
         self.env = dict(os.environ,
@@ -198,11 +410,16 @@ class User:
                         XDG_CONFIG_HOME=os.path.join(self.home, "config"),
                         XDG_DATA_HOME=os.path.join(self.home, "data"),
                         XDG_CACHE_HOME=os.path.join(self.home, "cache"),
+                        XDG_STATE_HOME=os.path.join(self.home, "state"),
                         XDG_RUNTIME_DIR=os.path.join(self.home, "runtime"),
-                        DBUS_SESSION_BUS_ADDRESS=self.bus.address)
+                        DBUS_SESSION_BUS_ADDRESS=self.bus.address,
+                        LANG="C.UTF-8")
+        self.env.pop("NO_COLOR", None)
         self.bind = bind
         self.daemon = None
+        self.closed = False
         self.events = []
+        self.log_path = os.path.join(self.home, "p2pchatd.log")
         self.conn = Gio.DBusConnection.new_for_address_sync(
             self.bus.address,
             Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
@@ -210,33 +427,57 @@ class User:
         if watch:  # benchmarks leave it off: every signal would wake Python
             self.conn.signal_subscribe(None, None, None, None, None,
                                        Gio.DBusSignalFlags.NONE, self._on_signal)
+        _users.append(self)
         if start:
             self.start()
 
     def _on_signal(self, conn, sender, path, iface, member, params):
         self.events.append((iface, member, path, params.unpack()))
 
+    # The daemon.
     def start(self, extra_args=()):
-        self.log = open(os.path.join(self.home, "p2pchatd.log"), "ab")
-        argv = [os.path.join(BUILD_ROOT, "daemon", "p2pchatd"), "--verbose"]
+        """Starts p2pchatd (--verbose, log in .log_path); returns once it
+        owns its name."""
+        argv = [P2PCHATD, "--verbose"]
         if self.bind:
             argv += ["--bind", self.bind]
-        self.daemon = spawn(argv + list(extra_args), env=self.env, stdout=self.log,
-                            stderr=subprocess.STDOUT)
-        ok = wait_for(lambda: self.has_owner() or self.daemon.poll() is not None, 10)
+        with open(self.log_path, "ab") as log:
+            self.daemon = spawn(argv + list(extra_args), env=self.env,
+                                stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=subprocess.STDOUT)
+        wait_for(lambda: self.has_owner() or self.daemon.poll() is not None, 10)
         if not self.has_owner():
             raise RuntimeError("p2pchatd of %s did not take its name:\n%s"
                                % (self.label, self.read_log()))
-        return ok
 
     def read_log(self):
-        with open(os.path.join(self.home, "p2pchatd.log"), "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
 
-    def has_owner(self):
+    def kill(self, sig=signal.SIGKILL):
+        return stop(self.daemon, sig)
+
+    def close(self):
+        """Stops the daemon (its log is checked for sanitizer reports) and
+        the bus.  Idempotent."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.daemon:
+            stop(self.daemon)
+            log = self.read_log()
+            if "Sanitizer" in log or "runtime error:" in log:
+                _sanitizer_reports.append((self.label, log))
+        self.bus.stop()
+
+    # D-Bus.
+    def has_owner(self, name=SERVICE):
         r = self.conn.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus",
                                 "org.freedesktop.DBus", "NameHasOwner",
-                                GLib.Variant("(s)", (SERVICE,)), GLib.VariantType("(b)"),
+                                GLib.Variant("(s)", (name,)), GLib.VariantType("(b)"),
                                 Gio.DBusCallFlags.NONE, 5000, None)
         return r.unpack()[0]
 
@@ -291,227 +532,136 @@ class User:
     def wait_signal(self, member, pred=lambda args: True, timeout=5):
         return wait_for(lambda: [a for a in self.signals(member) if pred(a)], timeout)
 
-    def kill(self, sig=signal.SIGKILL):
-        return stop(self.daemon, sig)
+    def emit_forged(self, member, signature, args):
+        """Emits a Manager signal from a connection that is not the daemon."""
+        c = Gio.DBusConnection.new_for_address_sync(
+            self.bus.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+            Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+        try:
+            c.emit_signal(None, PATH, MANAGER, member, GLib.Variant(signature, args))
+            c.flush_sync(None)
+        finally:
+            c.close_sync(None)
 
-    def close(self):
-        if self.daemon:
-            stop(self.daemon)
-            log = self.read_log()
-            if "Sanitizer" in log or "runtime error:" in log:
-                _sanitizer_reports.append((self.label, log))
-        self.bus.stop()
+    # The CLI.
+    def cli(self, *args, input=None, timeout=30, env=None):
+        """Runs p2pchat; returns the CompletedProcess (str stdout/stderr)."""
+        e = dict(self.env)
+        if env:
+            e.update(env)
+        return subprocess.run([P2PCHAT, *args], input=input, capture_output=True,
+                              text=True, timeout=timeout * SLOW, env=e)
+
+    def cli_json(self, *args, **kw):
+        r = self.cli("--json", *args, **kw)
+        if r.returncode != 0:
+            raise RuntimeError(f"p2pchat {' '.join(args)} failed: {r.stderr.strip()}")
+        return json.loads(r.stdout)
+
+    def popen(self, *args, env=None, **kw):
+        """Starts p2pchat in the background with pipes (text mode)."""
+        return spawn([P2PCHAT, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True, bufsize=1,
+                     env=dict(self.env, **(env or {})), **kw)
+
+    def popen_subscribed(self, *args):
+        """Starts a streaming p2pchat (listen, chat) and waits until it has
+        subscribed to the daemon's signals; returns (process, stdout reader)."""
+        p = self.popen(*args, env={"P2PCHAT_DEBUG": "1"})
+        line, seen = LineReader(p.stderr).read_until(
+            lambda l: "Subscribed to the signals of p2pchatd." in l, timeout=15)
+        if line is None:
+            raise RuntimeError(f"p2pchat {' '.join(args)} did not subscribe: {seen}")
+        return p, LineReader(p.stdout)
 
 
-frame = refclient.frame
-u16 = refclient.utf16
+class LineReader:
+    """Reads lines from a pipe with a deadline, running the default main
+    context while it waits (so that signal handlers keep working)."""
 
+    def __init__(self, f):
+        self.f = f
+        os.set_blocking(f.fileno(), False)
+        self.buf = ""
+        self.eof = False
 
-def read_frame(sock, timeout=5.0):
-    """Reads one LEB128-framed UTF-8 string from a TCP socket."""
-    text = refclient.FrameReader(sock).read(timeout)
-    if text is None:
-        raise EOFError
-    return text
-
-
-class RefServer:
-    """The seed's reference server, in Python: UTF-16LE datagrams, the list
-    on TCP then close, login/logout forwarded by UDP to the other users.
-
-    @drop_forwards: names whose login forward is not sent (lost datagrams).
-    @extra: additional list entries "name,ep" (e.g. 10,000 fake peers)."""
-
-    def __init__(self, host="127.0.0.1", port=None, extra=()):
-        self.host = host
-        self.port = port or free_port(host)
-        self.users = {}  # name -> "ip:port"
-        self.extra = list(extra)
-        self.drop_forwards = set()
-        self.lock = threading.Lock()
-        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind((host, self.port))
-        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.tcp.bind((host, 0))
-        self.tcp.listen(64)
-        self.tcp_port = self.tcp.getsockname()[1]
-        self.running = True
-        for fn in (self._udp_loop, self._tcp_loop):
-            threading.Thread(target=fn, daemon=True).start()
-
-    @property
-    def address(self):
-        return "%s:%d" % (self.host, self.port)
-
-    def _sendto(self, text, ep):
-        ip, port = ep.rsplit(":", 1)
-        self.udp.sendto(u16(text), (ip, int(port)))
-
-    def _udp_loop(self):
-        while self.running:
-            try:
-                data, _ = self.udp.recvfrom(65536)
-                text = data.decode("utf-16-le")
-            except (OSError, UnicodeDecodeError):
+    def readline(self, timeout=10.0):
+        """The next line (stretched by SLOW), or None."""
+        end = time.monotonic() + timeout * SLOW
+        while "\n" not in self.buf and not self.eof:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            pump()
+            r, _, _ = select.select([self.f], [], [], min(left, 0.02))
+            if not r:
                 continue
-            f = text.split(",")
-            if len(f) < 3:
-                continue
-            kind, name, ep = f[0], f[1], f[2]
-            with self.lock:
-                if kind == "login":
-                    self.users[name] = ep
-                    self._sendto("Accept,%d" % self.tcp_port, ep)
-                    others = [e for n, e in self.users.items() if n != name]
-                    forward = name not in self.drop_forwards
-                elif kind in ("logout", "lohout"):
-                    self.users.pop(name, None)
-                    others = list(self.users.values())
-                    forward = True
-                else:
-                    continue
-            if forward:
-                for e in others:
-                    self._sendto(text, e)
+            chunk = os.read(self.f.fileno(), 65536).decode()
+            if not chunk:
+                self.eof = True
+            self.buf += chunk
+        if "\n" not in self.buf:
+            line, self.buf = self.buf, ""
+            return line or None
+        line, self.buf = self.buf.split("\n", 1)
+        return line
 
-    def list_text(self):
-        with self.lock:
-            entries = ["%s,%s" % kv for kv in self.users.items()] + self.extra
-        return ";".join(entries + ["end"])
-
-    def _tcp_loop(self):
-        while self.running:
-            try:
-                c, _ = self.tcp.accept()
-            except OSError:
-                return
-            try:
-                c.sendall(frame(self.list_text()))
-            except OSError:
-                pass
-            c.close()
-
-    def forward(self, text, to_ep):
-        """Sends @text as if forwarded by this server."""
-        self._sendto(text, to_ep)
-
-    def close(self):
-        self.running = False
-        self.udp.close()
-        self.tcp.close()
+    def read_until(self, pred, timeout=10.0):
+        """(the first line pred accepts, every line seen); (None, seen) on
+        timeout or end of file."""
+        end = time.monotonic() + timeout * SLOW
+        seen = []
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                return None, seen
+            line = self.readline(left / SLOW)
+            if line is None:
+                return None, seen
+            seen.append(line)
+            if pred(line):
+                return line, seen
 
 
-class RefClient:
-    """The seed's reference client: logs in without CAPS, talks UTF-16LE."""
+class Tmux:
+    """A tmux server of our own (its own socket) running @command in a
+    detached @width x @height terminal; check missing("tmux") first."""
 
-    def __init__(self, name, server, host="127.0.0.1"):
-        self.name = name
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((host, 0))
-        self.sock.settimeout(0.2)
-        self.endpoint = "%s:%d" % self.sock.getsockname()
-        self.server = server
-        self.roster = {}
-        self.received = []
+    def __init__(self, command, width=80, height=15):
+        self.sock = "p2ptest-%s" % uuid.uuid4().hex[:8]
+        r = self.run("new-session", "-d", "-x", str(width), "-y", str(height), command)
+        if r.returncode != 0:
+            print("# tmux: %s" % r.stderr.strip(), flush=True)
 
-    def _server_addr(self):
-        ip, port = self.server.rsplit(":", 1)
-        return ip, int(port)
+    def run(self, *args):
+        return subprocess.run(["tmux", "-L", self.sock, "-f", "/dev/null", *args],
+                              capture_output=True, text=True, timeout=10 * SLOW,
+                              env=dict(os.environ, SHELL="/bin/sh"))
 
-    def login(self, timeout=10):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.sendto(u16("login,%s,%s" % (self.name, self.endpoint)), self._server_addr())
-        s.close()
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            for text, src in self.poll(0.2):
-                if text.startswith("Accept,"):
-                    self.fetch_list(src[0], int(text.split(",")[1]))
-                    return True
-        return False
+    def keys(self, *keys):
+        self.run("send-keys", *keys)
 
-    def fetch_list(self, ip, port):
-        with socket.create_connection((ip, port), timeout=5) as c:
-            text = read_frame(c)
-        for entry in text.split(";")[:-1]:
-            f = entry.split(",")
-            self.roster[f[0]] = f[1]
+    def type(self, text):
+        self.run("send-keys", "-l", text)
 
-    def logout(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.sendto(u16("lohout,%s,%s" % (self.name, self.endpoint)), self._server_addr())
-        s.close()
+    def screen(self):
+        """The non-empty lines on the screen, right-stripped."""
+        return [l.rstrip() for l in self.run("capture-pane", "-p").stdout.splitlines()
+                if l.strip()]
 
-    def poll(self, seconds):
-        """Reads datagrams for @seconds; records talk and roster changes."""
-        out = []
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            try:
-                data, src = self.sock.recvfrom(65536)
-            except socket.timeout:
-                continue
-            text = data.decode("utf-16-le", "replace")
-            f = text.split(",", 3)
-            if f[0] == "talk" and len(f) == 4:
-                self.received.append((f[2], f[3]))
-            elif f[0] == "login" and len(f) >= 3:
-                self.roster[f[1]] = f[2]
-            elif f[0] in ("logout", "lohout") and len(f) >= 3:
-                self.roster.pop(f[1], None)
-            out.append((text, src))
-        return out
+    def raw(self):
+        """The screen with its escape sequences."""
+        return self.run("capture-pane", "-e", "-p").stdout
 
-    def talk(self, to_ep, text, sender=None, source_host="127.0.0.1"):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind((source_host, 0))
-        ip, port = to_ep.rsplit(":", 1)
-        s.sendto(u16("talk,%s,%s,%s" % (time.strftime("%H:%M:%S"), sender or self.name, text)),
-                 (ip, int(port)))
-        s.close()
+    def wait_screen(self, pred, timeout=10):
+        """The screen once pred(lines) holds, else None."""
+        return wait_for(lambda: (lambda s: s if pred(s) else None)(self.screen()), timeout)
 
     def close(self):
-        self.sock.close()
+        self.run("kill-server")
 
+    def __enter__(self):
+        return self
 
-def coordinator_path():
-    return os.path.join(BUILD_ROOT, "coordinator", "p2pchat-coordinator")
-
-
-class Coordinator:
-    """The real p2pchat-coordinator on a random loopback port."""
-
-    def __init__(self, port=None, host="127.0.0.1"):
-        self.host = host
-        self.port = port or (free_port6(host) if ":" in host else free_port(host))
-        self.log_path = os.path.join(tempdir("p2ptest-coord-"), "coordinator.log")
-        self.start()
-
-    @property
-    def address(self):
-        return ("[%s]:%d" if ":" in self.host else "%s:%d") % (self.host, self.port)
-
-    def start(self):
-        self.log = open(self.log_path, "ab")
-        self.proc = spawn([coordinator_path(), "--listen", self.address],
-                          stdout=self.log, stderr=subprocess.STDOUT)
-        # Ready when the TCP port accepts connections.
-        end = time.monotonic() + 10 * SLOW
-        while time.monotonic() < end and self.proc.poll() is None:
-            try:
-                socket.create_connection((self.host, self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("coordinator did not start:\n" + self.read_log())
-
-    def read_log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self, sig=signal.SIGTERM):
-        return stop(self.proc, sig)
-
-    def close(self):
-        self.stop()
+    def __exit__(self, *exc):
+        self.close()

@@ -1,27 +1,28 @@
 # SPDX-License-Identifier: MIT
-"""Test helpers for the seed's wire protocol, written from
+"""Emulators of the seed's wire protocol, written from
 shared/seed/reference-wire.md (not from our C code):
 
 - encodings: UTF-16LE datagrams without BOM, LEB128 + UTF-8 TCP frames;
-- RefClient: the reference client (throwaway-port logins, list over TCP,
-  then close);
+- RefClient: the reference client (throwaway-port logins, the list over
+  TCP then close, UTF-16LE talk), for the coordinator's and the daemon's
+  tests alike;
 - NativeClient: our native dialect (caps "native1", hello/welcome session);
-- Coordinator: starts build/coordinator/p2pchat-coordinator on a free
-  loopback port and kills it by pid;
-- Tap: minimal TAP output.
+- RefServer: the reference server (forwards by UDP, the list then close).
 
-Stdlib only.  Every wait is bounded.
+Every wait is bounded and stretched by p2ptest.SLOW under sanitizers, the
+windows in which nothing may arrive too.  Tap, Coordinator, User and
+wait_for live in p2ptest.
 """
 
 import os
-import re
 import select
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
+import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from p2ptest import SLOW, endpoint, family, parse_endpoint  # noqa: E402
 
 NATIVE_CAPS = "native1"
 
@@ -117,8 +118,8 @@ class FrameReader:
         return None
 
     def read(self, timeout=2.0):
-        """The next frame, or None at end of stream."""
-        deadline = time.monotonic() + timeout
+        """The next frame, or None at end of stream (@timeout times SLOW)."""
+        deadline = time.monotonic() + timeout * SLOW
         while True:
             text = self._try_frame()
             if text is not None:
@@ -128,8 +129,9 @@ class FrameReader:
             self._fill(deadline)
 
     def wait_eof(self, timeout=2.0):
-        """True when the peer closes (after any remaining frames) in time."""
-        deadline = time.monotonic() + timeout
+        """True when the peer closes (after any remaining frames) within
+        @timeout times SLOW."""
+        deadline = time.monotonic() + timeout * SLOW
         try:
             while not self.eof:
                 self._fill(deadline)
@@ -138,149 +140,39 @@ class FrameReader:
         return True
 
 
-# --- ports and processes ---------------------------------------------------
 
-def family(ip):
-    """AF_INET6 for an IPv6 address, else AF_INET."""
-    return socket.AF_INET6 if ":" in ip else socket.AF_INET
-
-
-def endpoint(ip, port):
-    """The wire form: a.b.c.d:port or [v6]:port."""
-    return "[%s]:%d" % (ip, port) if ":" in ip else "%s:%d" % (ip, port)
-
-
-def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
-    """A port that is free for @kind on @host right now."""
-    with socket.socket(family(host), kind) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
-def free_udp_tcp_port(host="127.0.0.1", attempts=50):
-    """A port free for both UDP and TCP on @host right now."""
-    for _ in range(attempts):
-        t = socket.socket(family(host), socket.SOCK_STREAM)
-        u = socket.socket(family(host), socket.SOCK_DGRAM)
-        try:
-            t.bind((host, 0))
-            port = t.getsockname()[1]
-            u.bind((host, port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free UDP+TCP port")
-
-
-def build_root():
-    root = os.environ.get("P2PCHAT_BUILD_ROOT")
-    if not root:
-        here = os.path.dirname(os.path.abspath(__file__))
-        root = os.path.join(here, "..", "..", "build")
-    return root
-
-
-def kill_pid(proc, timeout=5.0):
-    """SIGTERM, then SIGKILL, a Popen we started; returns its exit status."""
-    if proc.poll() is None:
-        try:
-            os.kill(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
-    return proc.returncode
-
-
-class Coordinator:
-    """The built p2pchat-coordinator on 127.0.0.1, port picked by the kernel."""
-
-    LISTENING = re.compile(r"Listening on UDP (\S+):(\d+), TCP port (\d+)\.")
-
-    def __init__(self, *args, host="127.0.0.1", env=None, timeout=10.0):
-        self.binary = os.path.join(build_root(), "coordinator", "p2pchat-coordinator")
-        self.logfile = tempfile.NamedTemporaryFile(prefix="coordinator-", suffix=".log")
-        self.final_log = None
-        self.host = host
-        cmd = [self.binary, "--listen", endpoint(host, 0)] + list(args)
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                     stdout=self.logfile, stderr=self.logfile,
-                                     env=env)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = self.LISTENING.search(self.log())
-            if m:
-                self.udp_port = int(m.group(2))
-                self.tcp_port = int(m.group(3))
-                break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                log = self.log()
-                self.stop()
-                raise RuntimeError("coordinator did not start: %s" % log)
-            time.sleep(0.01)
-
-    @property
-    def udp_addr(self):
-        return (self.host, self.udp_port)
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def log(self):
-        with open(self.logfile.name, "r", errors="replace") as f:
-            return f.read()
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        """SIGTERM (then SIGKILL); returns the exit status.  Idempotent."""
-        if self.final_log is None:
-            kill_pid(self.proc)
-            self.final_log = self.log()
-            self.logfile.close()
-        return self.proc.returncode
-
-    SANITIZER = re.compile(r"(ERROR: \w+Sanitizer|runtime error:|LeakSanitizer)")
-
-    def clean_exit(self):
-        """(ok, diagnostics) after stop(): exit status 0 on SIGTERM and no
-        sanitizer report in the log."""
-        status = self.stop()
-        bad = [line for line in self.final_log.splitlines() if self.SANITIZER.search(line)]
-        return status == 0 and not bad, "exit status %s\n%s" % (status, self.final_log[-3000:])
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+def read_frame(sock, timeout=5.0):
+    """Reads one LEB128-framed UTF-8 string from a TCP socket."""
+    text = FrameReader(sock).read(timeout)
+    if text is None:
+        raise EOFError
+    return text
 
 
 # --- clients ---------------------------------------------------------------
 
 class RefClient:
     """The seed's reference client: UTF-16LE datagrams, logins from throwaway
-    ports, the list over TCP from the Accept's source IP, then close."""
+    ports, the list over TCP from the Accept's source IP, then close.
+
+    @coordinator is (host, port) or "host:port".  Every datagram received is
+    noted: talk in .received as (sender, text), logins and logouts in .roster
+    (name -> endpoint), which fetch_list() fills as well."""
 
     encoding = "utf-16-le"
     caps = None
 
-    def __init__(self, name, coordinator_addr, ip="127.0.0.1"):
+    def __init__(self, name, coordinator, ip="127.0.0.1"):
         self.name = name
-        self.server = coordinator_addr
+        self.server = (parse_endpoint(coordinator) if isinstance(coordinator, str)
+                       else tuple(coordinator))
         self.ip = ip
         self.sock = socket.socket(family(ip), socket.SOCK_DGRAM)
         self.sock.bind((ip, 0))
         self.endpoint = endpoint(ip, self.sock.getsockname()[1])
         self.accept_from = None
+        self.roster = {}
+        self.received = []
 
     def close(self):
         self.sock.close()
@@ -301,28 +193,46 @@ class RefClient:
         return text
 
     def login(self, endpoint=None, src_ip=None):
+        """Sends the login datagram (see join() for the whole login)."""
         self.send_raw(self.encode(self.login_text(endpoint)), src_ip)
 
     def logout(self, misspelled=False, src_ip=None):
+        """logout, or "lohout" as the seed's reference client spells it."""
         verb = "lohout" if misspelled else "logout"
         self.send_raw(self.encode("%s,%s,%s" % (verb, self.name, self.endpoint)), src_ip)
 
+    def _note(self, text):
+        f = text.split(",", 3)
+        if f[0] == "talk" and len(f) == 4:
+            self.received.append((f[2], f[3]))
+        elif f[0] == "login" and len(f) >= 3:
+            self.roster[f[1]] = f[2]
+        elif f[0] in ("logout", "lohout") and len(f) >= 3:
+            self.roster.pop(f[1], None)
+
     def recv(self, timeout=1.0):
-        """(text, source address) of the next datagram, or (None, None)."""
-        r, _, _ = select.select([self.sock], [], [], timeout)
+        """(text, source address) of the next datagram within @timeout
+        (times SLOW), or (None, None)."""
+        r, _, _ = select.select([self.sock], [], [], timeout * SLOW)
         if not r:
             return None, None
         data, addr = self.sock.recvfrom(65536)
-        return decode_datagram(data), addr
+        try:
+            text = decode_datagram(data)
+        except UnicodeDecodeError:
+            text = data.decode("utf-16-le", "replace")
+        self._note(text)
+        return text, addr
 
     def expect(self, prefix, timeout=1.0):
-        """The next datagram starting with @prefix, skipping others; or None."""
-        deadline = time.monotonic() + timeout
+        """The next datagram starting with @prefix, skipping others, within
+        @timeout (times SLOW); or None."""
+        deadline = time.monotonic() + timeout * SLOW
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            text, addr = self.recv(left)
+            text, addr = self.recv(left / SLOW)
             if text is None:
                 return None
             if text.startswith(prefix):
@@ -331,13 +241,26 @@ class RefClient:
                 return text
 
     def drain(self, timeout=0.05):
-        """All datagrams that arrive within @timeout of each other."""
+        """All datagrams that arrive within @timeout (times SLOW) of each other."""
         out = []
         while True:
             text, _ = self.recv(timeout)
             if text is None:
                 return out
             out.append(text)
+
+    def poll(self, seconds):
+        """Every datagram that arrives in the next @seconds (times SLOW), as
+        (text, source address)."""
+        out = []
+        deadline = time.monotonic() + seconds * SLOW
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return out
+            text, addr = self.recv(left / SLOW)
+            if text is not None:
+                out.append((text, addr))
 
     def wait_accept(self, timeout=1.0):
         """The TCP port announced by Accept, or None."""
@@ -351,12 +274,32 @@ class RefClient:
         the list, and check that the coordinator closes.  Returns
         (entries, closed)."""
         host = host or (self.accept_from[0] if self.accept_from else self.server[0])
-        with socket.create_connection((host, port), timeout=timeout) as s:
+        with socket.create_connection((host, port), timeout=timeout * SLOW) as s:
             reader = FrameReader(s)
             text = reader.read(timeout)
             if text is None:
                 return None, True
-            return parse_list(text), reader.wait_eof(timeout)
+            entries = parse_list(text)
+            for name, ep, _ in entries:
+                self.roster[name] = ep
+            return entries, reader.wait_eof(timeout)
+
+    def join(self, timeout=10.0):
+        """The whole login of the reference client: login, Accept, the list.
+        True once the list is read."""
+        self.login()
+        port = self.wait_accept(timeout)
+        if port is None:
+            return False
+        entries, _ = self.fetch_list(port)
+        return entries is not None
+
+    def talk(self, to_ep, text, sender=None, source_host="127.0.0.1"):
+        """A UTF-16LE talk datagram to @to_ep from a throwaway port."""
+        with socket.socket(family(source_host), socket.SOCK_DGRAM) as s:
+            s.bind((source_host, 0))
+            s.sendto(utf16("talk,%s,%s,%s" % (time.strftime("%H:%M:%S"), sender or self.name,
+                                              text)), parse_endpoint(to_ep))
 
 
 class Utf8RefClient(RefClient):
@@ -369,15 +312,15 @@ class NativeClient(RefClient):
 
     caps = NATIVE_CAPS
 
-    def __init__(self, name, coordinator_addr, ip="127.0.0.1", encoding="utf-8"):
-        super().__init__(name, coordinator_addr, ip)
+    def __init__(self, name, coordinator, ip="127.0.0.1", encoding="utf-8"):
+        super().__init__(name, coordinator, ip)
         self.encoding = encoding
         self.tcp = None
         self.reader = None
 
     def connect(self, port, timeout=2.0):
         """Open the session: hello, then expect welcome and the list."""
-        self.tcp = socket.create_connection((self.server[0], port), timeout=timeout,
+        self.tcp = socket.create_connection((self.server[0], port), timeout=timeout * SLOW,
                                             source_address=(self.ip, 0))
         self.tcp.sendall(frame("hello,%s,%s" % (self.name, self.caps)))
         self.reader = FrameReader(self.tcp)
@@ -409,32 +352,89 @@ class NativeClient(RefClient):
         super().close()
 
 
-# --- TAP ---------------------------------------------------------------------
+# --- the reference server --------------------------------------------------
 
-class Tap:
-    """ok()/not ok lines and the plan at the end; exit() gives the status."""
+class RefServer:
+    """The seed's reference server, in Python: UTF-16LE datagrams, the list
+    on TCP then close, login/logout forwarded by UDP to the other users.
+    Both sockets are bound to ports the kernel picks.
 
-    def __init__(self):
-        self.n = 0
-        self.failed = 0
+    @drop_forwards: names whose login forward is not sent (lost datagrams).
+    @extra: additional list entries "name,ep" (e.g. 10,000 fake peers)."""
 
-    def ok(self, cond, name, diag=None):
-        self.n += 1
-        if cond:
-            print("ok %d - %s" % (self.n, name))
-        else:
-            self.failed += 1
-            print("not ok %d - %s" % (self.n, name))
-            if diag:
-                for line in str(diag).splitlines():
-                    print("# " + line)
-        sys.stdout.flush()
-        return cond
+    def __init__(self, host="127.0.0.1", extra=()):
+        self.host = host
+        self.users = {}  # name -> "ip:port"
+        self.extra = list(extra)
+        self.drop_forwards = set()
+        self.lock = threading.Lock()
+        self.udp = socket.socket(family(host), socket.SOCK_DGRAM)
+        self.udp.bind((host, 0))
+        self.port = self.udp.getsockname()[1]
+        self.tcp = socket.socket(family(host), socket.SOCK_STREAM)
+        self.tcp.bind((host, 0))
+        self.tcp.listen(64)
+        self.tcp_port = self.tcp.getsockname()[1]
+        self.running = True
+        for fn in (self._udp_loop, self._tcp_loop):
+            threading.Thread(target=fn, daemon=True).start()
 
-    def diag(self, text):
-        for line in str(text).splitlines():
-            print("# " + line)
+    @property
+    def address(self):
+        return endpoint(self.host, self.port)
 
-    def exit(self):
-        print("1..%d" % self.n)
-        sys.exit(1 if self.failed else 0)
+    def _sendto(self, text, ep):
+        self.udp.sendto(utf16(text), parse_endpoint(ep))
+
+    def _udp_loop(self):
+        while self.running:
+            try:
+                data, _ = self.udp.recvfrom(65536)
+                text = data.decode("utf-16-le")
+            except (OSError, UnicodeDecodeError):
+                continue
+            f = text.split(",")
+            if len(f) < 3:
+                continue
+            kind, name, ep = f[0], f[1], f[2]
+            with self.lock:
+                if kind == "login":
+                    self.users[name] = ep
+                    self._sendto("Accept,%d" % self.tcp_port, ep)
+                    others = [e for n, e in self.users.items() if n != name]
+                    forward = name not in self.drop_forwards
+                elif kind in ("logout", "lohout"):
+                    self.users.pop(name, None)
+                    others = list(self.users.values())
+                    forward = True
+                else:
+                    continue
+            if forward:
+                for e in others:
+                    self._sendto(text, e)
+
+    def list_text(self):
+        with self.lock:
+            entries = ["%s,%s" % kv for kv in self.users.items()] + self.extra
+        return ";".join(entries + ["end"])
+
+    def _tcp_loop(self):
+        while self.running:
+            try:
+                c, _ = self.tcp.accept()
+            except OSError:
+                return
+            try:
+                c.sendall(frame(self.list_text()))
+            except OSError:
+                pass
+            c.close()
+
+    def forward(self, text, to_ep):
+        """Sends @text as if forwarded by this server."""
+        self._sendto(text, to_ep)
+
+    def close(self):
+        self.running = False
+        self.udp.close()
+        self.tcp.close()

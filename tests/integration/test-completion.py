@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """completion/p2pchat: sources it in bash with the built p2pchat on PATH and
 checks what _p2pchat offers for verbs, options, --json values and peer names
-(from tests/helpers/fake_daemon.py on a private bus).  Prints TAP.
+(from the real p2pchatd of a user "me" on a private bus, whose roster holds
+alice and bob online and albert offline).  Prints TAP.
 """
 
 import os
@@ -11,11 +12,11 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 import p2ptest  # noqa: E402
-from p2ptest import Bus, Tap, spawn, stop, tempdir  # noqa: E402
+from p2ptest import Coordinator, User, run, wait_for  # noqa: E402
+from refclient import RefClient  # noqa: E402
 
 COMPLETION = os.path.join(p2ptest.SOURCE_ROOT, "completion", "p2pchat")
 CLI_DIR = os.path.join(p2ptest.BUILD_ROOT, "frontends", "cli")
-FAKE = os.path.join(p2ptest.SOURCE_ROOT, "tests", "helpers", "fake_daemon.py")
 
 # Completes the words given as arguments (the last is the one being typed)
 # and prints COMPREPLY, one entry a line.
@@ -74,38 +75,38 @@ CASES = [
 ]
 
 
-def main():
-    tap = Tap(len(CASES) + 1)
-    home = tempdir("p2ptest-completion-")
-    bus = Bus(home)
-    env = dict(os.environ, HOME=home, COMPLETION=COMPLETION,
-               DBUS_SESSION_BUS_ADDRESS=bus.address,
+def body(tap):
+    coord = Coordinator()
+    me = User("me")
+    env = dict(me.env, COMPLETION=COMPLETION,
                PATH=CLI_DIR + os.pathsep + os.environ.get("PATH", ""))
-    fake = spawn([sys.executable, FAKE, "--peer", "alice:127.0.0.1:5001:1:1",
-                  "--peer", "albert:127.0.0.1:5002:0:1", "--peer", "bob:127.0.0.1:5003:1:0"],
-                 env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        ready = fake.stdout.readline().strip() == "READY"
-        login = subprocess.run(["p2pchat", "login", "me"], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, timeout=30)
-        tap.ok(ready and login.returncode == 0, "fake p2pchatd is up, logged in", login.stdout)
-        help_text = subprocess.run(["p2pchat", "--help"], env=env, stdout=subprocess.PIPE,
-                                   text=True).stdout
-        for line, expected, name in CASES:
-            got = complete(env, line)
-            if expected is None:
-                section = help_text.split("Commands:")[1].split("\n\n")[0]
-                expected = sorted(w.split()[0] for w in section.splitlines()
-                                  if w.startswith("  ") and w[2:3].isalpha())
-                name += " (%s)" % " ".join(expected)
-                expected = expected if len(expected) >= 7 else ["<fewer than 7 verbs>"]
-            tap.ok(got == expected, "%s: '%s'" % (name, line),
-                   "expected %r\ngot      %r" % (expected, got))
-    finally:
-        stop(fake)
-        bus.stop()
-    tap.finish()
+    login = subprocess.run(["p2pchat", "login", "me", "--coordinator", coord.address], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                           timeout=30 * p2ptest.SLOW)
+    # Reference clients are enough to fill the roster: only names count.
+    peers = [RefClient(n, coord.address) for n in ("alice", "albert", "bob")]
+    joined = all(p.join() for p in peers)
+    peers[1].logout()
+    roster = wait_for(lambda: me.peers().keys() == {"alice", "albert", "bob"} and
+                      me.online_peers() == ["alice", "bob"], 10)
+    tap.ok(login.returncode == 0 and joined and roster,
+           "p2pchatd is up, logged in, alice and bob online, albert offline",
+           (login.stdout, me.peers()))
+    help_text = subprocess.run(["p2pchat", "--help"], env=env, stdout=subprocess.PIPE,
+                               text=True).stdout
+    for line, expected, name in CASES:
+        got = complete(env, line)
+        if expected is None:
+            section = help_text.split("Commands:")[1].split("\n\n")[0]
+            expected = sorted(w.split()[0] for w in section.splitlines()
+                              if w.startswith("  ") and w[2:3].isalpha())
+            name += " (%s)" % " ".join(expected)
+            expected = expected if len(expected) >= 7 else ["<fewer than 7 verbs>"]
+        tap.ok(got == expected, "%s: '%s'" % (name, line),
+               "expected %r\ngot      %r" % (expected, got))
+    for p in peers:
+        p.close()
 
 
 if __name__ == "__main__":
-    main()
+    run(body, len(CASES) + 1)

@@ -11,17 +11,13 @@ import select
 import socket
 import struct
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 
-from refclient import Coordinator, RefClient, Tap, Utf8RefClient, frame, leb128  # noqa: E402
+from p2ptest import SLOW, Coordinator, Tap  # noqa: E402
+from refclient import RefClient, Utf8RefClient, frame, leb128, utf16 as u16  # noqa: E402
 
 EP = "127.0.0.1:9000"
-
-
-def u16(text):
-    return text.encode("utf-16-le")
 
 
 def u8(text):
@@ -132,7 +128,7 @@ def test_corpus(tap):
         try:
             for label, data in datagram_corpus():
                 probe.sendto(data, coord.udp_addr)
-                while select.select([probe], [], [], 0.02)[0]:
+                while select.select([probe], [], [], 0.02 * SLOW)[0]:
                     reply, _ = probe.recvfrom(65536)
                     if len(reply) > len(data):
                         too_large.append((label, len(data), len(reply)))
@@ -227,7 +223,7 @@ def main():
     tap = Tap()
     test_corpus(tap)
     test_limits(tap)
-    tap.exit()
+    tap.finish()
 
 
 if __name__ == "__main__":

@@ -14,8 +14,12 @@ import time
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers")
 sys.path.insert(0, HELPERS)
 
-from refclient import (Coordinator, FrameReader, NativeClient, RefClient,  # noqa: E402
-                       Tap, Utf8RefClient, frame, kill_pid)
+from p2ptest import SLOW, Coordinator, Tap, stop  # noqa: E402
+from refclient import FrameReader, NativeClient, RefClient, Utf8RefClient, frame  # noqa: E402
+
+# The lease and the session wait, in seconds: stretched like every window
+# of this test, so that a slower coordinator is not taken for a wrong one.
+LEASE = max(1, round(SLOW))
 
 # A client in its own process: logs in natively, holds the session, waits.
 HOLDER = """
@@ -30,15 +34,16 @@ time.sleep(60)
 
 
 def expect_frame(client, prefix, timeout=2.0):
-    """The next frame on @client's session starting with @prefix; other frames
-    are skipped, and the coordinator's pings answered, as a client does."""
-    deadline = time.monotonic() + timeout
+    """The next frame on @client's session starting with @prefix within
+    @timeout (times SLOW); other frames are skipped, and the coordinator's
+    pings answered, as a client does."""
+    deadline = time.monotonic() + timeout * SLOW
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
             return None
         try:
-            text = client.read_frame(left)
+            text = client.read_frame(left / SLOW)
         except TimeoutError:
             return None
         if text is None:
@@ -117,12 +122,12 @@ def test_sessions(tap):
                 os.kill(holder.pid, signal.SIGKILL)
                 t0 = time.monotonic()
                 text = expect_frame(alice, "logout,zed", 2.0)
-                tap.ok(text is not None, "kill -9 -> logout pushed within 2 s (%.3f s)"
-                       % (time.monotonic() - t0))
+                tap.ok(text is not None, "kill -9 -> logout pushed within %g s (%.3f s)"
+                       % (2.0 * SLOW, time.monotonic() - t0))
                 tap.ok(carol.expect("logout,zed", 2.0) is not None,
                        "and forwarded by UDP to reference users")
             finally:
-                kill_pid(holder)
+                stop(holder)
                 holder.stdout.close()
 
             # Reconnect: a new hello replaces the session, no logout.
@@ -165,7 +170,8 @@ def test_sessions(tap):
 
 
 def test_timeouts(tap):
-    with Coordinator("--lease", "1", "--session-wait", "1", "--login-rate", "0") as coord:
+    with Coordinator("--lease", str(LEASE), "--session-wait", str(LEASE),
+                     "--login-rate", "0") as coord:
         watcher = NativeClient("watcher", coord.udp_addr)
         lazy = NativeClient("lazy", coord.udp_addr)
         ref = RefClient("ref", coord.udp_addr)
@@ -175,21 +181,21 @@ def test_timeouts(tap):
             tap.ok(lazy.wait_accept() is not None, "native login without a session accepted")
             tap.ok(expect_frame(watcher, "login,lazy") is not None, "and pushed")
             tap.ok(lazy.drain(0.2) == [], "no UDP forwards to a native user awaiting its session")
-            tap.ok(expect_frame(watcher, "logout,lazy", 3.0) is not None,
+            tap.ok(expect_frame(watcher, "logout,lazy", 3.0 * LEASE / SLOW) is not None,
                    "native login that never opens a session is logged out")
             ref.login()
             tap.ok(ref.wait_accept() is not None and
                    expect_frame(watcher, "login,ref") is not None, "reference user online")
             t0 = time.monotonic()
             for _ in range(3):
-                time.sleep(0.5)
+                time.sleep(0.5 * LEASE)
                 ref.login()  # re-login renews the lease
-            tap.ok(expect_frame(watcher, "logout,ref", 0.6) is None,
-                   "re-logins keep a session-less user online (%.1f s > lease)"
-                   % (time.monotonic() - t0))
-            tap.ok(expect_frame(watcher, "logout,ref", 3.0) is not None,
+            tap.ok(expect_frame(watcher, "logout,ref", 0.6 * LEASE / SLOW) is None,
+                   "re-logins keep a session-less user online (%.1f s > lease of %d s)"
+                   % (time.monotonic() - t0, LEASE))
+            tap.ok(expect_frame(watcher, "logout,ref", 3.0 * LEASE / SLOW) is not None,
                    "lease expiry logs a silent reference user out")
-            time.sleep(1.5)
+            time.sleep(1.5 * LEASE)
             tap.ok(expect_frame(watcher, "logout,watcher", 0.2) is None and coord.alive(),
                    "a session-holding user has no lease")
         finally:
@@ -279,7 +285,7 @@ def main():
     for t in tests:
         if not only or t.__name__ in only:
             t(tap)
-    tap.exit()
+    tap.finish()
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 
-from refclient import Tap, build_root  # noqa: E402
+from p2ptest import BUILD_ROOT, Tap  # noqa: E402
 
 UNIT = "p2pchat-coordinator.service"
 MAX_EXPOSURE = 2.0
@@ -24,7 +24,7 @@ MAX_EXPOSURE = 2.0
 
 def main():
     tap = Tap()
-    root = build_root()
+    root = BUILD_ROOT
     unit = os.path.join(root, "systemd", UNIT)
     binary = os.path.join(root, "coordinator", "p2pchat-coordinator")
     manpage = os.path.join(root, "docs", "p2pchat-coordinator.8")
@@ -66,7 +66,7 @@ def main():
         tap.ok(level is not None and level <= MAX_EXPOSURE,
                "systemd-analyze security: exposure %s <= %.1f" % (level, MAX_EXPOSURE),
                p.stdout[-2000:] + p.stderr[-500:])
-    tap.exit()
+    tap.finish()
 
 
 if __name__ == "__main__":

@@ -28,10 +28,12 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 from p2ptest import (MANAGER, PATH, SERVICE, SLOW, Coordinator, Gio, GLib, Tap,  # noqa: E402
-                     User, pump, wait_for)
+                     User, pump, settle, wait_for)
 
 N = 300
-LOCK_SECONDS = 7     # longer than the daemon's 5 s busy timeout
+# Longer than the daemon's 5 s busy timeout, stretched by SLOW: the window
+# in which no ack may come.
+LOCK_SECONDS = 7 * SLOW
 
 t = Tap(13)
 users = []
@@ -157,7 +159,7 @@ try:
         lock.rollback()
         lock.close()
     t.ok(err is not None, "a SendMessage that cannot be stored fails", err)
-    pump(1)
+    settle(1)
     t.ok("never accepted" not in history_texts(bob, "alice") and
          "never accepted" not in history_texts(alice, "bob"),
          "and its text is nowhere")

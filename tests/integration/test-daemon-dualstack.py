@@ -48,8 +48,10 @@ try:
         users += [carol, dave]
         chat(carol, dave, "carol", "dave", coord6, "IPv6")
     else:
-        for _ in range(3):
-            t.skip("IPv6", "no IPv6 on this host")
+        for name in ("IPv6: rosters converge",
+                     "IPv6: the declared endpoint is the loopback address",
+                     "IPv6: messages both ways, delivered"):
+            t.skip_missing(name, "IPv6")
 except Exception:  # noqa: BLE001
     import traceback
     t.diag(traceback.format_exc())

@@ -13,8 +13,8 @@ import xml.etree.ElementTree as ET
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 import p2ptest  # noqa: E402
-from p2ptest import (MANAGER, PATH, PEER, SOURCE_ROOT, RefServer, Tap, User,  # noqa: E402
-                     wait_for)
+from p2ptest import MANAGER, PATH, PEER, SOURCE_ROOT, Tap, User, wait_for  # noqa: E402
+from refclient import RefServer  # noqa: E402
 
 
 def members(node, iface_prefix="org.p2pchat.chat1."):

@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from p2ptest import SLOW, Coordinator, Tap, User, pump, wait_for  # noqa: E402
+from p2ptest import SLOW, Coordinator, Tap, User, settle, wait_for  # noqa: E402
 
 t = Tap(15)
 users = []
@@ -98,7 +98,7 @@ try:
                     alice.online_peers() == ["张三"] and zhang.online_peers() == ["alice"], 10)
     t.ok(back, "all back online with the full roster within 10 s (%.1f s)"
          % (time.monotonic() - start), [alice.peers(), zhang.peers()])
-    pump(6)  # longer than the reconcile grace: late leaves would show now
+    settle(6)  # longer than the reconcile grace: late leaves would show now
     t.ok(not alice.signals("PeerLeft") and not alice.signals("PeerJoined") and
          not zhang.signals("PeerLeft") and not zhang.signals("PeerJoined"),
          "the reconnect emits no false joins or leaves", alice.events + zhang.events)

@@ -13,8 +13,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-from p2ptest import (Coordinator, GLib, Tap, User, pump, spawn,  # noqa: E402
-                     wait_for)
+from p2ptest import Coordinator, GLib, Tap, User, settle, spawn, wait_for  # noqa: E402
 
 SERVER = "org.freedesktop.Notifications"
 SERVER_PATH = "/org/freedesktop/Notifications"
@@ -102,14 +101,14 @@ try:
     alice.call("SetActiveConversation", "s", ("bob",))
     bob.send("alice", "while active")
     alice.wait_signal("MessageReceived", lambda a: a[2] == "while active")
-    pump(0.5)
+    settle(0.5)
     t.ok(len(calls(alice, "Notify")) == n, "no notification for the active conversation")
     alice.call("SetActiveConversation", "s", ("",))
 
     alice.call("SetConfig", "ss", ("notifications", "false"))
     bob.send("alice", "while off")
     alice.wait_signal("MessageReceived", lambda a: a[2] == "while off")
-    pump(0.5)
+    settle(0.5)
     t.ok(len(calls(alice, "Notify")) == n, "no notification when notifications are off")
     alice.call("SetConfig", "ss", ("notifications", "true"))
     bob.send("alice", "back on")

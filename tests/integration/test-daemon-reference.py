@@ -13,8 +13,8 @@ import socket
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
-import p2ptest  # noqa: E402
-from p2ptest import Tap, User, RefServer, RefClient, wait_for  # noqa: E402
+from p2ptest import Tap, User, settle, wait_for  # noqa: E402
+from refclient import RefClient, RefServer, utf16  # noqa: E402
 
 t = Tap(14)
 users = []
@@ -58,7 +58,7 @@ try:
 
     # The reference client: no caps, UTF-16LE talk, both ways.
     ref = RefClient("dave", server.address)
-    t.ok(ref.login(), "the reference client logs in")
+    t.ok(ref.join(), "the reference client logs in")
     t.ok(alice.wait_signal("PeerJoined", lambda a: a[0] == "dave" and not a[2]["native"]),
          "alice sees dave as a reference peer")
     mid3 = alice.send("dave", "你好 dave, how are you")
@@ -80,15 +80,15 @@ try:
     ip, port = alice.prop("LocalEndpoint").rsplit(":", 1)
     s.sendto(b'{"type":"msg","id":"00112233445566778899aabbccddeeff","from":"bob",'
              b'"ts":1,"body":"forged json"}', (ip, int(port)))
-    s.sendto(p2ptest.u16("logout,bob,%s" % bob.prop("LocalEndpoint")), (ip, int(port)))
-    p2ptest.pump(1.5)
+    s.sendto(utf16("logout,bob,%s" % bob.prop("LocalEndpoint")), (ip, int(port)))
+    settle(1.5)
     t.ok(not [a for a in alice.signals("MessageReceived") if a[2].startswith("forged")] and
          "bob" in alice.online_peers(),
          "forged talk, JSON and logout are ignored", alice.online_peers())
     s.close()
 
     # Leaves: a reference client's lohout and a daemon's logout.
-    ref.logout()
+    ref.logout(misspelled=True)
     t.ok(alice.wait_signal("PeerLeft", lambda a: a[0] == "dave"),
          "alice sees dave leave (lohout forward)")
     bob.call("Logout")

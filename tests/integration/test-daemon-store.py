@@ -17,7 +17,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "helpers"))
 from p2ptest import (ERROR, MANAGER, PATH, PEER, SERVICE, Coordinator, Gio,  # noqa: E402
-                     GLib, RefClient, Tap, User, pump, wait_for)
+                     GLib, Tap, User, settle, wait_for)
+from refclient import RefClient  # noqa: E402
 
 t = Tap(27)
 users = []
@@ -114,7 +115,7 @@ try:
     t.ok(alice.prop("ActiveConversation") == "bob", "ActiveConversation set")
     bob.send("alice", "while on screen")
     wait_for(lambda: "while on screen" in received(alice, "bob"), 5)
-    pump(0.2)
+    settle(0.2)
     t.ok(alice.prop("Unread", path=bob_path, iface=PEER) == 0,
          "a message to the active conversation is read at once")
     alice.call("SetActiveConversation", "s", ("",))
@@ -163,7 +164,7 @@ try:
 
     # A reference peer: "sent" is final, a restart does not resend.
     ref = RefClient("eve", coord.address)
-    t.ok(ref.login(), "a reference client logs in")
+    t.ok(ref.join(), "a reference client logs in")
     wait_for(lambda: "eve" in alice.online_peers(), 5)
     r1 = alice.send("eve", "once only")
     ref.poll(1.0)

@@ -1,66 +1,74 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""p2pchat-gtk against tests/helpers/fake_daemon.py: the outcomes a real
-network makes hard to reach on loopback.
+"""p2pchat-gtk against the real p2pchatd: the outcomes that are not plain
+success.
 
-The fake daemon answers with the named errors of the contract (NameTaken,
-CoordinatorUnreachable) and reports MessageSent for a reference peer and
-MessageFailed for an offline one.  The test drives the window through
-AT-SPI under a private Xvfb and checks what the user sees: inline login
-errors, bubbles that end "sent" and "failed: <reason>", and presence that
-follows PeerJoined.  TAP.
+alice's daemon (on 127.0.0.2, so that another IP holds the name "bob") logs
+in to the real coordinator, where bob (a p2pchatd), ref (the seed's
+reference client, emulated) and gone (a p2pchatd that logs in and out again)
+are.  The test drives the window through AT-SPI under a private Xvfb and
+checks what the user sees: inline login errors (NameTaken,
+CoordinatorUnreachable), bubbles that end "sent", "queued", "failed:
+expired" (outbox-expiry set to its minimum) and "failed: too-large" (a text
+that cannot fit a datagram), and presence that follows PeerJoined.  TAP.
 """
 
 import os
-import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
-from gi.repository import Gio, GLib  # noqa: E402
 from gtktest import (RETURN, TAB, Ui, app_complaints, open_conversation, start_app,  # noqa: E402
                      start_xvfb)
-from p2ptest import SOURCE_ROOT, Bus, Tap, spawn, stop, tempdir  # noqa: E402
+from p2ptest import Coordinator, SilentPort, User, run, stop, wait_for  # noqa: E402
+from refclient import RefClient  # noqa: E402
+
+# Within WIRE_TEXT_MAX bytes, but JSON writes each control character as
+# \u00XX: the native message would not fit a datagram.
+TOO_LARGE = "\x01" * 16384
 
 
-def main():
-    tap = Tap(10)
+def body(tap):
     xvfb, display = start_xvfb()
     os.environ["DISPLAY"] = display
-    home = tempdir("p2ptest-gtk-errors-")
-    bus = Bus(home)
-    env = dict(os.environ, HOME=home, DBUS_SESSION_BUS_ADDRESS=bus.address)
-    fake = spawn(["/usr/bin/python3", os.path.join(SOURCE_ROOT, "tests", "helpers",
-                                                   "fake_daemon.py"),
-                  "--peer", "bob:127.0.0.1:40001:1:1",
-                  "--peer", "ref:127.0.0.1:40002:1:0",
-                  "--peer", "gone:127.0.0.1:40003:0:1"],
-                 env=env, stdout=subprocess.PIPE, text=True)
-    if fake.stdout.readline().strip() != "READY":
-        raise RuntimeError("fake_daemon.py did not start")
-    conn = Gio.DBusConnection.new_for_address_sync(
-        bus.address, Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
-        Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+    coord = Coordinator()
+    silent = SilentPort()
+    bob, gone = User("bob"), User("gone")
+    bob.login("bob", coord.address)
+    ref = RefClient("ref", coord.address)
+    if not ref.join():
+        raise RuntimeError("the reference client could not log in")
+    alice = User("alice", bind="127.0.0.2:0")
+    conn = alice.conn
 
-    os.environ["DBUS_SESSION_BUS_ADDRESS"] = bus.address
+    # pyatspi finds the accessibility bus through the session bus: alice's.
+    os.environ["DBUS_SESSION_BUS_ADDRESS"] = alice.bus.address
     import gi
     gi.require_version("Atspi", "2.0")
     import pyatspi
 
-    log_path = os.path.join(home, "p2pchat-gtk.log")
-    app = start_app(env, display, log_path)
+    log_path = os.path.join(alice.home, "p2pchat-gtk.log")
+    app = start_app(alice.env, display, log_path)
     ui = Ui(pyatspi, app.pid)
 
     def alert(text, timeout=10):
         return ui.find(lambda a: a.getRole() == pyatspi.ROLE_ALERT and a.name == text, timeout)
+
+    def alerts():
+        return "\n".join(a.name for a in ui.find_all(lambda a: a.getRole() ==
+                                                     pyatspi.ROLE_ALERT))
 
     def login(name, coordinator):
         ui.set_text(ui.named(pyatspi.ROLE_TEXT, "Name"), name)
         ui.set_text(ui.named(pyatspi.ROLE_TEXT, "Coordinator"), coordinator)
         ui.press(ui.named(pyatspi.ROLE_PUSH_BUTTON, "Log In"))
 
-    def send_to(peer, text):
+    def open_with(peer):
         open_conversation(conn, peer)
-        ui.named(pyatspi.ROLE_LIST, "Conversation with " + peer, 10)
+        return ui.named(pyatspi.ROLE_LIST, "Conversation with " + peer, 10)
+
+    def send_to(peer, text):
+        open_with(peer)
         ui.type_text(text)
         ui.key(RETURN)
 
@@ -73,34 +81,51 @@ def main():
         ui.named(pyatspi.ROLE_PUSH_BUTTON, "Log In")
         ui.type_text("bob")
         ui.key(TAB)
-        ui.type_text("127.0.0.1:7474")
+        ui.type_text(coord.address)
         ui.key(RETURN)
-        tap.ok(alert("The name 'bob' is already taken."),
-               "logging in by keyboard alone; NameTaken is shown inline", "\n".join(a.name for a in ui.find_all(
-                   lambda a: a.getRole() == pyatspi.ROLE_ALERT)))
+        tap.ok(alert("The name 'bob' is already taken.", 15),
+               "logging in by keyboard alone; NameTaken is shown inline", alerts())
 
-        login("alice", "127.0.0.1:1")
-        tap.ok(alert("Cannot reach the coordinator '127.0.0.1:1'."),
-               "CoordinatorUnreachable is shown inline")
+        # The daemon gives up after its 10 s login timeout.
+        login("alice", silent.address)
+        tap.ok(alert("Cannot reach the coordinator '%s'." % silent.address, 30),
+               "CoordinatorUnreachable is shown inline", alerts())
 
-        login("alice", "127.0.0.1:7474")
-        tap.ok(ui.wait_label(lambda s: s == "Online as alice", 10), "logs in")
+        login("alice", coord.address)
+        tap.ok(ui.wait_label(lambda s: s == "Online as alice", 15), "logs in")
 
+        gone.login("gone", coord.address)
+        wait_for(lambda: "gone" in alice.online_peers(), 10)
+        gone.call("Logout")
         tap.ok(ui.find(lambda a: a.name == "gone, offline", 10) and
                ui.find(lambda a: a.name == "ref, online", 5),
-               "the roster shows who is online and who is not")
+               "the roster shows who is online and who is not", "\n".join(ui.labels()))
 
         send_to("ref", "to a reference peer")
         tap.ok(ui.wait_label(lambda s: s.endswith(" · sent"), 10),
                "a message to a reference peer ends 'sent'", "\n".join(ui.labels()))
 
         send_to("gone", "to an offline peer")
-        tap.ok(ui.wait_label(lambda s: s.endswith(" · failed: peer is offline"), 10),
-               "a failed message says why", "\n".join(ui.labels()))
+        tap.ok(ui.wait_label(lambda s: s.endswith(" · queued"), 10),
+               "a message to an offline peer is queued", "\n".join(ui.labels()))
 
-        conn.call_sync("org.p2pchat.chat1", "/org/p2pchat/test", "org.p2pchat.test.Control",
-                       "SetOnline", GLib.Variant("(sb)", ("gone", True)), None,
-                       Gio.DBusCallFlags.NONE, 5000, None)
+        alice.call("SetConfig", "ss", ("outbox-expiry", "1s"))
+        tap.ok(ui.wait_label(lambda s: s.endswith(" · failed: expired"), 10),
+               "a message that expires in the outbox says so", "\n".join(ui.labels()))
+        alice.call("SetConfig", "ss", ("outbox-expiry", "7d"))
+
+        # Typing 16384 characters would take minutes: set the text at once.
+        open_with("bob")
+        t0 = time.monotonic()
+        ui.set_text(ui.named(pyatspi.ROLE_TEXT, "Message"), TOO_LARGE)
+        ui.key(RETURN)
+        # A bubble of 16384 control characters takes the app 15-20 s to show.
+        ok = ui.wait_label(lambda s: s.endswith(" · failed: too-large"), 60)
+        tap.diag("the too-large bubble took %.1f s" % (time.monotonic() - t0))
+        tap.ok(ok, "a text that cannot fit a datagram fails 'too-large'",
+               "\n".join(ui.labels()))
+
+        gone.login("gone", coord.address)
         tap.ok(ui.find(lambda a: a.name == "gone, online", 10),
                "PeerJoined turns the roster row online")
 
@@ -109,11 +134,10 @@ def main():
         tap.ok(stop(app) == 0, "SIGTERM ends the app cleanly")
     finally:
         stop(app)
-        stop(fake)
-        bus.stop()
         stop(xvfb)
-    tap.finish()
+        ref.close()
+        silent.close()
 
 
 if __name__ == "__main__":
-    main()
+    run(body, 12)

@@ -18,7 +18,8 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 from gtktest import (Ui, app_complaints, fill_history, open_conversation,  # noqa: E402
                      scroll_value, start_app, start_xvfb)
-from p2ptest import RefServer, Tap, User, stop, wait_for  # noqa: E402
+from p2ptest import Tap, User, stop, wait_for  # noqa: E402
+from refclient import RefServer  # noqa: E402
 
 N_MESSAGES = 350
 LIST = "Conversation with bob"

@@ -14,7 +14,6 @@ import filecmp
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -69,8 +68,8 @@ def test_verify(tap):
 def test_activation(tap):
     name = "p2pchatd activated by a plain busctl --user call"
     if not os.path.exists(DAEMON):
-        tap.skip(name, "build/daemon/p2pchatd is not built")
-        tap.skip("the activated daemon answers Manager.State", "no p2pchatd")
+        tap.skip_missing(name, "p2pchatd")
+        tap.skip_missing("the activated daemon answers Manager.State", "p2pchatd")
         return
     tmp = tempdir("p2ptest-activation-")
     for sub in ("config", "data", "runtime"):
@@ -169,11 +168,11 @@ def test_install(tap):
              if os.path.exists(os.path.join(SOURCE, "docs", p + ".scd"))]
     missing = [p for p in pages
                if not os.path.exists(installed(os.path.join(mandir, "man" + p[-1], p)))]
-    if shutil.which("scdoc"):
+    if not p2ptest.missing("scdoc"):
         tap.ok(pages and not missing, "man pages installed in mandir: %s" % " ".join(pages),
                missing)
     else:
-        tap.skip("man pages installed", "scdoc is not installed")
+        tap.skip_missing("man pages installed", "scdoc")
 
 
 def main():

@@ -630,12 +630,29 @@ _Noreturn static void crash_child(const char *path, int trial, int fd) {
 	}
 }
 
+/*
+ * The seed of the crash test's random kill times: $P2PCHAT_SEED when set, so
+ * that a failure can be replayed, else a new one.  Printed either way.
+ */
+static unsigned crash_seed(void) {
+	const char *s = getenv("P2PCHAT_SEED");
+	unsigned seed;
+
+	if (s && *s) {
+		seed = (unsigned) strtoul(s, NULL, 10);
+	} else {
+		seed = (unsigned) time(NULL) ^ (unsigned) getpid();
+	}
+	print_message("# random seed %u (replay with P2PCHAT_SEED=%u)\n", seed, seed);
+	return seed;
+}
+
 static void test_history_crash_safety(void **state) {
 	Fixture *f = *state;
 	unsigned total = 0;
 
 	f->h = history_free(f->h);
-	srand((unsigned) time(NULL) ^ (unsigned) getpid());
+	srand(crash_seed());
 
 	for (int trial = 0; trial < 20; trial++) {
 		int fds[2], status;
