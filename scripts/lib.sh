@@ -5,7 +5,7 @@
 #
 # Provides the source root ($P2P_SRCDIR), messages (coloured only on a
 # terminal), timed phases, and the two build trees every script agrees on:
-#   build/       gcc, -Werror, GTK when available, tests on;
+#   build/       gcc, -Werror, GTK, tests on;
 #   build-asan/  clang, ASan+UBSan, libFuzzer targets, no GTK.
 # Scripts that build the same tree share its options through
 # p2p_build_main / p2p_build_asan, so they never force a reconfigure on
@@ -16,12 +16,17 @@ P2P_BUILDDIR="$P2P_SRCDIR/build"
 P2P_ASAN_BUILDDIR="$P2P_SRCDIR/build-asan"
 
 # Options of the two trees.  The suites each tree runs live in run-tests.
+# Every feature option of meson_options.txt is given, 'enabled' unless the
+# tree leaves it out on purpose, never 'auto': a missing library must fail
+# the setup, not make its tests vanish (run-tests fails a tree with an
+# 'auto' feature).  build-asan/ leaves GTK out on purpose: suite 'gtk'
+# runs in build/.
 P2P_MAIN_CC=gcc
-P2P_MAIN_OPTIONS=(-Dwerror=true -Dtests=enabled -Dgtk=auto)
+P2P_MAIN_OPTIONS=(-Dwerror=true -Dtests=enabled -Dgtk=enabled -Dman=enabled)
 P2P_ASAN_CC=clang
 # shellcheck disable=SC2054 # the comma belongs to the option's value
 P2P_ASAN_OPTIONS=(-Db_sanitize=address,undefined -Db_lundef=false
-                  -Dfuzz=true -Dgtk=disabled -Dtests=enabled -Dwerror=true)
+                  -Dfuzz=true -Dgtk=disabled -Dman=enabled -Dtests=enabled -Dwerror=true)
 
 if [ -t 1 ] && [ "${TERM:-dumb}" != dumb ] && [ -z "${NO_COLOR:-}" ]; then
     P2P_BOLD=$'\e[1m' P2P_RED=$'\e[31m' P2P_GREEN=$'\e[32m'
