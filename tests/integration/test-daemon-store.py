@@ -49,8 +49,9 @@ try:
     t.ok(wait_for(lambda: alice.online_peers() == ["bob"] and bob.online_peers() == ["alice"],
                   5), "daemons on 127.0.0.1 and 127.0.0.2 log in and see each other")
     m1 = bob.send("alice", "hello from 127.0.0.2")
+    # MessageStateChanged follows MessageDelivered: wait for it too.
     t.ok(bob.wait_signal("MessageDelivered", lambda a: a[0] == m1) and
-         states(bob, m1) == ["queued", "sent", "delivered"],
+         wait_for(lambda: states(bob, m1) == ["queued", "sent", "delivered"], 5),
          "a message between them: queued, sent, delivered", states(bob, m1))
 
     carol = User("carol", bind="127.0.0.3:0")
