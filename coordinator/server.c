@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The Server owns the sockets, the registry, every connection and the
- * timeout queues; it lives for the whole process.  Datagrams are handled as
- * they arrive; everything they cause (session frames, UDP forwards) is
- * queued, and one post source per loop iteration writes each dirty
- * connection once and sends the forwards with sendmmsg(): in a login storm
- * many events share one syscall.
+ * The Server owns the sockets, the Presence (and through it the users), the
+ * UDP out queue, the connection pool and every Client; it lives for the
+ * whole process.  A Client is one accepted TCP connection and the protocol
+ * spoken on it: it lives from accept until its Connection closes.  A new
+ * Client is UNBOUND: if it sends "hello,NAME,CAPS" within the grace it
+ * becomes the SESSION of that user (welcome, list, then every login/logout
+ * pushed in order); if it says nothing it gets the reference behaviour (the
+ * list, then close).  Datagrams are handled as they arrive; everything they
+ * cause (session frames, UDP forwards) is queued, and one post source per
+ * loop iteration writes each dirty connection once and sends the forwards
+ * with sendmmsg(): in a login storm many events share one syscall.
  */
 
 #include <errno.h>
@@ -24,16 +29,20 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/log.h"
+#include "coordinator/connection.h"
+#include "coordinator/list.h"
+#include "coordinator/presence.h"
 #include "coordinator/server.h"
-#include "coordinator/session.h"
+#include "coordinator/timeout-queue.h"
+#include "coordinator/udp-queue.h"
+#include "coordinator/user.h"
 
 /* Datagrams read per recvmmsg() call, and calls per wakeup. */
 #define RX_BATCH 64
 #define RX_ROUNDS 8
-/* The most forwards kept queued; beyond it they are dropped.  Reading stops
- * for this loop iteration once TX_QUEUE_SOFT are waiting, so a login storm is
- * paced by the sending instead of overflowing the queue. */
-#define TX_QUEUE_MAX (256u * 1024u)
+/* Reading stops for this loop iteration once TX_QUEUE_SOFT forwards are
+ * waiting, so a login storm is paced by the sending instead of overflowing
+ * the queue (see udp-queue.c). */
 #define TX_QUEUE_SOFT (32u * 1024u)
 /* Connections accepted per wakeup. */
 #define ACCEPT_BATCH 64
@@ -76,17 +85,64 @@ typedef struct Origin {
 	struct in6_pktinfo pi6;
 } Origin;
 
+typedef enum ClientState {
+	CLIENT_UNBOUND,  /* waiting for a hello within the grace */
+	CLIENT_SESSION,  /* bound to a user */
+	CLIENT_CLOSING,  /* its connection writes its last output, then ends */
+	_CLIENT_STATE_MAX,
+	_CLIENT_STATE_INVALID = -EINVAL,
+} ClientState;
+
+/* A TCP client: its connection and what it is to the protocol. */
+typedef struct Client {
+	Server *server;          /* not owned */
+	Connection *connection;  /* closing it frees the Client */
+	ListNode node;           /* Server.clients */
+	TimeoutLink grace;       /* Server.grace_queue while UNBOUND */
+	ClientState state;
+	User *user;              /* not owned; SESSION only */
+	bool pinged;             /* our ping is unanswered */
+} Client;
+
+struct Server {
+	ServerConfig config;
+	sd_event *event;
+	Presence *presence;
+	ConnectionPool *pool;
+	UdpQueue *udp_out;
+
+	int udp_fd;
+	int tcp_fd;
+	sd_event_source *udp_source;
+	sd_event_source *tcp_source;
+	sd_event_source *post_source;
+	sd_event_source *ping_timer;
+	sd_event_source *housekeeping_timer;
+	Endpoint udp_address;      /* as bound */
+	uint16_t tcp_port;         /* as bound: what Accept announces */
+
+	ListNode clients;          /* every Client */
+	size_t n_connections;
+	TimeoutQueue grace_queue;  /* UNBOUND clients */
+
+	uint8_t *rx_buf;           /* RX_BATCH * (max_datagram + 1) */
+
+	bool notify;               /* $NOTIFY_SOCKET is set */
+	bool heap_busy;            /* buffers came and went: trim the heap */
+	size_t status_users, status_sessions;
+
+	/* Counters of the server's own calls; logged at exit together with
+	 * those of the pool and the UDP queue (for operators and the benchmark). */
+	uint64_t n_datagrams_in, n_datagrams_out;
+	uint64_t n_reads;  /* recvmmsg() and accept4() calls */
+	uint64_t n_writes; /* sendmsg() calls */
+};
+
 static uint64_t server_now(Server *s) {
 	uint64_t now = 0;
 
 	(void) sd_event_now(s->event, CLOCK_MONOTONIC, &now);
 	return now;
-}
-
-void server_mark_dirty(Server *s, Connection *c) {
-	if (!list_node_is_linked(&c->dirty_node)) {
-		list_append(&s->dirty, &c->dirty_node);
-	}
 }
 
 /* Answers a datagram from the listen socket, from the address it was sent to:
@@ -157,264 +213,301 @@ static void server_reply_reject(Server *s, const Origin *o, const Endpoint *dest
 	server_reply(s, o, dest, enc, &m, request_len);
 }
 
-/* UDP out queue. */
+/* Sends the queued forwards; when the socket is full, again once it is writable. */
+static void server_flush_udp(Server *s) {
+	int r;
 
-/* Copies a payload into the arena; *ret_off locates it until the flush. */
-static int udp_queue_payload(UdpQueue *q, const uint8_t *data, size_t len, uint32_t *ret_off) {
-	if (q->arena_len + len > UINT32_MAX) {
-		return -ENOBUFS;
+	r = udp_queue_flush(s->udp_out, s->udp_fd);
+	(void) sd_event_source_set_io_events(s->udp_source, r > 0 ? EPOLLIN | EPOLLOUT : EPOLLIN);
+}
+
+/* TCP clients. */
+
+static Registry *server_get_registry(Server *s) {
+	return presence_get_registry(s->presence);
+}
+
+/* Stops reading @c's frames and closes it once its output is written. */
+static void client_shutdown(Client *c) {
+	c->state = CLIENT_CLOSING;
+	timeout_link_remove(&c->grace);
+	connection_shutdown(c->connection);
+}
+
+static void client_refuse(Client *c, const char *reason) {
+	WireMessage m = { .type = WIRE_TYPE_REJECT };
+
+	(void) snprintf(m.reason, sizeof(m.reason), "%s", reason);
+	(void) connection_queue_line(c->connection, &m);
+	client_shutdown(c);
+}
+
+/*
+ * The list is the one large frame: it is written straight from the
+ * registry's roster text, and only what the kernel does not take is copied.
+ * Thousands of sessions then do not each hold a copy of the roster.
+ */
+static int client_send_list(Client *c) {
+	const char *list;
+	size_t len;
+	int r;
+
+	if (connection_is_doomed(c->connection)) {
+		return -ECONNRESET;
 	}
-	if (q->arena_len + len > q->arena_cap) {
-		size_t cap = MAX(MAX(q->arena_cap * 2, q->arena_len + len), (size_t) 4096);
-		uint8_t *p = realloc(q->arena, cap);
+	r = registry_get_list(server_get_registry(c->server), &list, &len);
+	if (r < 0) {
+		return r;
+	}
+	return connection_send_frame(c->connection, list, len);
+}
 
-		if (!p) {
-			return -ENOMEM;
+static void client_hello(Client *c, const WireMessage *m) {
+	WireMessage welcome = { .type = WIRE_TYPE_WELCOME };
+	User *u;
+	int r;
+
+	r = presence_hello(c->server->presence, c, connection_get_peer(c->connection), m, &u);
+	if (r < 0) {
+		client_refuse(c, "not-logged-in");
+		return;
+	}
+
+	timeout_link_remove(&c->grace);
+	c->state = CLIENT_SESSION;
+	c->user = u;
+
+	(void) snprintf(welcome.caps, sizeof(welcome.caps), "%s", WIRE_CAPS_NATIVE);
+	if (connection_queue_line(c->connection, &welcome) < 0 || client_send_list(c) < 0) {
+		if (!connection_is_doomed(c->connection)) {
+			connection_doom(c->connection, "cannot queue the list");
 		}
-		q->arena = p;
-		q->arena_cap = cap;
+		return;
 	}
-	memcpy(q->arena + q->arena_len, data, len);
-	*ret_off = (uint32_t) q->arena_len;
-	q->arena_len += len;
-	return 0;
+	log_debug("Session of '%s' bound.", user_get_name(u));
 }
 
-static int udp_queue_add(UdpQueue *q, const Endpoint *dest, uint32_t off, uint32_t len) {
-	if (q->n >= TX_QUEUE_MAX) {
-		return -ENOBUFS;
-	}
-	if (q->n == q->cap) {
-		size_t cap = MAX(q->cap * 2, (size_t) 256);
-		UdpItem *items = reallocarray(q->items, cap, sizeof(UdpItem));
+static void client_handle_session_frame(Client *c, const WireMessage *m) {
+	switch (m->type) {
+	case WIRE_TYPE_PING: {
+		WireMessage pong = { .type = WIRE_TYPE_PONG };
 
-		if (!items) {
-			return -ENOMEM;
-		}
-		q->items = items;
-		q->cap = cap;
+		(void) connection_queue_line(c->connection, &pong);
+		break;
 	}
-	q->items[q->n++] = (UdpItem) { .dest = *dest, .off = off, .len = len };
-	return 0;
-}
-
-static void udp_queue_reset(UdpQueue *q) {
-	q->n = q->sent = q->arena_len = 0;
-	if (q->cap > 65536) {
-		/* After a storm, give the memory back. */
-		q->items = mfree(q->items);
-		q->arena = mfree(q->arena);
-		q->cap = q->arena_cap = 0;
+	case WIRE_TYPE_LOGOUT:
+		presence_session_logout(c->server->presence, c->user, m);
+		break;
+	case WIRE_TYPE_PONG:
+	case WIRE_TYPE_LOGIN:
+	case WIRE_TYPE_ACCEPT:
+	case WIRE_TYPE_REJECT:
+	case WIRE_TYPE_TALK:
+	case WIRE_TYPE_HELLO:
+	case WIRE_TYPE_WELCOME:
+		break;
+	case _WIRE_TYPE_MAX:
+	case _WIRE_TYPE_INVALID:
+		abort();
 	}
 }
 
-static void udp_queue_done(UdpQueue *q) {
-	q->items = mfree(q->items);
-	q->arena = mfree(q->arena);
-	q->n = q->sent = q->cap = q->arena_len = q->arena_cap = 0;
-}
+static void on_client_frame(Connection *connection, const char *text, size_t len,
+		void *userdata) {
+	Client *c = userdata;
+	WireMessage m = {};
+	int r;
 
-/* Sends the queued forwards: 0 when all went, 1 when the socket is full. */
-static int server_flush_udp(Server *s) {
-	UdpQueue *q = &s->udp_out;
-
-	while (q->sent < q->n) {
-		size_t k = MIN(q->n - q->sent, (size_t) UDP_TX_BATCH);
-		int n;
-
-		for (size_t i = 0; i < k; i++) {
-			UdpItem *item = &q->items[q->sent + i];
-
-			q->iovs[i] = (struct iovec) {
-				.iov_base = q->arena + item->off,
-				.iov_len = item->len,
-			};
-			q->msgs[i] = (struct mmsghdr) {
-				.msg_hdr = {
-					.msg_name = &item->dest.sa,
-					.msg_namelen = endpoint_socklen(&item->dest),
-					.msg_iov = &q->iovs[i],
-					.msg_iovlen = 1,
-				},
-			};
-		}
-
-		n = sendmmsg(s->udp_fd, q->msgs, k, MSG_DONTWAIT | MSG_NOSIGNAL);
-		s->n_writes++;
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			if (errno == EAGAIN) {
-				(void) sd_event_source_set_io_events(s->udp_source,
-						EPOLLIN | EPOLLOUT);
-				return 1;
-			}
-			/* This one datagram cannot go (e.g. no route): skip it. */
-			log_debug_errno(errno, "Failed to send forward, skipping: %m");
-			n = 1;
+	r = wire_parse_line(text, len, &m);
+	switch (c->state) {
+	case CLIENT_UNBOUND:
+		if (r < 0 || m.type != WIRE_TYPE_HELLO) {
+			client_refuse(c, "invalid");
 		} else {
-			s->n_datagrams_out += n;
+			client_hello(c, &m);
 		}
-		q->sent += n;
-	}
-	udp_queue_reset(q);
-	(void) sd_event_source_set_io_events(s->udp_source, EPOLLIN);
-	return 0;
-}
-
-/* Forwarding. */
-
-int server_forward(Server *s, User *u, WireType type) {
-	WireMessage m = { .type = type };
-	_cleanup_free_ char *text = NULL;
-	uint32_t off[_WIRE_ENCODING_MAX], len[_WIRE_ENCODING_MAX];
-	bool encoded[_WIRE_ENCODING_MAX] = {};
-	size_t text_len;
-	int r;
-
-	memcpy(m.name, u->name, u->name_len + 1);
-	m.endpoint = u->announced;
-	if (type == WIRE_TYPE_LOGIN) {
-		memcpy(m.caps, u->caps, sizeof(m.caps));
-	}
-	r = wire_format_line(&m, &text, &text_len);
-	if (r < 0) {
-		return log_error_errno(r, "Failed to format %s of '%s': %m",
-				wire_type_to_string(type), u->name);
-	}
-
-	for (User *v = registry_first(s->registry); v; v = registry_next(s->registry, v)) {
-		if (v == u) {
-			continue;
-		}
-		if (v->session) {
-			(void) connection_queue_frame(v->session, text, text_len);
-			continue;
-		}
-		/* A native user without its session yet gets the list when it binds;
-		 * a user that declared a foreign IP is reached only by session. */
-		if (v->native || !v->udp_reachable) {
-			continue;
-		}
-		if (!encoded[v->encoding]) {
-			_cleanup_free_ uint8_t *buf = NULL;
-			size_t n;
-
-			r = wire_encode_datagram(text, text_len, v->encoding, &buf, &n);
-			if (r >= 0) {
-				r = udp_queue_payload(&s->udp_out, buf, n, &off[v->encoding]);
-			}
-			if (r < 0) {
-				return log_warning_errno(r, "Failed to queue forward "
-						"of '%s', dropping: %m", u->name);
-			}
-			len[v->encoding] = (uint32_t) n;
-			encoded[v->encoding] = true;
-		}
-		r = udp_queue_add(&s->udp_out, &v->declared, off[v->encoding], len[v->encoding]);
+		break;
+	case CLIENT_SESSION:
 		if (r < 0) {
-			return log_warning_errno(r, "Failed to queue forward of '%s', dropping: %m",
-					u->name);
+			/* Unknown frames are ignored so that the protocol can grow. */
+			log_debug_errno(r, "Ignoring unparsable frame on session of '%s': %m",
+					user_get_name(c->user));
+			break;
 		}
+		client_handle_session_frame(c, &m);
+		break;
+	case CLIENT_CLOSING:
+		break;
+	case _CLIENT_STATE_MAX:
+	case _CLIENT_STATE_INVALID:
+		abort();
+	}
+	wire_message_done(&m);
+}
+
+static const char *on_client_bad_frame(Connection *connection, int error, void *userdata) {
+	Client *c = userdata;
+
+	switch (c->state) {
+	case CLIENT_UNBOUND:
+		client_refuse(c, "invalid");
+		return NULL;
+	case CLIENT_SESSION:
+	case CLIENT_CLOSING:
+		return "bad frame";
+	case _CLIENT_STATE_MAX:
+	case _CLIENT_STATE_INVALID:
+		abort();
+	}
+	return NULL;
+}
+
+static void on_client_close(Connection *connection, const char *why, void *userdata) {
+	Client *c = userdata;
+	Server *s = c->server;
+	User *u = c->user;
+
+	if (why) {
+		char buf[ENDPOINT_STRLEN];
+
+		log_debug("Closing connection from %s%s%s%s: %s",
+				endpoint_format(connection_get_peer(connection), buf),
+				u ? " ('" : "", u ? user_get_name(u) : "", u ? "')" : "", why);
+	}
+	if (u) {
+		c->user = NULL;
+		presence_session_closed(s->presence, u, why ? why : "session closed");
+	}
+
+	list_remove(&c->node);
+	timeout_link_remove(&c->grace);
+	s->n_connections--;
+	registry_conn_remove(server_get_registry(s), connection_get_peer(connection));
+	free(c);
+}
+
+static const ConnectionCallbacks client_callbacks = {
+	.on_frame = on_client_frame,
+	.on_bad_frame = on_client_bad_frame,
+	.on_close = on_client_close,
+};
+
+/* Takes @fd (non-blocking, connected, counted for @peer's IP); queues it for the grace. */
+static int client_new(Server *s, int fd, const Endpoint *peer) {
+	Client *c;
+	int r;
+
+	c = calloc(1, sizeof(Client));
+	if (!c) {
+		(void) safe_close(fd);
+		registry_conn_remove(server_get_registry(s), peer);
+		return -ENOMEM;
+	}
+	c->server = s;
+	c->state = CLIENT_UNBOUND;
+
+	r = connection_new(s->pool, fd, peer, &client_callbacks, c, &c->connection);
+	if (r < 0) {
+		registry_conn_remove(server_get_registry(s), peer);
+		free(c);
+		return r;
+	}
+	list_append(&s->clients, &c->node);
+	s->n_connections++;
+
+	r = timeout_queue_push(&s->grace_queue, &c->grace);
+	if (r < 0) {
+		connection_close(c->connection, NULL);
+		return r;
 	}
 	return 0;
 }
 
-void server_user_unbound(Server *s, User *u) {
-	int r;
+/* The grace ran out: the reference behaviour, the list (newcomer included), then close. */
+static void on_grace_timeout(TimeoutQueue *q, TimeoutLink *link, void *userdata) {
+	Client *c = container_of(link, Client, grace);
 
-	r = timeout_queue_push(u->native ? &s->wait_queue : &s->lease_queue, &u->timeout);
-	if (r < 0) {
-		log_warning_errno(r, "Failed to start the lease of '%s', ignoring: %m", u->name);
+	if (client_send_list(c) < 0 && !connection_is_doomed(c->connection)) {
+		connection_doom(c->connection, "cannot queue the list");
 	}
+	client_shutdown(c);
 }
 
-void server_logout(Server *s, User *u, const char *why) {
-	log_debug("'%s' logged out: %s.", u->name, why);
-	if (u->session) {
-		connection_detach(u->session);
+/* The periodic liveness check of a session: ping it, or close it if silent. */
+static void client_check_alive(Client *c) {
+	WireMessage ping = { .type = WIRE_TYPE_PING };
+
+	if (c->state != CLIENT_SESSION || connection_is_doomed(c->connection)) {
+		return;
 	}
-	if (!s->shutting_down) {
-		(void) server_forward(s, u, WIRE_TYPE_LOGOUT);
+	if (connection_take_heard(c->connection)) {
+		c->pinged = false;
+		return;
 	}
-	registry_remove(s->registry, u);
+	if (c->pinged) {
+		connection_doom(c->connection, "no answer to ping");
+		return;
+	}
+	c->pinged = true;
+	(void) connection_queue_line(c->connection, &ping);
 }
+
+/* Presence's callbacks: a session is a Client. */
+
+static void on_presence_send_frame(void *session, const char *text, size_t len,
+		void *userdata) {
+	Client *c = session;
+
+	(void) connection_queue_frame(c->connection, text, len);
+}
+
+static int on_presence_send_datagram(const Endpoint *dest, const uint8_t *buf, size_t len,
+		void *userdata) {
+	Server *s = userdata;
+
+	return udp_queue_add(s->udp_out, dest, buf, len);
+}
+
+static void on_presence_drop_session(void *session, void *userdata) {
+	Client *c = session;
+
+	c->user = NULL;
+	client_shutdown(c);
+	connection_doom(c->connection, "replaced or logged out");
+}
+
+static const PresenceCallbacks presence_callbacks = {
+	.send_frame = on_presence_send_frame,
+	.send_datagram = on_presence_send_datagram,
+	.drop_session = on_presence_drop_session,
+};
 
 /* Datagrams. */
 
 static void server_handle_login(Server *s, const WireMessage *m, WireEncoding enc,
 		const Origin *o, size_t request_len) {
-	char buf[ENDPOINT_STRLEN];
-	const Endpoint *dest;
 	WireMessage accept = { .type = WIRE_TYPE_ACCEPT, .port = s->tcp_port };
-	User *u;
-	int r;
+	const Endpoint *dest;
+	PresenceReply reply;
 
 	/* Never send to a declared endpoint on another IP: it may be a third party. */
 	dest = endpoint_same_ip(&m->endpoint, &o->source) ? &m->endpoint : &o->source;
 
-	r = registry_take_login_token(s->registry, &o->source, server_now(s));
-	if (r <= 0) {
-		log_debug("Dropping login of '%s' from %s: over the rate limit.", m->name,
-				endpoint_format(&o->source, buf));
-		return;
-	}
-
-	u = registry_find(s->registry, m->name);
-	if (u && !endpoint_same_ip(&u->source, &o->source)) {
-		log_debug("Refusing login of '%s' from %s: name taken.", m->name,
-				endpoint_format(&o->source, buf));
-		server_reply_reject(s, o, dest, enc, "name-taken", request_len);
-		return;
-	}
-	if (u && user_login_is_same(u, m, enc) &&
-			(u->udp_reachable || endpoint_equal(&u->source, &o->source))) {
-		/* A re-login from the same address renews the lease. */
-		if (!u->session) {
-			server_user_unbound(s, u);
-		}
+	reply = presence_login(s->presence, m, enc, &o->source);
+	switch (reply) {
+	case PRESENCE_REPLY_NONE:
+		break;
+	case PRESENCE_REPLY_ACCEPT:
 		server_reply(s, o, dest, enc, &accept, request_len);
-		return;
+		break;
+	case PRESENCE_REPLY_NAME_TAKEN:
+	case PRESENCE_REPLY_FULL:
+		server_reply_reject(s, o, dest, enc, presence_reply_to_reason(reply), request_len);
+		break;
+	case _PRESENCE_REPLY_MAX:
+	case _PRESENCE_REPLY_INVALID:
+		abort();
 	}
-	if (u) {
-		server_logout(s, u, "replaced by a new login");
-	}
-
-	r = registry_add(s->registry, m, &o->source, enc, &u);
-	if (r == -ENOSPC) {
-		log_notice("Refusing login of '%s': %u users online.", m->name,
-				s->config.max_users);
-		server_reply_reject(s, o, dest, enc, "full", request_len);
-		return;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to register '%s', dropping login: %m", m->name);
-		return;
-	}
-	server_user_unbound(s, u);
-	log_debug("'%s' logged in from %s.", u->name, endpoint_format(&o->source, buf));
-
-	server_reply(s, o, dest, enc, &accept, request_len);
-	(void) server_forward(s, u, WIRE_TYPE_LOGIN);
-}
-
-static void server_handle_logout(Server *s, const WireMessage *m, const Origin *o) {
-	User *u;
-
-	u = registry_find(s->registry, m->name);
-	if (!u) {
-		return;
-	}
-	if (!endpoint_same_ip(&u->source, &o->source) ||
-			!endpoint_equal(&u->declared, &m->endpoint)) {
-		char buf[ENDPOINT_STRLEN];
-
-		log_debug("Ignoring logout of '%s' from %s: not its address.", m->name,
-				endpoint_format(&o->source, buf));
-		return;
-	}
-	server_logout(s, u, m->misspelled ? "lohout" : "logout");
 }
 
 static void server_handle_datagram(Server *s, const uint8_t *buf, size_t n, const Origin *o) {
@@ -433,8 +526,8 @@ static void server_handle_datagram(Server *s, const uint8_t *buf, size_t n, cons
 
 		log_debug_errno(r, "Invalid datagram from %s: %m", endpoint_format(&o->source, b));
 		/* Answer only within the rate limit, and never larger than the request. */
-		if (r != -ENOMEM && registry_take_login_token(s->registry, &o->source,
-						server_now(s)) > 0) {
+		if (r != -ENOMEM && registry_take_login_token(server_get_registry(s),
+						&o->source, server_now(s)) > 0) {
 			server_reply_reject(s, o, &o->source, wire_detect_encoding(buf, n),
 					"invalid", n);
 		}
@@ -446,7 +539,7 @@ static void server_handle_datagram(Server *s, const uint8_t *buf, size_t n, cons
 		server_handle_login(s, &m, enc, o, n);
 		break;
 	case WIRE_TYPE_LOGOUT:
-		server_handle_logout(s, &m, o);
+		presence_logout(s->presence, &m, &o->source);
 		break;
 	case WIRE_TYPE_ACCEPT:
 	case WIRE_TYPE_REJECT:
@@ -484,14 +577,14 @@ static int on_udp(sd_event_source *source, int fd, uint32_t revents, void *userd
 	size_t size = s->config.max_datagram + 1;
 
 	if (revents & EPOLLOUT) {
-		(void) server_flush_udp(s);
+		server_flush_udp(s);
 	}
 	if (!(revents & EPOLLIN)) {
 		return 0;
 	}
 
 	for (unsigned round = 0; round < RX_ROUNDS; round++) {
-		if (s->udp_out.n - s->udp_out.sent >= TX_QUEUE_SOFT) {
+		if (udp_queue_n_pending(s->udp_out) >= TX_QUEUE_SOFT) {
 			return 0; /* the rest after the flush, in the next iteration */
 		}
 
@@ -566,7 +659,6 @@ static int on_tcp(sd_event_source *source, int fd, uint32_t revents, void *userd
 		_cleanup_close_ int cfd = -EBADF;
 		Endpoint peer = {};
 		socklen_t len = sizeof(peer);
-		Connection *c;
 		int r;
 
 		cfd = accept4(fd, &peer.sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -593,12 +685,12 @@ static int on_tcp(sd_event_source *source, int fd, uint32_t revents, void *userd
 			log_debug("Refusing connection: %zu connections open.", s->n_connections);
 			continue;
 		}
-		r = registry_conn_add(s->registry, &peer, server_now(s));
+		r = registry_conn_add(server_get_registry(s), &peer, server_now(s));
 		if (r <= 0) {
 			log_debug("Refusing connection: too many from one IP.");
 			continue;
 		}
-		r = connection_new(s, TAKE_FD(cfd), &peer, &c);
+		r = client_new(s, TAKE_FD(cfd), &peer);
 		if (r < 0) {
 			log_warning_errno(r, "Failed to set up connection, closing: %m");
 		}
@@ -606,41 +698,31 @@ static int on_tcp(sd_event_source *source, int fd, uint32_t revents, void *userd
 	return 0;
 }
 
+
 /* Timers. */
-
-static void on_connection_timeout(TimeoutQueue *q, TimeoutLink *link, void *userdata) {
-	connection_timeout(container_of(link, Connection, timeout));
-}
-
-static void on_user_timeout(TimeoutQueue *q, TimeoutLink *link, void *userdata) {
-	Server *s = userdata;
-	User *u = container_of(link, User, timeout);
-
-	server_logout(s, u, q == &s->lease_queue ? "lease expired" : "no session");
-}
 
 static int on_ping_timer(sd_event_source *source, uint64_t usec, void *userdata) {
 	Server *s = userdata;
 
-	for (ListNode *n = s->connections.next; n != &s->connections; n = n->next) {
-		connection_check_alive(container_of(n, Connection, node));
+	for (ListNode *n = s->clients.next; n != &s->clients; n = n->next) {
+		client_check_alive(container_of(n, Client, node));
 	}
-	(void) registry_gc_ips(s->registry, server_now(s));
+	(void) registry_gc_ips(server_get_registry(s), server_now(s));
 
 	(void) sd_event_source_set_time_relative(source, s->config.ping_interval);
 	return sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
 }
 
 static void server_update_status(Server *s) {
-	size_t users = registry_n_users(s->registry);
+	size_t users = registry_n_users(server_get_registry(s));
+	size_t sessions = presence_get_n_sessions(s->presence);
 
-	if (users == s->status_users && s->n_sessions == s->status_sessions) {
+	if (users == s->status_users && sessions == s->status_sessions) {
 		return;
 	}
 	s->status_users = users;
-	s->status_sessions = s->n_sessions;
-	(void) sd_notifyf(false, "STATUS=%zu users online, %zu with a session", users,
-			s->n_sessions);
+	s->status_sessions = sessions;
+	(void) sd_notifyf(false, "STATUS=%zu users online, %zu with a session", users, sessions);
 }
 
 /* Once a second: the STATUS= line, and after busy seconds the heap is trimmed,
@@ -663,29 +745,15 @@ static int on_housekeeping_timer(sd_event_source *source, uint64_t usec, void *u
 /* Runs once per loop iteration in which anything happened: the one place that writes. */
 static int on_post(sd_event_source *source, void *userdata) {
 	Server *s = userdata;
-	ListNode *n;
 
-	if (!list_is_empty(&s->dirty) || s->udp_out.n > 0) {
+	if (!udp_queue_is_empty(s->udp_out)) {
 		s->heap_busy = true;
 	}
-
-	/* Closing a session logs its user out, which may dirty (or doom) other
-	 * connections: they are appended and handled in this same pass. */
-	while ((n = list_first(&s->dirty))) {
-		Connection *c = container_of(n, Connection, dirty_node);
-		int r;
-
-		list_remove(n);
-		if (c->doomed) {
-			connection_close(c, c->doomed);
-			continue;
-		}
-		r = connection_flush(c);
-		if (r < 0) {
-			connection_close(c, "write failed");
-		}
+	/* Closing a session logs its user out, which may queue forwards. */
+	if (connection_pool_flush(s->pool)) {
+		s->heap_busy = true;
 	}
-	(void) server_flush_udp(s);
+	server_flush_udp(s);
 	return 0;
 }
 
@@ -823,14 +891,19 @@ static int server_bind(Server *s) {
 	}
 }
 
+
 int server_new(const ServerConfig *config, sd_event *event, Server **ret) {
 	_cleanup_(server_freep) Server *s = NULL;
-	RegistryLimits limits = {
-		.max_users = config->max_users,
-		.login_rate = config->login_rate,
-		.login_burst = MAX(config->login_burst, 1u),
-		.max_conns_per_ip = config->max_conns_per_ip,
-		.max_ips = MAX(config->max_users, config->max_connections) * 4 + 1024,
+	PresenceConfig presence_config = {
+		.limits = {
+			.max_users = config->max_users,
+			.login_rate = config->login_rate,
+			.login_burst = MAX(config->login_burst, 1u),
+			.max_conns_per_ip = config->max_conns_per_ip,
+			.max_ips = MAX(config->max_users, config->max_connections) * 4 + 1024,
+		},
+		.lease = config->lease,
+		.session_wait = config->session_wait,
 	};
 	char buf[ENDPOINT_STRLEN];
 	int r;
@@ -842,10 +915,9 @@ int server_new(const ServerConfig *config, sd_event *event, Server **ret) {
 	s->config = *config;
 	s->event = sd_event_ref(event);
 	s->udp_fd = s->tcp_fd = -EBADF;
-	list_head_init(&s->connections);
-	list_head_init(&s->dirty);
+	list_head_init(&s->clients);
 
-	r = registry_new(&limits, &s->registry);
+	r = udp_queue_new(&s->udp_out);
 	if (r < 0) {
 		return log_oom();
 	}
@@ -854,17 +926,13 @@ int server_new(const ServerConfig *config, sd_event *event, Server **ret) {
 		return log_oom();
 	}
 
-	r = timeout_queue_init(&s->grace_queue, event, config->grace, on_connection_timeout, s);
+	r = presence_new(event, &presence_config, &presence_callbacks, s, &s->presence);
 	if (r >= 0) {
-		r = timeout_queue_init(&s->drain_queue, event, config->drain_timeout,
-				on_connection_timeout, s);
+		r = connection_pool_new(event, config->output_cap, WIRE_CONTROL_MAX,
+				config->drain_timeout, &s->pool);
 	}
 	if (r >= 0) {
-		r = timeout_queue_init(&s->lease_queue, event, config->lease, on_user_timeout, s);
-	}
-	if (r >= 0) {
-		r = timeout_queue_init(&s->wait_queue, event, config->session_wait,
-				on_user_timeout, s);
+		r = timeout_queue_init(&s->grace_queue, event, config->grace, on_grace_timeout, s);
 	}
 	if (r < 0) {
 		return log_error_errno(r, "Failed to set up timers: %m");
@@ -904,23 +972,35 @@ int server_new(const ServerConfig *config, sd_event *event, Server **ret) {
 }
 
 Server *server_free(Server *s) {
+	uint64_t frames = 0, reads = s ? s->n_reads : 0, writes = s ? s->n_writes : 0;
+	uint64_t datagrams_out = s ? s->n_datagrams_out : 0;
 	ListNode *n;
 
 	if (!s) {
 		return NULL;
 	}
-	s->shutting_down = true;
+	if (s->presence) {
+		presence_shutdown(s->presence);
+	}
+	if (s->pool) {
+		frames = connection_pool_get_n_frames(s->pool);
+		reads += connection_pool_get_n_reads(s->pool);
+		writes += connection_pool_get_n_writes(s->pool);
+	}
+	if (s->udp_out) {
+		datagrams_out += udp_queue_get_n_sent(s->udp_out);
+		writes += udp_queue_get_n_calls(s->udp_out);
+	}
 	log_info("Exiting: %" PRIu64 " datagrams in, %" PRIu64 " out, %" PRIu64 " frames out, "
 			"%" PRIu64 " read calls, %" PRIu64 " write calls.", s->n_datagrams_in,
-			s->n_datagrams_out, s->n_frames_out, s->n_reads, s->n_writes);
-	while ((n = list_first(&s->connections))) {
-		connection_close(container_of(n, Connection, node), NULL);
+			datagrams_out, frames, reads, writes);
+
+	while ((n = list_first(&s->clients))) {
+		connection_close(container_of(n, Client, node)->connection, NULL);
 	}
-	s->registry = registry_free(s->registry);
+	s->presence = presence_free(s->presence);
 	timeout_queue_done(&s->grace_queue);
-	timeout_queue_done(&s->drain_queue);
-	timeout_queue_done(&s->lease_queue);
-	timeout_queue_done(&s->wait_queue);
+	s->pool = connection_pool_free(s->pool);
 	s->udp_source = sd_event_source_disable_unref(s->udp_source);
 	s->tcp_source = sd_event_source_disable_unref(s->tcp_source);
 	s->post_source = sd_event_source_disable_unref(s->post_source);
@@ -928,10 +1008,17 @@ Server *server_free(Server *s) {
 	s->housekeeping_timer = sd_event_source_disable_unref(s->housekeeping_timer);
 	(void) safe_close(s->udp_fd);
 	(void) safe_close(s->tcp_fd);
-	udp_queue_done(&s->udp_out);
+	s->udp_out = udp_queue_free(s->udp_out);
 	free(s->rx_buf);
 	sd_event_unref(s->event);
 	free(s);
 	return NULL;
 }
 
+const Endpoint *server_get_udp_address(const Server *s) {
+	return &s->udp_address;
+}
+
+uint16_t server_get_tcp_port(const Server *s) {
+	return s->tcp_port;
+}

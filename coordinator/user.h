@@ -17,16 +17,14 @@
 #include "coordinator/list.h"
 #include "coordinator/timeout-queue.h"
 
-typedef struct Connection Connection;
-
 typedef struct User {
 	HashNode hash_node;     /* Registry.users, by name */
 	ListNode roster_node;   /* Registry.roster, in login order */
-	TimeoutLink timeout;    /* lease or session wait; see server.c */
-	Connection *session;    /* not owned; NULL without a session */
+	TimeoutLink timeout;    /* lease or session wait; see presence.c */
+	void *session;          /* not owned; see presence.h; NULL without a session */
 	Endpoint declared;      /* the endpoint in the login */
 	Endpoint source;        /* the login datagram's source address */
-	Endpoint announced;     /* what others are told: see user_new() */
+	Endpoint announced;     /* what others are told: see registry_add() */
 	WireEncoding encoding;  /* of the login datagram */
 	bool udp_reachable;     /* declared IP == source IP */
 	bool native;            /* caps hold WIRE_CAPS_NATIVE */
@@ -36,6 +34,62 @@ typedef struct User {
 	char name[WIRE_NAME_MAX_BYTES + 1];
 	char caps[WIRE_CAPS_MAX + 1];
 } User;
+
+/*
+ * The fields stay visible for the registry's own tests; other modules read
+ * and change a User only through these.
+ */
+static inline const char *user_get_name(const User *u) {
+	return u->name;
+}
+
+static inline const char *user_get_caps(const User *u) {
+	return u->caps;
+}
+
+/* The endpoint in the login, and where the login came from. */
+static inline const Endpoint *user_get_declared(const User *u) {
+	return &u->declared;
+}
+
+static inline const Endpoint *user_get_source(const User *u) {
+	return &u->source;
+}
+
+/* What others are told: see registry_add(). */
+static inline const Endpoint *user_get_announced(const User *u) {
+	return &u->announced;
+}
+
+static inline WireEncoding user_get_encoding(const User *u) {
+	return u->encoding;
+}
+
+static inline bool user_is_native(const User *u) {
+	return u->native;
+}
+
+/* Whether datagrams may go to the declared endpoint (its IP is the source's). */
+static inline bool user_is_udp_reachable(const User *u) {
+	return u->udp_reachable;
+}
+
+static inline void *user_get_session(const User *u) {
+	return u->session;
+}
+
+static inline void user_set_session(User *u, void *session) {
+	u->session = session;
+}
+
+/* The link a timeout queue holds @u by, and back. */
+static inline TimeoutLink *user_get_timeout(User *u) {
+	return &u->timeout;
+}
+
+static inline User *user_from_timeout(TimeoutLink *link) {
+	return container_of(link, User, timeout);
+}
 
 typedef struct RegistryLimits {
 	unsigned max_users;

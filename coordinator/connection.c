@@ -1,0 +1,469 @@
+/* SPDX-License-Identifier: MIT */
+
+/*
+ * Framed TCP connections.  The owner creates each Connection with
+ * connection_new() and it lives until connection_close(), called by the
+ * owner or by the connection itself (end of stream, I/O error, bad frame,
+ * drain timeout, doomed at a flush); either way on_close() tells the owner
+ * just before the Connection is freed.  A connection owns its socket, its
+ * event source, its frame decoder and its output buffer.  The pool lives
+ * longer than every connection in it and owns none of them: a connection
+ * sits in the pool's dirty list while it has output or a pending close, and
+ * in its drain queue while it closes.
+ */
+
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "coordinator/connection.h"
+#include "coordinator/list.h"
+#include "coordinator/timeout-queue.h"
+
+/* Read at most this much per wakeup, so one connection cannot starve the rest. */
+#define READ_BUDGET (64u * 1024u)
+
+struct ConnectionPool {
+	sd_event *event;
+	size_t output_cap;
+	size_t max_frame;
+	ListNode dirty;            /* connections with output or a pending close */
+	TimeoutQueue drain_queue;  /* closing connections */
+	size_t n_connections;
+	uint64_t n_frames, n_reads, n_writes;
+};
+
+struct Connection {
+	ConnectionPool *pool;      /* not owned */
+	const ConnectionCallbacks *callbacks;
+	void *userdata;
+	ListNode dirty_node;       /* ConnectionPool.dirty */
+	TimeoutLink drain;         /* ConnectionPool.drain_queue while closing */
+	int fd;
+	sd_event_source *io;
+	Endpoint peer;
+	WireFrameDecoder decoder;
+	uint8_t *out;
+	size_t out_start, out_end, out_cap;
+	const char *doomed;        /* why to close at the next flush, output and all */
+	bool closing;              /* writes its last output, then waits for EOF */
+	bool shut;                 /* SHUT_WR done */
+	bool want_out;             /* EPOLLOUT is enabled */
+	bool heard;                /* input since connection_take_heard() */
+};
+
+static void on_drain_timeout(TimeoutQueue *q, TimeoutLink *link, void *userdata) {
+	connection_close(container_of(link, Connection, drain), "drain timeout");
+}
+
+int connection_pool_new(sd_event *event, size_t output_cap, size_t max_frame,
+		uint64_t drain_timeout, ConnectionPool **ret) {
+	_cleanup_(connection_pool_freep) ConnectionPool *pool = NULL;
+	int r;
+
+	pool = calloc(1, sizeof(ConnectionPool));
+	if (!pool) {
+		return -ENOMEM;
+	}
+	pool->event = sd_event_ref(event);
+	pool->output_cap = output_cap;
+	pool->max_frame = max_frame;
+	list_head_init(&pool->dirty);
+
+	r = timeout_queue_init(&pool->drain_queue, event, drain_timeout, on_drain_timeout, pool);
+	if (r < 0) {
+		return r;
+	}
+	*ret = TAKE_PTR(pool);
+	return 0;
+}
+
+ConnectionPool *connection_pool_free(ConnectionPool *pool) {
+	if (!pool) {
+		return NULL;
+	}
+	assert(pool->n_connections == 0);
+	timeout_queue_done(&pool->drain_queue);
+	sd_event_unref(pool->event);
+	free(pool);
+	return NULL;
+}
+
+uint64_t connection_pool_get_n_frames(const ConnectionPool *pool) {
+	return pool->n_frames;
+}
+
+uint64_t connection_pool_get_n_reads(const ConnectionPool *pool) {
+	return pool->n_reads;
+}
+
+uint64_t connection_pool_get_n_writes(const ConnectionPool *pool) {
+	return pool->n_writes;
+}
+
+static void connection_mark_dirty(Connection *c) {
+	if (!list_node_is_linked(&c->dirty_node)) {
+		list_append(&c->pool->dirty, &c->dirty_node);
+	}
+}
+
+static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata);
+
+int connection_new(ConnectionPool *pool, int fd, const Endpoint *peer,
+		const ConnectionCallbacks *callbacks, void *userdata, Connection **ret) {
+	Connection *c;
+	int r;
+
+	c = calloc(1, sizeof(Connection));
+	if (!c) {
+		(void) safe_close(fd);
+		return -ENOMEM;
+	}
+	c->pool = pool;
+	c->callbacks = callbacks;
+	c->userdata = userdata;
+	c->fd = fd;
+	c->peer = *peer;
+	wire_frame_decoder_init(&c->decoder, pool->max_frame);
+	pool->n_connections++;
+
+	r = sd_event_add_io(pool->event, &c->io, fd, EPOLLIN, on_connection_io, c);
+	if (r < 0) {
+		c->callbacks = NULL;
+		connection_close(c, NULL);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+void connection_close(Connection *c, const char *why) {
+	ConnectionPool *pool = c->pool;
+
+	if (c->callbacks) {
+		c->callbacks->on_close(c, why, c->userdata);
+	}
+
+	list_remove(&c->dirty_node);
+	timeout_link_remove(&c->drain);
+	pool->n_connections--;
+	c->io = sd_event_source_disable_unref(c->io);
+	(void) safe_close(c->fd);
+	wire_frame_decoder_done(&c->decoder);
+	free(c->out);
+	free(c);
+}
+
+const Endpoint *connection_get_peer(const Connection *c) {
+	return &c->peer;
+}
+
+void connection_doom(Connection *c, const char *why) {
+	c->doomed = why;
+	connection_mark_dirty(c);
+}
+
+bool connection_is_doomed(const Connection *c) {
+	return !!c->doomed;
+}
+
+bool connection_take_heard(Connection *c) {
+	bool heard = c->heard;
+
+	c->heard = false;
+	return heard;
+}
+
+static int connection_reserve(Connection *c, size_t need) {
+	size_t pending = c->out_end - c->out_start;
+
+	if (pending + need > c->pool->output_cap) {
+		return -ENOBUFS;
+	}
+	if (c->out_end + need <= c->out_cap) {
+		return 0;
+	}
+	if (c->out_start > 0) {
+		memmove(c->out, c->out + c->out_start, pending);
+		c->out_start = 0;
+		c->out_end = pending;
+		if (c->out_end + need <= c->out_cap) {
+			return 0;
+		}
+	}
+
+	return GREEDY_REALLOC(c->out, c->out_cap, MAX(pending + need, (size_t) 512));
+}
+
+/* Appends @n bytes to the output buffer; over the cap dooms @c. */
+static int connection_append(Connection *c, const void *p, size_t n) {
+	int r;
+
+	/* A reader that stops reading is dropped, not buffered forever. */
+	r = connection_reserve(c, n);
+	if (r < 0) {
+		connection_doom(c, r == -ENOBUFS ? "output buffer full" : "out of memory");
+		return r;
+	}
+	memcpy(c->out + c->out_end, p, n);
+	c->out_end += n;
+	connection_mark_dirty(c);
+	return 0;
+}
+
+int connection_queue_frame(Connection *c, const char *text, size_t len) {
+	uint8_t prefix[WIRE_LEB128_MAX];
+	size_t k;
+	int r;
+
+	if (c->doomed) {
+		return -ECONNRESET;
+	}
+	k = leb128_encode(len, prefix);
+	r = connection_reserve(c, k + len);
+	if (r < 0) {
+		connection_doom(c, r == -ENOBUFS ? "output buffer full" : "out of memory");
+		return r;
+	}
+	memcpy(c->out + c->out_end, prefix, k);
+	memcpy(c->out + c->out_end + k, text, len);
+	c->out_end += k + len;
+	c->pool->n_frames++;
+	connection_mark_dirty(c);
+	return 0;
+}
+
+int connection_queue_line(Connection *c, const WireMessage *m) {
+	_cleanup_free_ char *text = NULL;
+	size_t len;
+	int r;
+
+	r = wire_format_line(m, &text, &len);
+	if (r < 0) {
+		return r;
+	}
+	return connection_queue_frame(c, text, len);
+}
+
+int connection_send_frame(Connection *c, const char *text, size_t len) {
+	ConnectionPool *pool = c->pool;
+	uint8_t prefix[WIRE_LEB128_MAX];
+	size_t k, pending = c->out_end - c->out_start;
+	ssize_t n = 0;
+	int r;
+
+	if (c->doomed) {
+		return -ECONNRESET;
+	}
+	k = leb128_encode(len, prefix);
+	pool->n_frames++;
+
+	if (!c->want_out) {
+		struct iovec iov[3] = {
+			{ .iov_base = pending > 0 ? c->out + c->out_start : NULL,
+				.iov_len = pending },
+			{ .iov_base = prefix, .iov_len = k },
+			{ .iov_base = (void *) text, .iov_len = len },
+		};
+		struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
+
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		pool->n_writes++;
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EINTR) {
+				return -errno;
+			}
+			n = 0;
+		}
+	}
+
+	/* Drop what went out, keep the rest in order. */
+	if ((size_t) n < pending) {
+		c->out_start += n;
+		n = 0;
+	} else {
+		c->out_start = c->out_end = 0;
+		n -= pending;
+	}
+	if ((size_t) n < k) {
+		r = connection_append(c, prefix + n, k - n);
+		if (r < 0) {
+			return r;
+		}
+		n = 0;
+	} else {
+		n -= k;
+	}
+	if ((size_t) n < len) {
+		return connection_append(c, text + n, len - n);
+	}
+	connection_mark_dirty(c);
+	return 0;
+}
+
+static int connection_set_want_out(Connection *c, bool b) {
+	int r;
+
+	if (c->want_out == b) {
+		return 0;
+	}
+	r = sd_event_source_set_io_events(c->io, b ? EPOLLIN | EPOLLOUT : EPOLLIN);
+	if (r < 0) {
+		return r;
+	}
+	c->want_out = b;
+	return 0;
+}
+
+/* Writes what is buffered: 0 when done, 1 when the kernel is full, <0 on error. */
+static int connection_flush(Connection *c) {
+	while (c->out_start < c->out_end) {
+		ssize_t n = send(c->fd, c->out + c->out_start, c->out_end - c->out_start,
+				MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		c->pool->n_writes++;
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			if (errno != EAGAIN) {
+				return -errno;
+			}
+			n = 0;
+		}
+		c->out_start += n;
+		if (c->out_start < c->out_end) {
+			/* The socket buffer is full: wait for EPOLLOUT, not spin. */
+			int r = connection_set_want_out(c, true);
+
+			return r < 0 ? r : 1;
+		}
+	}
+
+	/* An empty buffer is freed: after a storm thousands of sessions sit idle. */
+	c->out_start = c->out_end = 0;
+	c->out = mfree(c->out);
+	c->out_cap = 0;
+	(void) connection_set_want_out(c, false);
+
+	if (c->closing && !c->shut) {
+		/* The peer reads up to our FIN, then closes; we close on its EOF. */
+		(void) shutdown(c->fd, SHUT_WR);
+		c->shut = true;
+	}
+	return 0;
+}
+
+bool connection_pool_flush(ConnectionPool *pool) {
+	bool busy = !list_is_empty(&pool->dirty);
+	ListNode *n;
+
+	/* Closing a connection may dirty (or doom) other connections: they are
+	 * appended and handled in this same pass. */
+	while ((n = list_first(&pool->dirty))) {
+		Connection *c = container_of(n, Connection, dirty_node);
+		int r;
+
+		list_remove(n);
+		if (c->doomed) {
+			connection_close(c, c->doomed);
+			continue;
+		}
+		r = connection_flush(c);
+		if (r < 0) {
+			connection_close(c, "write failed");
+		}
+	}
+	return busy;
+}
+
+void connection_shutdown(Connection *c) {
+	c->closing = true;
+	if (timeout_queue_push(&c->pool->drain_queue, &c->drain) < 0) {
+		c->doomed = "cannot queue for draining";
+	}
+	connection_mark_dirty(c);
+}
+
+/* Feeds received bytes to the frame decoder; <0 is a bad frame. */
+static int connection_feed(Connection *c, const uint8_t *buf, size_t n) {
+	while (n > 0 && !c->closing && !c->doomed) {
+		_cleanup_free_ char *frame = NULL;
+		size_t used = 0, len;
+		int r;
+
+		r = wire_frame_decoder_feed(&c->decoder, buf, n, &used);
+		if (r < 0) {
+			return r;
+		}
+		buf += used;
+		n -= used;
+		if (r == 0) {
+			break;
+		}
+		r = wire_frame_decoder_take(&c->decoder, &frame, &len);
+		if (r < 0) {
+			return r;
+		}
+		c->callbacks->on_frame(c, frame, len, c->userdata);
+	}
+	return 0;
+}
+
+static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+	Connection *c = userdata;
+	uint8_t buf[4096];
+	size_t budget = READ_BUDGET;
+	int r;
+
+	if (revents & EPOLLOUT) {
+		r = connection_flush(c);
+		if (r < 0) {
+			connection_close(c, "write failed");
+			return 0;
+		}
+	}
+	if (!(revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+		return 0;
+	}
+
+	while (budget > 0) {
+		ssize_t n = recv(fd, buf, MIN(sizeof(buf), budget), MSG_DONTWAIT);
+
+		c->pool->n_reads++;
+		if (n < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			if (errno == EAGAIN) {
+				return 0;
+			}
+			connection_close(c, "read failed");
+			return 0;
+		}
+		if (n == 0) {
+			connection_close(c, "end of stream");
+			return 0;
+		}
+		budget -= n;
+		c->heard = true;
+		if (c->closing || c->doomed) {
+			continue; /* discard until EOF */
+		}
+		r = connection_feed(c, buf, n);
+		if (r < 0) {
+			const char *why = c->callbacks->on_bad_frame(c, r, c->userdata);
+
+			if (why) {
+				connection_close(c, why);
+				return 0;
+			}
+		}
+	}
+	return 0;
+}

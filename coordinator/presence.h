@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Presence: who is online, and what everyone is told about it.  The policy
+ * of logins, logouts (and "lohout"), session hellos, leases and the fan-out
+ * of every login and logout to the other users, over the user registry.  No
+ * sockets: what is to be sent, and which sessions are to be closed, goes to
+ * the owner through PresenceCallbacks.
+ *
+ * A user's TCP session is the owner's business: presence only keeps the
+ * owner's handle of it (an opaque pointer) and hands it back in callbacks.
+ */
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <systemd/sd-event.h>
+
+#include "common/endpoint.h"
+#include "common/macro.h"
+#include "common/wire.h"
+#include "coordinator/user.h"
+
+typedef struct Presence Presence;
+
+typedef struct PresenceConfig {
+	RegistryLimits limits;
+	uint64_t lease;         /* usec a session-less user stays without re-login */
+	uint64_t session_wait;  /* usec a native login has to bind its session */
+} PresenceConfig;
+
+/* None of these may call back into presence. */
+typedef struct PresenceCallbacks {
+	/* Queue the line @text as one frame on @session. */
+	void (*send_frame)(void *session, const char *text, size_t len, void *userdata);
+	/*
+	 * Queue the datagram @buf for @dest.  Return 0, or a negative errno to
+	 * stop the fan-out it is part of.
+	 */
+	int (*send_datagram)(const Endpoint *dest, const uint8_t *buf, size_t len,
+			void *userdata);
+	/*
+	 * @session no longer belongs to its user (a newer session replaced it,
+	 * or the user logged out): close it.
+	 */
+	void (*drop_session)(void *session, void *userdata);
+} PresenceCallbacks;
+
+/* What to answer a login datagram. */
+typedef enum PresenceReply {
+	PRESENCE_REPLY_NONE,        /* nothing */
+	PRESENCE_REPLY_ACCEPT,      /* Accept,TCPPORT */
+	PRESENCE_REPLY_NAME_TAKEN,  /* Reject,name-taken */
+	PRESENCE_REPLY_FULL,        /* Reject,full */
+	_PRESENCE_REPLY_MAX,
+	_PRESENCE_REPLY_INVALID = -EINVAL,
+} PresenceReply;
+
+/* The Reject reason of @r; NULL for a reply that is no Reject. */
+const char *presence_reply_to_reason(PresenceReply r);
+
+/* Leases and session waits run on @event. */
+int presence_new(sd_event *event, const PresenceConfig *config,
+		const PresenceCallbacks *callbacks, void *userdata, Presence **ret);
+/* Frees every user, without telling anyone. */
+Presence *presence_free(Presence *p);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Presence *, presence_free);
+
+/* The registry of online users and per-IP records, borrowed. */
+Registry *presence_get_registry(Presence *p);
+size_t presence_get_n_sessions(const Presence *p);
+
+/* The process is exiting: logouts from now on are not forwarded. */
+void presence_shutdown(Presence *p);
+
+/*
+ * presence_login() - a login datagram @m in @enc from @source.
+ *
+ * Within @source's rate limit, a new name is registered and forwarded to
+ * everyone else; a name online from another IP is refused; a repeated login
+ * from the same address renews the lease; any other login from the same IP
+ * replaces the user.
+ */
+PresenceReply presence_login(Presence *p, const WireMessage *m, WireEncoding enc,
+		const Endpoint *source);
+
+/* A logout datagram: counts only from the address the user logged in from. */
+void presence_logout(Presence *p, const WireMessage *m, const Endpoint *source);
+
+/*
+ * presence_hello() - a "hello" @m on the new TCP connection @session from
+ * @peer: makes it the session of the user it names, replacing any older one
+ * (which is dropped).
+ * Return: 0 and the user, -EPERM when that user is not logged in from
+ * @peer's IP.
+ */
+int presence_hello(Presence *p, void *session, const Endpoint *peer, const WireMessage *m,
+		User **ret);
+
+/* A logout frame @m on the session of @u: counts only for @u's own name. */
+void presence_session_logout(Presence *p, User *u, const WireMessage *m);
+
+/* The session of @u closed (for @why): @u is logged out, the session is not dropped. */
+void presence_session_closed(Presence *p, User *u, const char *why);
