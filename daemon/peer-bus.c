@@ -172,7 +172,8 @@ void peer_bus_emit_changed(PeerBus *pb, Peer *p, unsigned what) {
 	emit_changed(pb, p, (char **) names);
 }
 
-void peer_bus_emit_added(PeerBus *pb, Peer *p) {
+/* InterfacesAdded (@added) or InterfacesRemoved for @p's object. */
+static void emit_object(PeerBus *pb, Peer *p, bool added) {
 	_cleanup_free_ char *path = NULL;
 	int r;
 
@@ -181,23 +182,18 @@ void peer_bus_emit_added(PeerBus *pb, Peer *p) {
 	}
 	r = sd_bus_path_encode(P2PCHAT_PEER_PATH_PREFIX, peer_get_name(p), &path);
 	if (r >= 0) {
-		r = sd_bus_emit_object_added(pb->bus, path);
+		r = added ? sd_bus_emit_object_added(pb->bus, path)
+			  : sd_bus_emit_object_removed(pb->bus, path);
 	}
-	emit_result(p, "InterfacesAdded", r);
+	emit_result(p, added ? "InterfacesAdded" : "InterfacesRemoved", r);
+}
+
+void peer_bus_emit_added(PeerBus *pb, Peer *p) {
+	emit_object(pb, p, true);
 }
 
 void peer_bus_emit_removed(PeerBus *pb, Peer *p) {
-	_cleanup_free_ char *path = NULL;
-	int r;
-
-	if (!bus_is_open(pb)) {
-		return;
-	}
-	r = sd_bus_path_encode(P2PCHAT_PEER_PATH_PREFIX, peer_get_name(p), &path);
-	if (r >= 0) {
-		r = sd_bus_emit_object_removed(pb->bus, path);
-	}
-	emit_result(p, "InterfacesRemoved", r);
+	emit_object(pb, p, false);
 }
 
 static const sd_bus_vtable peer_vtable[] = {
