@@ -25,6 +25,7 @@
 #include <json-c/json.h>
 
 #include "common/bus-api.h"
+#include "common/json-util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "frontends/cli/chat.h"
@@ -317,10 +318,10 @@ static int on_stdin_defer(sd_event_source *s, void *userdata) {
 
 static bool chat_wants_event(Chat *c, json_object *ev) {
 	if (event_is(ev, "messageReceived") || event_is(ev, "messageFailed")) {
-		return streq_ptr(event_get_string(ev, "peer"), c->peer);
+		return streq_ptr(json_get_string(ev, "peer", NULL), c->peer);
 	}
 	if (event_is(ev, "peerJoined") || event_is(ev, "peerLeft")) {
-		if (!streq_ptr(event_get_string(ev, "name"), c->peer)) {
+		if (!streq_ptr(json_get_string(ev, "name", NULL), c->peer)) {
 			return false;
 		}
 		c->peer_online = event_is(ev, "peerJoined");
@@ -332,12 +333,12 @@ static bool chat_wants_event(Chat *c, json_object *ev) {
 	 */
 	if (event_is(ev, "messageStateChanged")) {
 		return arg_json != JSON_FORMAT_OFF &&
-			streq_ptr(event_get_string(ev, "peer"), c->peer);
+			streq_ptr(json_get_string(ev, "peer", NULL), c->peer);
 	}
 	/* Delivery confirmations are only noise on a terminal. */
 	if (event_is(ev, "messageDelivered") || event_is(ev, "messageSent")) {
 		return arg_json != JSON_FORMAT_OFF &&
-			streq_ptr(event_get_string(ev, "peer"), c->peer);
+			streq_ptr(json_get_string(ev, "peer", NULL), c->peer);
 	}
 	return false;
 }
@@ -369,14 +370,14 @@ static int chat_prepare(Chat *c) {
 		return log_error_errno(r, "Failed to start a chat with '%s': %s", c->peer,
 			client_error_message(&error, r));
 	}
-	state = event_get_string(o, "state");
+	state = json_get_string(o, "state", NULL);
 	if (streq_ptr(state, "offline") || !state) {
 		return log_error_errno(ENOTCONN,
 			"Failed to start a chat with '%s': not logged in "
 			"(run 'p2pchat login NAME' first).", c->peer);
 	}
 	c->presence = chat_peer_presence(c);
-	name = event_get_string(o, "username");
+	name = json_get_string(o, "username", NULL);
 	if (asprintf(&c->prompt, "%s> ", name && name[0] ? name : "me") < 0) {
 		c->prompt = NULL;
 		return log_oom();
@@ -395,15 +396,15 @@ static void chat_print_history(Chat *c) {
 	for (size_t i = 0; i < json_object_array_length(msgs); i++) {
 		json_object *msg = json_object_array_get_idx(msgs, i), *v;
 		_cleanup_free_ char *text = NULL;
-		const char *state = strempty(event_get_string(msg, "state"));
-		bool in = streq_ptr(event_get_string(msg, "direction"), "in");
+		const char *state = strempty(json_get_string(msg, "state", NULL));
+		bool in = streq_ptr(json_get_string(msg, "direction", NULL), "in");
 		uint64_t ts = 0;
 		char clock[9];
 
 		if (json_object_object_get_ex(msg, in ? "receivedUsec" : "sentUsec", &v)) {
 			ts = json_object_get_uint64(v);
 		}
-		text = text_escape(strempty(event_get_string(msg, "text")));
+		text = text_escape(strempty(json_get_string(msg, "text", NULL)));
 		if (!text) {
 			(void) log_oom();
 			return;
@@ -430,7 +431,7 @@ static const char *chat_peer_presence(Chat *c) {
 	for (size_t i = 0; i < json_object_array_length(peers); i++) {
 		json_object *p = json_object_array_get_idx(peers, i), *online;
 
-		if (!streq_ptr(event_get_string(p, "name"), c->peer)) {
+		if (!streq_ptr(json_get_string(p, "name", NULL), c->peer)) {
 			continue;
 		}
 		if (json_object_object_get_ex(p, "online", &online) &&

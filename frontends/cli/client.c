@@ -19,6 +19,7 @@
 
 #include "common/bus-api.h"
 #include "common/bus-errors.h"
+#include "common/json-util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/time-util.h"
@@ -347,18 +348,8 @@ int client_event_from_signal(sd_bus_message *m, json_object **ret) {
 	return r;
 }
 
-const char *event_get_string(json_object *ev, const char *key) {
-	json_object *v;
-
-	if (!json_object_object_get_ex(ev, key, &v) ||
-			!json_object_is_type(v, json_type_string)) {
-		return NULL;
-	}
-	return json_object_get_string(v);
-}
-
 bool event_is(json_object *ev, const char *name) {
-	return streq_ptr(event_get_string(ev, "event"), name);
+	return streq_ptr(json_get_string(ev, "event", NULL), name);
 }
 
 /* "key: value, key: value" for a propertiesChanged event. */
@@ -394,7 +385,7 @@ static char *format_properties(json_object *ev) {
 
 /* The escaped string field key of ev ("" when absent), or NULL on OOM. */
 static char *event_dup_escaped(json_object *ev, const char *key) {
-	return text_escape(strempty(event_get_string(ev, key)));
+	return text_escape(strempty(json_get_string(ev, key, NULL)));
 }
 
 char *event_format_line(json_object *ev, bool show_ids) {
@@ -482,8 +473,8 @@ int client_get_manager(sd_bus *bus, sd_bus_error *error, json_object **ret) {
 static int compare_peer_names(const void *a, const void *b) {
 	json_object *const *x = a, *const *y = b;
 
-	return strcmp(strempty(event_get_string(*x, "name")),
-		strempty(event_get_string(*y, "name")));
+	return strcmp(strempty(json_get_string(*x, "name", NULL)),
+		strempty(json_get_string(*y, "name", NULL)));
 }
 
 /* Reads one (ssba{sv}) into a peer object. */

@@ -43,7 +43,6 @@ int client_read_extra(sd_bus_message *m, json_object **ret);
 int client_event_from_signal(sd_bus_message *m, json_object **ret);
 
 /* Shorthands for reading fields of an event; NULL/0 when absent. */
-const char *event_get_string(json_object *ev, const char *key);
 bool event_is(json_object *ev, const char *name);
 
 /*

@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "common/bus-api.h"
+#include "common/json-util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "frontends/cli/client.h"
@@ -70,9 +71,9 @@ static int print_messages(json_object *msgs, bool with_peer) {
 		bool in;
 		size_t k = 0;
 
-		in = streq_ptr(event_get_string(msg, "direction"), "in");
-		peer = text_escape(strempty(event_get_string(msg, "peer")));
-		text = text_escape(strempty(event_get_string(msg, "text")));
+		in = streq_ptr(json_get_string(msg, "direction", NULL), "in");
+		peer = text_escape(strempty(json_get_string(msg, "peer", NULL)));
+		text = text_escape(strempty(json_get_string(msg, "text", NULL)));
 		if (!peer || !text) {
 			return -ENOMEM;
 		}
@@ -81,7 +82,7 @@ static int print_messages(json_object *msgs, bool with_peer) {
 			cells[k++] = peer;
 		}
 		cells[k++] = in ? peer : "me";
-		cells[k++] = strempty(event_get_string(msg, "state"));
+		cells[k++] = strempty(json_get_string(msg, "state", NULL));
 		cells[k++] = text;
 		r = table_add_row(t, cells);
 		if (r < 0) {

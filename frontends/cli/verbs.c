@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 #include "common/bus-api.h"
+#include "common/json-util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "frontends/cli/client.h"
@@ -218,8 +219,8 @@ int verb_peers(int argc, char *argv[], void *userdata) {
 		(void) json_object_object_get_ex(p, "online", &online);
 		(void) json_object_object_get_ex(p, "native", &native);
 		/* Names come from the network: escape them for the terminal. */
-		name = text_escape(strempty(event_get_string(p, "name")));
-		endpoint = text_escape(strempty(event_get_string(p, "endpoint")));
+		name = text_escape(strempty(json_get_string(p, "name", NULL)));
+		endpoint = text_escape(strempty(json_get_string(p, "endpoint", NULL)));
 		if (!name || !endpoint) {
 			return log_oom();
 		}
@@ -256,7 +257,7 @@ static int on_send_signal(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
 	if (client_event_from_signal(m, &ev) <= 0) {
 		return 0;
 	}
-	if (!w->id || w->outcome || !streq_ptr(event_get_string(ev, "id"), w->id) ||
+	if (!w->id || w->outcome || !streq_ptr(json_get_string(ev, "id", NULL), w->id) ||
 			!(event_is(ev, "messageDelivered") || event_is(ev, "messageSent") ||
 				event_is(ev, "messageFailed"))) {
 		return 0;
@@ -305,7 +306,7 @@ static int send_wait(sd_bus *bus, sd_event *event, SendWait *w) {
 			return log_oom();
 		}
 		if (event_is(w->outcome, "messageFailed") && json_add_string(o, "reason",
-				strempty(event_get_string(w->outcome, "reason"))) < 0) {
+				strempty(json_get_string(w->outcome, "reason", NULL))) < 0) {
 			return log_oom();
 		}
 		r = json_print(o, arg_json);
@@ -315,7 +316,7 @@ static int send_wait(sd_bus *bus, sd_event *event, SendWait *w) {
 	}
 	if (event_is(w->outcome, "messageFailed")) {
 		return log_error_errno(EIO, "Failed to deliver message %s to '%s': %s", w->id,
-			w->peer, strempty(event_get_string(w->outcome, "reason")));
+			w->peer, strempty(json_get_string(w->outcome, "reason", NULL)));
 	}
 	return 0;
 }
