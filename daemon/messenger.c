@@ -198,25 +198,19 @@ int messenger_new(sd_event *event, Udp *udp, Messenger **ret) {
 	return 0;
 }
 
-static void take_first(const void *nodep, VISIT which, void *closure) {
-	Outgoing **first = closure;
+/* tdestroy(): the tree goes as a whole, so nothing is unlinked from it. */
+static void outgoing_destroy(void *p) {
+	Outgoing *o = p;
 
-	if (!*first && (which == leaf || which == postorder)) {
-		*first = *(Outgoing *const *) nodep;
-	}
+	o->messenger = NULL;
+	outgoing_free(o);
 }
 
 Messenger *messenger_free(Messenger *s) {
-	Outgoing *o;
-
 	if (!s) {
 		return NULL;
 	}
-	while (s->outgoing) {
-		o = NULL;
-		twalk_r(s->outgoing, take_first, &o);
-		outgoing_free(o);
-	}
+	tdestroy(s->outgoing, outgoing_destroy);
 	tdestroy(s->flows, flow_free);
 	free(s->username);
 	s->event = sd_event_unref(s->event);
