@@ -291,8 +291,10 @@ class Coordinator:
 
     LISTENING = re.compile(r"Listening on UDP (\S+):(\d+), TCP port (\d+)\.")
 
-    def __init__(self, *args, host="127.0.0.1", env=None, timeout=10.0):
+    def __init__(self, *args, host="127.0.0.1", env=None, timeout=10.0, binary=None):
         self.args = list(args)
+        # @binary: another p2pchat-coordinator than the built one.
+        self.binary = binary or COORDINATOR
         self.host = host
         self.env = env
         self.port = 0
@@ -307,7 +309,7 @@ class Coordinator:
         offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         self.final_log = None
         with open(self.log_path, "ab") as log:
-            self.proc = spawn([COORDINATOR, "--listen", endpoint(self.host, self.port)] +
+            self.proc = spawn([self.binary, "--listen", endpoint(self.host, self.port)] +
                               self.args, stdin=subprocess.DEVNULL, stdout=log,
                               stderr=subprocess.STDOUT, env=self.env)
         m = wait_for(lambda: self.LISTENING.search(self.read_log()[offset:]) or
@@ -399,8 +401,12 @@ class User:
     bus, p2pchatd on it (unless start=False: then start() later), and a Gio
     connection that records every signal in .events (watch=False: not)."""
 
-    def __init__(self, label, bind="127.0.0.1:0", start=True, watch=True):
+    def __init__(self, label, bind="127.0.0.1:0", start=True, watch=True,
+                 p2pchatd=None, p2pchat=None):
         self.label = self.name = label
+        # Other programs than the built ones (an unpacked package's).
+        self.p2pchatd = p2pchatd or P2PCHATD
+        self.p2pchat = p2pchat or P2PCHAT
         self.home = tempdir("p2ptest-%s-" % label)
         for sub in ("config", "data", "cache", "state", "runtime"):
             os.makedirs(os.path.join(self.home, sub), mode=0o700)
@@ -438,7 +444,7 @@ class User:
     def start(self, extra_args=()):
         """Starts p2pchatd (--verbose, log in .log_path); returns once it
         owns its name."""
-        argv = [P2PCHATD, "--verbose"]
+        argv = [self.p2pchatd, "--verbose"]
         if self.bind:
             argv += ["--bind", self.bind]
         with open(self.log_path, "ab") as log:
@@ -549,7 +555,7 @@ class User:
         e = dict(self.env)
         if env:
             e.update(env)
-        return subprocess.run([P2PCHAT, *args], input=input, capture_output=True,
+        return subprocess.run([self.p2pchat, *args], input=input, capture_output=True,
                               text=True, timeout=timeout * SLOW, env=e)
 
     def cli_json(self, *args, **kw):
@@ -560,7 +566,7 @@ class User:
 
     def popen(self, *args, env=None, **kw):
         """Starts p2pchat in the background with pipes (text mode)."""
-        return spawn([P2PCHAT, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        return spawn([self.p2pchat, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                      stderr=subprocess.PIPE, text=True, bufsize=1,
                      env=dict(self.env, **(env or {})), **kw)
 
