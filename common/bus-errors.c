@@ -21,6 +21,11 @@ const sd_bus_error_map bus_error_map[] = {
 	SD_BUS_ERROR_MAP(BUS_ERROR_MESSAGE_TOO_LONG, EMSGSIZE),
 	SD_BUS_ERROR_MAP(BUS_ERROR_INVALID_MESSAGE, EILSEQ),
 	SD_BUS_ERROR_MAP(BUS_ERROR_INVALID_CONFIG, EBADE),
+	/*
+	 * Not EROFS or EIO: a write may fail with those at run time while the
+	 * store is there; the store itself never returns ENOMEDIUM.
+	 */
+	SD_BUS_ERROR_MAP(BUS_ERROR_STORAGE_UNAVAILABLE, ENOMEDIUM),
 	SD_BUS_ERROR_MAP_END,
 };
 

@@ -19,6 +19,7 @@
 #define BUS_ERROR_MESSAGE_TOO_LONG "org.p2pchat.chat1.Error.MessageTooLong"
 #define BUS_ERROR_INVALID_MESSAGE "org.p2pchat.chat1.Error.InvalidMessage"
 #define BUS_ERROR_INVALID_CONFIG "org.p2pchat.chat1.Error.InvalidConfig"
+#define BUS_ERROR_STORAGE_UNAVAILABLE "org.p2pchat.chat1.Error.StorageUnavailable"
 
 extern const sd_bus_error_map bus_error_map[];
 

@@ -26,6 +26,20 @@
  * If the commit or the barrier fails, the sends are told and their messages
  * fail (and stop being retried), no ack goes out (the senders retry, and
  * the store keeps each id once), and the next pass starts a new batch.
+ *
+ * A received message is announced once, although before its barrier.
+ * Announcing after the barrier would add a loop pass and an fsync to every
+ * SendMessage() -> MessageReceived, the latency users feel.  The cost of
+ * announcing at once is the failed batch: its writes are rolled back, no
+ * ack went out, the sender retries, and the store sees the retransmission
+ * as new.  So the ids announced in a batch are kept until its barrier
+ * (note_announced()): stored, they are dropped, since the store knows them
+ * from then on; not stored, they go to a ring of the
+ * CONVERSATION_UNSTORED_MAX latest "announced but not stored" ids, and a
+ * later store of one of them is neither announced nor notified again.  The
+ * ring is as large as the Messenger's in-flight limit, so only a sender
+ * with more than that many messages retrying through a failing disk can
+ * make one of them announced twice; none is ever lost.
  */
 
 #include <assert.h>
@@ -60,6 +74,9 @@ typedef struct PendingSend {
 	void *userdata;
 } PendingSend;
 
+/* Announced ids whose batch failed: see the top of the file. */
+#define CONVERSATION_UNSTORED_MAX MESSENGER_MAX_IN_FLIGHT
+
 typedef struct AckLater {
 	Conversation *conversation; /* not owned */
 	Endpoint to;
@@ -86,6 +103,11 @@ struct Conversation {
 	size_t n_sends, allocated_sends;
 	char **unread; /* peers whose Unread changed in this batch */
 	size_t n_unread, allocated_unread;
+	char (*announced)[MESSAGE_ID_STRLEN]; /* stored and announced in this batch */
+	size_t n_announced, allocated_announced;
+	/* A ring of announced ids whose batch failed; "" is a free slot. */
+	char (*unstored)[MESSAGE_ID_STRLEN];
+	size_t n_unstored, next_unstored;
 };
 
 static const MessengerCallbacks messenger_callbacks;
@@ -140,6 +162,8 @@ Conversation *conversation_free(Conversation *c) {
 		free(c->unread[i]);
 	}
 	free(c->unread);
+	free(c->announced);
+	free(c->unstored);
 	free(c->active);
 	c->event = sd_event_unref(c->event);
 	return mfree(c);
@@ -228,6 +252,75 @@ static void defer_unread(Conversation *c, const char *peer) {
 		return;
 	}
 	c->unread[c->n_unread++] = s;
+}
+
+/* The slot of @id in the ring of announced but unstored ids, or NULL. */
+static char *find_unstored(Conversation *c, const char *id) {
+	if (c->n_unstored == 0) {
+		return NULL;
+	}
+	for (size_t i = 0; i < CONVERSATION_UNSTORED_MAX; i++) {
+		if (streq(c->unstored[i], id)) {
+			return c->unstored[i];
+		}
+	}
+	return NULL;
+}
+
+/* Takes @id out of the ring: it is stored now.  Return: whether it was there. */
+static bool forget_unstored(Conversation *c, const char *id) {
+	char *slot = find_unstored(c, id);
+
+	if (!slot) {
+		return false;
+	}
+	slot[0] = '\0';
+	c->n_unstored--;
+	return true;
+}
+
+/* Remembers @id as announced but not stored, in place of the oldest if full. */
+static void remember_unstored(Conversation *c, const char *id) {
+	char *slot;
+
+	if (!c->unstored) {
+		c->unstored = calloc(CONVERSATION_UNSTORED_MAX, sizeof(*c->unstored));
+		if (!c->unstored) {
+			log_debug("Out of memory: a retransmission of %s may be announced again.", id);
+			return;
+		}
+	}
+	slot = c->unstored[c->next_unstored];
+	if (slot[0] == '\0') {
+		c->n_unstored++;
+	}
+	(void) snprintf(slot, MESSAGE_ID_STRLEN, "%s", id);
+	c->next_unstored = (c->next_unstored + 1) % CONVERSATION_UNSTORED_MAX;
+}
+
+static void on_announced_committed(int error, void *userdata) {
+	Conversation *c = userdata;
+
+	if (error < 0) {
+		for (size_t i = 0; i < c->n_announced; i++) {
+			remember_unstored(c, c->announced[i]);
+		}
+	}
+	c->n_announced = 0;
+}
+
+/*
+ * @id was stored in the open batch and announced, now or in a failed batch
+ * before: kept until the barrier says whether it is stored for good.
+ */
+static void note_announced(Conversation *c, const char *id) {
+	if (GREEDY_REALLOC(c->announced, c->allocated_announced, c->n_announced + 1) < 0 ||
+			(c->n_announced == 0 &&
+			 commit_defer(c->commit, COMMIT_PHASE_INFORM, on_announced_committed, c) < 0)) {
+		log_debug("Out of memory: a retransmission of %s may be announced again.", id);
+		return;
+	}
+	(void) snprintf(c->announced[c->n_announced++], MESSAGE_ID_STRLEN, "%s", id);
 }
 
 static void on_ack_committed(int error, void *userdata) {
@@ -542,21 +635,33 @@ static bool on_lookup(const char *name, MessengerPeer *ret, void *userdata) {
 	return true;
 }
 
-/* Messenger: store a received message, then announce it; ack after the barrier. */
+/*
+ * Messenger: store a received message, then announce it, unless it was
+ * announced before its batch failed; ack after the barrier.
+ */
 static int on_received(const char *id, const char *peer, const char *text, uint64_t ts_usec,
 		const char *time, const Endpoint *reply_to, void *userdata) {
 	Conversation *c = userdata;
+	bool announced;
 	int r;
 
 	r = history_add_incoming(c->history, id, peer, text, ts_usec, now_usec(CLOCK_REALTIME));
+	if (r == 0) {
+		(void) forget_unstored(c, id); /* committed after all, only not synced */
+	}
 	if (r > 0) {
-		c->callbacks->received(id, peer, text, ts_usec, reply_to != NULL, time, c->userdata);
+		announced = forget_unstored(c, id);
+		note_announced(c, id);
+		if (!announced) {
+			c->callbacks->received(id, peer, text, ts_usec, reply_to != NULL, time,
+					c->userdata);
+		}
 		if (streq(c->active, peer)) {
 			/* On screen: read as it arrives. */
 			(void) conversation_mark_read(c, peer);
 		} else {
 			defer_unread(c, peer);
-			if (c->notify) {
+			if (c->notify && !announced) {
 				(void) notify_message(c->notify, peer, text);
 			}
 		}

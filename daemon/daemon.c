@@ -17,8 +17,18 @@
  * Teardown runs the group commit's last batch first, while every part its
  * closures may touch is still there, then frees the facade, the core, the
  * transport and the store, in that order.
+ *
+ * A history that cannot be opened does not stop the daemon: the user would
+ * be left without a D-Bus service and without a word.  A damaged file is
+ * set aside (never deleted) and a new one started; one that cannot be
+ * written (a read-only file system, a file the user may not write), or one
+ * of a newer schema, is left alone, and the daemon runs without a store:
+ * no Commit, no Conversation, no socket, no login (see manager-bus.c).
+ * Either way the Manager's Storage/StorageError and a desktop notification
+ * say what happened.
  */
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +36,7 @@
 #include "common/bus-errors.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/time-util.h"
 #include "daemon/account.h"
 #include "daemon/commit.h"
 #include "daemon/config.h"
@@ -60,6 +71,9 @@ struct Daemon {
 	ManagerBus *manager_bus;
 	PeerBus *peer_bus;
 	sd_event_source *exit_source;
+
+	ManagerStorage storage; /* what open_store() made of the history */
+	char *storage_error;    /* why, for the user; NULL when all is well */
 };
 
 int daemon_new(sd_event *event, const Endpoint *bind_address, Daemon **ret) {
@@ -101,6 +115,7 @@ Daemon *daemon_free(Daemon *d) {
 
 	d->bus = sd_bus_flush_close_unref(d->bus);
 	d->event = sd_event_unref(d->event);
+	free(d->storage_error);
 	return mfree(d);
 }
 
@@ -126,7 +141,9 @@ static void on_peer_joined(Peer *p, void *userdata) {
 
 	manager_bus_emit_peer_joined(d->manager_bus, p);
 	messenger_peer_reset(d->messenger, peer_get_name(p));
-	conversation_schedule_flush(d->conversation);
+	if (d->conversation) {
+		conversation_schedule_flush(d->conversation);
+	}
 }
 
 static void on_peer_left(Peer *p, void *userdata) {
@@ -174,7 +191,9 @@ static void on_online(void *userdata) {
 
 	log_info("Online as '%s' with %zu peers known.", account_get_username(d->account),
 			roster_size(d->roster));
-	conversation_schedule_flush(d->conversation);
+	if (d->conversation) {
+		conversation_schedule_flush(d->conversation);
+	}
 }
 
 static void on_offline(const char *reason, void *userdata) {
@@ -290,6 +309,10 @@ static void on_notify_reply(const char *peer, const char *text, void *userdata) 
 				peer);
 		return;
 	}
+	if (!d->conversation) {
+		log_warning("Ignoring a notification reply to '%s': no message history.", peer);
+		return;
+	}
 	r = conversation_queue(d->conversation, peer, text);
 	if (r < 0) {
 		log_warning_errno(r, "Failed to queue the reply to '%s': %m", peer);
@@ -305,6 +328,63 @@ static const NotifyCallbacks notify_callbacks = {
 };
 
 /* --- setup --- */
+
+/* Runs without a store: say why, once, and keep the D-Bus service up. */
+static int storage_unavailable(Daemon *d, int error, const char *what) {
+	d->history = history_free(d->history);
+	d->storage = MANAGER_STORAGE_UNAVAILABLE;
+	free(d->storage_error);
+	if (asprintf(&d->storage_error, "%s: %s", what, strerror(abs(error))) < 0) {
+		d->storage_error = NULL;
+		return log_oom();
+	}
+	log_error("%s; running without a message history.", d->storage_error);
+	return 0;
+}
+
+static int open_history(Daemon *d, const char *path) {
+	_cleanup_free_ char *aside = NULL, *what = NULL;
+	int r;
+
+	r = history_open(path, &d->history);
+	if (r != -EBADMSG) {
+		if (r < 0) {
+			/* Read-only, not ours to write, newer: the file may be fine. Leave it. */
+			if (asprintf(&what, "Failed to open the history database '%s'", path) < 0) {
+				return log_oom();
+			}
+			return storage_unavailable(d, r, what);
+		}
+		d->storage = MANAGER_STORAGE_OK;
+		return 0;
+	}
+
+	/* Not a database, or a damaged one: set aside, never deleted, and start anew. */
+	r = history_move_aside(path, now_usec(CLOCK_REALTIME), &aside);
+	if (r < 0) {
+		if (asprintf(&what, "The history database '%s' is damaged and could not be "
+				"moved aside", path) < 0) {
+			return log_oom();
+		}
+		return storage_unavailable(d, r, what);
+	}
+	r = history_open(path, &d->history);
+	if (r < 0) {
+		if (asprintf(&what, "The damaged history database '%s' was moved to '%s', but "
+				"a new one could not be created", path, aside) < 0) {
+			return log_oom();
+		}
+		return storage_unavailable(d, r, what);
+	}
+	d->storage = MANAGER_STORAGE_RECOVERED;
+	if (asprintf(&d->storage_error, "The history database '%s' was damaged: it was moved "
+			"to '%s' and a new one was started", path, aside) < 0) {
+		d->storage_error = NULL;
+		return log_oom();
+	}
+	log_warning("%s.", d->storage_error);
+	return 0;
+}
 
 static int open_store(Daemon *d) {
 	_cleanup_free_ char *config_path = NULL, *history_path = NULL, *error = NULL;
@@ -330,14 +410,9 @@ static int open_store(Daemon *d) {
 
 	r = history_default_path(&history_path);
 	if (r < 0) {
-		return log_error_errno(r, "Failed to find the history database: %m");
+		return storage_unavailable(d, r, "Failed to create the data directory");
 	}
-	r = history_open(history_path, &d->history);
-	if (r < 0) {
-		return log_error_errno(r, "Failed to open the history database '%s': %m",
-				history_path);
-	}
-	return 0;
+	return open_history(d, history_path);
 }
 
 static int open_socket(Daemon *d) {
@@ -354,6 +429,9 @@ static int open_socket(Daemon *d) {
 	if (r < 0) {
 		return log_oom();
 	}
+	if (!d->history) {
+		return 0; /* no login without a store: nothing to listen for */
+	}
 	return udp_open(d->udp, &d->bind_address);
 }
 
@@ -364,10 +442,6 @@ static int build_core(Daemon *d) {
 	if (r < 0) {
 		return log_oom();
 	}
-	r = commit_new(d->event, d->history, &d->commit);
-	if (r < 0) {
-		return log_error_errno(r, "Failed to set up the group commit: %m");
-	}
 	r = roster_new(d->event, &roster_callbacks, d, &d->roster);
 	if (r < 0) {
 		return log_oom();
@@ -375,6 +449,13 @@ static int build_core(Daemon *d) {
 	r = account_new(d->event, d->udp, d->config, &account_callbacks, d, &d->account);
 	if (r < 0) {
 		return log_oom();
+	}
+	if (!d->history) {
+		return 0; /* no commit, no conversation: the facade refuses what needs them */
+	}
+	r = commit_new(d->event, d->history, &d->commit);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to set up the group commit: %m");
 	}
 	r = conversation_new(d->event, d->history, d->config, d->commit, d->roster,
 			d->messenger, &conversation_callbacks, d, &d->conversation);
@@ -408,6 +489,10 @@ int daemon_export(Daemon *d, sd_bus *bus) {
 			&d->manager_bus);
 	if (r < 0) {
 		return r;
+	}
+	r = manager_bus_set_storage(d->manager_bus, d->storage, d->storage_error);
+	if (r < 0) {
+		return log_oom();
 	}
 	return peer_bus_new(bus, d->roster, d->history, &d->peer_bus);
 }
@@ -475,8 +560,22 @@ int daemon_start(Daemon *d) {
 		log_warning_errno(r, "Failed to set up desktop notifications, going without: %m");
 	} else {
 		notify_set_enabled(d->notify, d->config->notifications);
-		conversation_set_notify(d->conversation, d->notify);
+		if (d->conversation) {
+			conversation_set_notify(d->conversation, d->notify);
+		}
+		if (d->storage_error) {
+			r = notify_problem(d->notify, d->storage == MANAGER_STORAGE_RECOVERED ?
+					"Message history damaged" : "Message history unavailable",
+					d->storage_error);
+			if (r < 0) {
+				log_warning_errno(r, "Failed to notify about the history, ignoring: %m");
+			}
+		}
 	}
-	account_autologin(d->account);
+	if (d->history) {
+		account_autologin(d->account);
+	} else {
+		log_notice("Not logging in without a message history.");
+	}
 	return 0;
 }

@@ -53,6 +53,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/macro.h"
@@ -637,7 +639,7 @@ History *history_free(History *h) {
 
 int history_open(const char *path, History **ret) {
 	_cleanup_(history_freep) History *h = NULL;
-	int rc, r;
+	int persist_wal, rc, r;
 
 	assert(path);
 	assert(ret);
@@ -656,6 +658,20 @@ int history_open(const char *path, History **ret) {
 		return history_error(h, rc, "open");
 	}
 	(void) sqlite3_extended_result_codes(h->db, 1);
+	/*
+	 * SQLite opens a file it may not write read-only without a word, and
+	 * the first write would fail: say it now, before anything is promised.
+	 */
+	if (sqlite3_db_readonly(h->db, "main") == 1) {
+		return -EROFS;
+	}
+	/*
+	 * Until the file proved to be a database of ours, a connection closed
+	 * after a failure must not delete its WAL, as SQLite does by default:
+	 * the caller may set the set aside (history_move_aside()), whole.
+	 */
+	persist_wal = 1;
+	(void) sqlite3_file_control(h->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist_wal);
 
 	rc = sqlite3_busy_timeout(h->db, 5000);
 	if (rc != SQLITE_OK) {
@@ -687,8 +703,77 @@ int history_open(const char *path, History **ret) {
 	if (r < 0) {
 		return r;
 	}
+	persist_wal = 0;
+	(void) sqlite3_file_control(h->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist_wal);
 
 	*ret = TAKE_PTR(h);
+	return 0;
+}
+
+/* Renames @from to @to, never over an existing file. */
+static int rename_noreplace(const char *from, const char *to) {
+	if (access(to, F_OK) == 0) {
+		return -EEXIST;
+	}
+	if (rename(from, to) < 0) {
+		return -errno;
+	}
+	return 0;
+}
+
+int history_move_aside(const char *path, uint64_t now_usec, char **ret_path) {
+	static const char *const suffixes[] = { "-wal", "-shm", "" };
+	_cleanup_free_ char *aside = NULL;
+	char date[32];
+	time_t t = (time_t) (now_usec / 1000000);
+	struct tm tm;
+	size_t done = 0;
+	int r = 0;
+
+	assert(path);
+	assert(ret_path);
+
+	if (!gmtime_r(&t, &tm) || strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+		return -EINVAL;
+	}
+	if (asprintf(&aside, "%s.corrupt-%s", path, date) < 0) {
+		return -ENOMEM;
+	}
+	/*
+	 * The WAL first: a new database next to the old WAL would take the old
+	 * pages back in.  The main file last, so that the database is never
+	 * moved without its WAL.
+	 */
+	for (; done < ELEMENTSOF(suffixes); done++) {
+		_cleanup_free_ char *from = NULL, *to = NULL;
+
+		if (asprintf(&from, "%s%s", path, suffixes[done]) < 0 ||
+				asprintf(&to, "%s%s", aside, suffixes[done]) < 0) {
+			r = -ENOMEM;
+			break;
+		}
+		r = rename_noreplace(from, to);
+		if (r == -ENOENT && suffixes[done][0] != '\0') {
+			r = 0; /* no WAL, or no shared memory file */
+		}
+		if (r < 0) {
+			break;
+		}
+	}
+	if (r < 0) {
+		/* Put back what was moved: the set stays together. */
+		while (done > 0) {
+			_cleanup_free_ char *from = NULL, *to = NULL;
+
+			done--;
+			if (asprintf(&from, "%s%s", aside, suffixes[done]) >= 0 &&
+					asprintf(&to, "%s%s", path, suffixes[done]) >= 0) {
+				(void) rename(from, to);
+			}
+		}
+		return r;
+	}
+	*ret_path = TAKE_PTR(aside);
 	return 0;
 }
 

@@ -96,10 +96,23 @@ int history_default_path(char **ret);
  * current schema.
  *
  * Return: 0; -EPROTONOSUPPORT when the file was written by a newer schema;
- * -EBADMSG when it is not a database; other negative errno (I/O, -ENOMEM).
+ * -EBADMSG when it is not a database or is damaged; -EROFS when it cannot
+ * be written (SQLite would open it read-only); other negative errno (I/O,
+ * -EACCES, -ENOMEM).
  */
 int history_open(const char *path, History **ret);
 History *history_free(History *h);
+
+/*
+ * history_move_aside() - set a damaged database aside: @path, with its -wal
+ * and -shm, becomes @path.corrupt-DATE (DATE in UTC from @now_usec, e.g.
+ * history.db.corrupt-2026-12-04T16:20:00Z), with -wal and -shm after that,
+ * so that the set still opens together.  Nothing is deleted or overwritten.
+ *
+ * Return: 0 with the new name of the main file in @ret_path; -EEXIST when
+ * that name is taken; other negative errno (then nothing was moved).
+ */
+int history_move_aside(const char *path, uint64_t now_usec, char **ret_path);
 DEFINE_TRIVIAL_CLEANUP_FUNC(History *, history_free);
 
 /*

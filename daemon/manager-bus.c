@@ -9,8 +9,15 @@
  * (manager_bus_login_done()), and SendMessage() until the conversation
  * reports the message stored.  The emitters turn the core's events into
  * signals.
+ *
+ * Without a history (it could not be opened) the object is there all the
+ * same, so that front ends can show why: Storage and StorageError say it,
+ * and what needs the history fails with StorageUnavailable.  Login() too:
+ * online, the daemon would receive messages it cannot store, and an ack
+ * promises "stored", so peers would retry to a user who sees nothing.
  */
 
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +38,19 @@ struct ManagerBus {
 	Config *config;             /* not owned */
 	sd_bus_message *login_call; /* a pending Login(), answered exactly once */
 	sd_bus_track *active_track; /* who set the active conversation */
+	ManagerStorage storage;
+	char *storage_error; /* "" when all is well */
 };
+
+static const char *const storage_table[_MANAGER_STORAGE_MAX] = {
+	[MANAGER_STORAGE_OK] = "ok",
+	[MANAGER_STORAGE_RECOVERED] = "recovered",
+	[MANAGER_STORAGE_UNAVAILABLE] = "unavailable",
+};
+
+const char *manager_storage_to_string(ManagerStorage s) {
+	return string_table_lookup(storage_table, ELEMENTSOF(storage_table), s);
+}
 
 /* False after the bus went away: nothing to emit to. */
 static bool bus_is_open(ManagerBus *mb) {
@@ -46,19 +65,37 @@ static int property_get_state(sd_bus *bus, const char *path, const char *interfa
 			account_state_to_string(account_get_state(mb->account)));
 }
 
+/* Calls that need the history fail without one. */
+static int check_storage(ManagerBus *mb, sd_bus_error *error) {
+	if (mb->history) {
+		return 0;
+	}
+	return sd_bus_error_setf(error, BUS_ERROR_STORAGE_UNAVAILABLE,
+			"The message history is unavailable: %s", mb->storage_error);
+}
+
+static int property_get_storage(sd_bus *bus, const char *path, const char *interface,
+		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+	ManagerBus *mb = userdata;
+
+	return sd_bus_message_append(reply, "s", manager_storage_to_string(mb->storage));
+}
+
 static int property_get_string(sd_bus *bus, const char *path, const char *interface,
 		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
 	ManagerBus *mb = userdata;
 	const char *s;
 
-	if (streq(property, "Username")) {
+	if (streq(property, "StorageError")) {
+		s = mb->storage_error;
+	} else if (streq(property, "Username")) {
 		s = account_get_username(mb->account);
 	} else if (streq(property, "Coordinator")) {
 		s = account_get_coordinator(mb->account);
 	} else if (streq(property, "LocalEndpoint")) {
 		s = account_get_local_endpoint(mb->account);
 	} else {
-		s = conversation_get_active(mb->conversation);
+		s = mb->conversation ? conversation_get_active(mb->conversation) : "";
 	}
 	return sd_bus_message_append(reply, "s", strempty(s));
 }
@@ -76,6 +113,10 @@ static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error
 		return sd_bus_error_setf(error, BUS_ERROR_INVALID_NAME,
 				"Invalid user name '%s': 1-32 characters, no ',' ';' ':' or "
 				"control characters, not 'end'", name);
+	}
+	r = check_storage(mb, error);
+	if (r < 0) {
+		return r;
 	}
 	if (account_get_state(mb->account) != ACCOUNT_STATE_OFFLINE) {
 		return sd_bus_error_setf(error, BUS_ERROR_ALREADY_LOGGED_IN,
@@ -156,6 +197,11 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 	int r;
 
 	r = sd_bus_message_read(msg, "ss", &peer, &text);
+	if (r < 0) {
+		return r;
+	}
+	/* Without a store nothing can be accepted: "accepted" means stored. */
+	r = check_storage(mb, error);
 	if (r < 0) {
 		return r;
 	}
@@ -264,6 +310,10 @@ static int method_get_history(sd_bus_message *msg, void *userdata, sd_bus_error 
 	if (r < 0) {
 		return r;
 	}
+	r = check_storage(mb, error);
+	if (r < 0) {
+		return r;
+	}
 	r = history_get(mb->history, peer, clamp_limit(limit), before, &l);
 	if (r == -ENOENT) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
@@ -283,6 +333,10 @@ static int method_search_history(sd_bus_message *msg, void *userdata, sd_bus_err
 	int r;
 
 	r = sd_bus_message_read(msg, "su", &query, &limit);
+	if (r < 0) {
+		return r;
+	}
+	r = check_storage(mb, error);
 	if (r < 0) {
 		return r;
 	}
@@ -307,6 +361,10 @@ static int method_mark_read(sd_bus_message *msg, void *userdata, sd_bus_error *e
 		return r;
 	}
 	r = check_peer_name(peer, error);
+	if (r < 0) {
+		return r;
+	}
+	r = check_storage(mb, error);
 	if (r < 0) {
 		return r;
 	}
@@ -344,6 +402,11 @@ static int method_set_active_conversation(sd_bus_message *msg, void *userdata,
 		if (r < 0) {
 			return r;
 		}
+	}
+	/* It marks the conversation read: that is a write. */
+	r = check_storage(mb, error);
+	if (r < 0) {
+		return r;
 	}
 	r = conversation_set_active(mb->conversation, peer);
 	if (r < 0) {
@@ -403,7 +466,12 @@ static int method_set_config(sd_bus_message *msg, void *userdata, sd_bus_error *
 	if (r < 0) {
 		return r;
 	}
-	r = conversation_set_config(mb->conversation, key, value, &text);
+	/* Without a history there is no conversation to apply it to: stored only. */
+	if (mb->conversation) {
+		r = conversation_set_config(mb->conversation, key, value, &text);
+	} else {
+		r = config_set(mb->config, key, value, &text);
+	}
 	if (r < 0) {
 		return config_error(error, r, key, text);
 	}
@@ -437,9 +505,11 @@ static int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *
 	int r;
 
 	/* One query for every peer's count: not one per peer. */
-	r = history_unread_all(mb->history, &unread);
-	if (r < 0) {
-		return r;
+	if (mb->history) {
+		r = history_unread_all(mb->history, &unread);
+		if (r < 0) {
+			return r;
+		}
 	}
 	r = reply_open_array(msg, "(ssba{sv})", &reply);
 	if (r < 0) {
@@ -578,6 +648,9 @@ static const sd_bus_vtable manager_vtable[] = {
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 	SD_BUS_PROPERTY("ActiveConversation", "s", property_get_string, 0,
 			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("Storage", "s", property_get_storage, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("StorageError", "s", property_get_string, 0,
+			SD_BUS_VTABLE_PROPERTY_CONST),
 
 	SD_BUS_METHOD_WITH_ARGS("Login",
 			SD_BUS_ARGS("s", name, "s", coordinator),
@@ -671,6 +744,10 @@ int manager_bus_new(sd_bus *bus, Account *account, Roster *roster, Conversation 
 	mb->conversation = conversation;
 	mb->history = history;
 	mb->config = config;
+	mb->storage_error = strdup("");
+	if (!mb->storage_error) {
+		return -ENOMEM;
+	}
 	r = sd_bus_add_object_vtable(bus, &mb->slot, P2PCHAT_OBJECT_PATH,
 			P2PCHAT_MANAGER_INTERFACE, manager_vtable, mb);
 	if (r < 0) {
@@ -688,5 +765,18 @@ ManagerBus *manager_bus_free(ManagerBus *mb) {
 	mb->active_track = sd_bus_track_unref(mb->active_track);
 	mb->slot = sd_bus_slot_unref(mb->slot);
 	mb->bus = sd_bus_unref(mb->bus);
+	free(mb->storage_error);
 	return mfree(mb);
+}
+
+int manager_bus_set_storage(ManagerBus *mb, ManagerStorage storage, const char *error) {
+	int r;
+
+	assert(storage >= 0 && storage < _MANAGER_STORAGE_MAX);
+	r = free_and_strdup(&mb->storage_error, strempty(error));
+	if (r < 0) {
+		return r;
+	}
+	mb->storage = storage;
+	return 0;
 }

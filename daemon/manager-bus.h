@@ -7,6 +7,7 @@
  * come back as the emitters below, which send the signals.
  */
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -24,9 +25,31 @@
 
 typedef struct ManagerBus ManagerBus;
 
-/* Registers the Manager object on @bus over the core objects (none owned). */
+/* What became of the history at start-up: the Storage property. */
+typedef enum ManagerStorage {
+	MANAGER_STORAGE_OK,
+	MANAGER_STORAGE_RECOVERED,   /* it was damaged: set aside, a new one started */
+	MANAGER_STORAGE_UNAVAILABLE, /* there is none: what needs it fails */
+	_MANAGER_STORAGE_MAX,
+	_MANAGER_STORAGE_INVALID = -EINVAL,
+} ManagerStorage;
+
+const char *manager_storage_to_string(ManagerStorage s);
+
+/*
+ * manager_bus_new() - register the Manager object on @bus over the core
+ * objects (none owned).  Without a history (@history and @conversation
+ * NULL) the daemon still serves the bus: the calls that need the history
+ * fail with StorageUnavailable, and so does Login().
+ */
 int manager_bus_new(sd_bus *bus, Account *account, Roster *roster, Conversation *conversation,
 		History *history, Config *config, ManagerBus **ret);
+/*
+ * manager_bus_set_storage() - the Storage and StorageError properties
+ * (MANAGER_STORAGE_OK and "" until called); constant, so set them before
+ * the bus name is taken.
+ */
+int manager_bus_set_storage(ManagerBus *mb, ManagerStorage storage, const char *error);
 /* Drops a pending Login() call unanswered: the bus is going away. */
 ManagerBus *manager_bus_free(ManagerBus *mb);
 DEFINE_TRIVIAL_CLEANUP_FUNC(ManagerBus *, manager_bus_free);

@@ -32,6 +32,7 @@
 
 /* Urgency hint values of the spec. */
 #define URGENCY_NORMAL 1
+#define URGENCY_CRITICAL 2
 
 typedef enum CapsState {
 	CAPS_UNKNOWN,
@@ -69,6 +70,10 @@ struct Notify {
 
 	NotifyEntry *entries[NOTIFY_PEERS_MAX];
 	size_t n_entries;
+
+	/* A problem of the daemon's own, waiting for the capabilities. */
+	char *problem_summary;
+	char *problem_body;
 };
 
 static bool isempty(const char *s) {
@@ -334,6 +339,41 @@ static int entry_flush(NotifyEntry *e) {
 	return 0;
 }
 
+static int on_problem_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+	const sd_bus_error *error = sd_bus_message_get_error(m);
+
+	if (error) {
+		log_full(sd_bus_error_has_names(error, SD_BUS_ERROR_SERVICE_UNKNOWN,
+					 SD_BUS_ERROR_NAME_HAS_NO_OWNER) ? LOG_DEBUG : LOG_WARNING,
+				"Failed to show notification: %s, ignoring.", error->message);
+	}
+	return 0;
+}
+
+/* Shows the pending problem, once the capabilities are known. */
+static int problem_flush(Notify *n) {
+	_cleanup_free_ char *summary = NULL, *body = NULL, *escaped = NULL;
+
+	if (!n->problem_summary || n->caps != CAPS_KNOWN) {
+		return 0;
+	}
+	summary = TAKE_PTR(n->problem_summary);
+	body = TAKE_PTR(n->problem_body);
+	if (n->body_markup) {
+		escaped = markup_escape(body);
+		if (!escaped) {
+			return -ENOMEM;
+		}
+	}
+	/* A floating slot: the reply is only logged, whenever it comes. */
+	return sd_bus_call_method_async(n->bus, NULL, SERVER_NAME, SERVER_PATH, SERVER_INTERFACE,
+			"Notify", on_problem_reply, NULL, "susssasa{sv}i", NOTIFY_APP_NAME, 0,
+			NOTIFY_APP_ID, summary, escaped ? escaped : body, 0, 2,
+			"desktop-entry", "s", NOTIFY_APP_ID,
+			"urgency", "y", (uint8_t) URGENCY_CRITICAL,
+			-1);
+}
+
 static int on_capabilities_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
 	Notify *n = userdata;
 	const sd_bus_error *error;
@@ -369,6 +409,10 @@ static int on_capabilities_reply(sd_bus_message *m, void *userdata, sd_bus_error
 				log_warning_errno(r, "Failed to send notification: %m, ignoring.");
 			}
 		}
+	}
+	r = problem_flush(n);
+	if (r < 0) {
+		log_warning_errno(r, "Failed to send notification: %m, ignoring.");
 	}
 	return 0;
 }
@@ -497,6 +541,8 @@ Notify *notify_free(Notify *n) {
 	sd_bus_slot_unref(n->match_owner);
 	sd_bus_unref(n->bus);
 	free(n->active_peer);
+	free(n->problem_summary);
+	free(n->problem_body);
 	return mfree(n);
 }
 
@@ -648,4 +694,33 @@ int notify_open_conversation(sd_bus *bus, const char *peer) {
 	return sd_bus_call_method_async(bus, NULL, NOTIFY_APP_ID, NOTIFY_APP_PATH,
 			"org.freedesktop.Application", "ActivateAction", on_activate_reply, NULL,
 			"sava{sv}", "open-conversation", 1, "s", peer, 0);
+}
+
+int notify_problem(Notify *n, const char *summary, const char *body) {
+	int r;
+
+	assert(n);
+	assert(summary);
+	assert(body);
+
+	if (!n->enabled) {
+		return 0;
+	}
+	r = free_and_strdup(&n->problem_summary, summary);
+	if (r < 0) {
+		return r;
+	}
+	r = free_and_strdup(&n->problem_body, body);
+	if (r < 0) {
+		return r;
+	}
+	r = query_capabilities(n);
+	if (r < 0) {
+		return r;
+	}
+	r = problem_flush(n);
+	if (r < 0) {
+		return r;
+	}
+	return 1;
 }

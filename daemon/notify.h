@@ -63,6 +63,17 @@ const char *notify_get_active_peer(Notify *n);
 int notify_message(Notify *n, const char *peer, const char *text);
 
 /*
+ * notify_problem() - tell the user about a problem of the daemon's own, such
+ * as a history it could not open: one critical notification without
+ * actions, @body as plain text.  Asynchronous, like notify_message(); a
+ * second call before the first went out replaces it.
+ *
+ * Return: 1 when it is (or will be) shown, 0 when notifications are off,
+ * negative errno on failure.
+ */
+int notify_problem(Notify *n, const char *summary, const char *body);
+
+/*
  * notify_open_conversation() - ask p2pchat-gtk, by D-Bus activation, to show
  * the conversation with @peer: org.freedesktop.Application.ActivateAction
  * ("open-conversation", [<peer>], {}) on NOTIFY_APP_ID.  Asynchronous; a

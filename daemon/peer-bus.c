@@ -20,7 +20,7 @@
 struct PeerBus {
 	sd_bus *bus;
 	Roster *roster;   /* not owned */
-	History *history; /* not owned */
+	History *history; /* not owned; NULL without a store */
 	sd_bus_slot *vtable_slot;
 	sd_bus_slot *enumerator_slot;
 	sd_bus_slot *object_manager_slot;
@@ -117,8 +117,8 @@ static int property_get(sd_bus *bus, const char *path, const char *interface,
 	if (streq(property, "Native")) {
 		return sd_bus_message_append(reply, "b", peer_is_native(p));
 	}
-	/* Unread */
-	n = history_unread(pb->history, peer_get_name(p));
+	/* Unread; none without a history (then there are no peers anyway: no login). */
+	n = pb->history ? history_unread(pb->history, peer_get_name(p)) : 0;
 	if (n < 0) {
 		return n;
 	}

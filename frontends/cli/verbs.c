@@ -70,6 +70,8 @@ static int print_status(json_object *o) {
 		{ "coordinator", "Coordinator" },
 		{ "localEndpoint", "Local endpoint" },
 		{ "peersOnline", "Peers online" },
+		{ "storage", "Storage" },
+		{ "storageError", "Storage error" },
 	};
 
 	if (arg_json != JSON_FORMAT_OFF) {
@@ -81,6 +83,9 @@ static int print_status(json_object *o) {
 
 		if (json_object_object_get_ex(o, fields[i].key, &j)) {
 			v = json_object_get_string(j);
+		}
+		if (streq(fields[i].key, "storageError") && (!v || !v[0])) {
+			continue; /* only when there is one */
 		}
 		printf("%s%15s:%s %s\n", ansi_highlight(), fields[i].label, ansi_normal(),
 			v && v[0] ? v : "-");

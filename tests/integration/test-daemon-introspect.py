@@ -47,7 +47,9 @@ ISSUE5 = {("method", "GetHistory"), ("method", "SearchHistory"), ("method", "Mar
           ("method", "SetConfig"), ("property", "ActiveConversation"),
           ("signal", "MessageStateChanged")}
 
-t = Tap(9)
+ISSUE15 = {("property", "Storage", "s", "read"), ("property", "StorageError", "s", "read")}
+
+t = Tap(10)
 users = []
 server = RefServer()
 try:
@@ -68,6 +70,10 @@ try:
     t.ok(ISSUE5 <= names and ("property", "Unread", "u", "read") in contract[PEER],
          "the history, config and notification members are in the contract",
          ISSUE5 - names)
+
+    t.ok(ISSUE15 <= contract[MANAGER] and alice.prop("Storage") == "ok" and
+         alice.prop("StorageError") == "",
+         "the storage properties are in the contract; a good history is ok")
 
     children = [n.get("name") for n in introspect(alice, PATH + "/peer").findall("node")]
     t.ok(children == ["bob"], "the peer object is enumerated", children)

@@ -13,17 +13,23 @@
  */
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 #include <systemd/sd-event.h>
 
 #include "common/macro.h"
+#include "common/wire.h"
 #include "daemon/commit.h"
 #include "daemon/config.h"
 #include "daemon/conversation.h"
@@ -34,7 +40,7 @@
 #include "tests/helpers/fault-vfs.h"
 #include "tests/helpers/test-tmpdir.h"
 
-#define EVENTS_MAX 64
+#define EVENTS_MAX 1024
 
 typedef struct Fixture {
 	char dir[TEST_TMPDIR_MAX];
@@ -48,6 +54,8 @@ typedef struct Fixture {
 	Roster *roster;
 	Conversation *conversation;
 	bool tell_messenger_left; /* the roster's left() reaches the Messenger */
+	int bob_fd;   /* bob as a real socket (bob_listens()), or -1 */
+	Endpoint bob; /* its address */
 	/* "received:PEER:TEXT", "delivered:ID", "state:ID:STATE", "done:ID:ERR", ... */
 	char events[EVENTS_MAX][128];
 	size_t n_events;
@@ -181,6 +189,7 @@ static int setup(void **state) {
 	(void) snprintf(config_path, sizeof(config_path), "%s/config.json", f->dir);
 	fault_vfs_reset();
 	f->tell_messenger_left = true;
+	f->bob_fd = -1;
 	assert_int_equal(sd_event_new(&f->event), 0);
 	assert_int_equal(config_new(config_path, &f->config), 0);
 	assert_int_equal(history_open(f->path, &f->history), 0);
@@ -207,6 +216,9 @@ static int teardown(void **state) {
 	f->history = history_free(f->history);
 	f->config = config_free(f->config);
 	sd_event_unref(f->event);
+	if (f->bob_fd >= 0) {
+		(void) close(f->bob_fd);
+	}
 	test_tmpdir_remove(f->dir);
 	free(f);
 	return 0;
@@ -434,6 +446,182 @@ static void test_conversation_retry_requeue_commit_fails(void **state) {
 	assert_int_equal(state_of(f, id), HISTORY_STATE_FAILED);
 }
 
+/*
+ * Our Udp opens on 127.0.0.1 and bob is a real socket there, so the acks
+ * really go out and bob reads them: the test sees what the wire says, with
+ * no hook in the transport.  bob's datagrams still come in through
+ * udp_deliver(), from his socket's address.
+ */
+static void bob_listens(Fixture *f) {
+	Endpoint ours = { .in.sin_family = AF_INET };
+	socklen_t len = sizeof(f->bob.in);
+
+	ours.in.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(udp_open(f->udp, &ours), 0);
+	f->bob_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	assert_true(f->bob_fd >= 0);
+	f->bob = ours;
+	assert_int_equal(bind(f->bob_fd, &f->bob.sa, sizeof(f->bob.in)), 0);
+	assert_int_equal(getsockname(f->bob_fd, &f->bob.sa, &len), 0);
+	assert_int_equal(roster_add_or_update(f->roster, "alice", "bob", &f->bob, "native1"), 1);
+}
+
+static void burst_id(unsigned i, char id[static MESSAGE_ID_STRLEN]) {
+	(void) snprintf(id, MESSAGE_ID_STRLEN, "%032x", i);
+}
+
+static void bob_sends(Fixture *f, unsigned i) {
+	char json[256], id[MESSAGE_ID_STRLEN];
+
+	burst_id(i, id);
+	(void) snprintf(json, sizeof(json), "{\"type\":\"msg\",\"id\":\"%s\",\"from\":\"bob\","
+			"\"ts\":%u,\"body\":\"burst %u\"}", id, i, i);
+	udp_deliver(f->udp, json, strlen(json), &f->bob);
+}
+
+/* Reads every datagram bob got; counts the acks of burst message i in acks[i]. */
+static unsigned bob_reads_acks(Fixture *f, unsigned acks[static BURST + 1]) {
+	char buf[1024], id[MESSAGE_ID_STRLEN];
+	unsigned n = 0;
+
+	for (;;) {
+		unsigned long i;
+		const char *p;
+		ssize_t k;
+
+		k = recv(f->bob_fd, buf, sizeof(buf) - 1, MSG_DONTWAIT);
+		if (k < 0) {
+			assert_int_equal(errno, EAGAIN);
+			return n;
+		}
+		buf[k] = '\0';
+		if (!strstr(buf, "\"ack\"")) {
+			continue; /* one of alice's messages */
+		}
+		p = strstr(buf, "\"id\"");
+		assert_non_null(p);
+		p = strchr(p + 4, '"');
+		assert_non_null(p);
+		assert_int_equal(sscanf(p + 1, "%32[0-9a-f]", id), 1);
+		i = strtoul(id, NULL, 16);
+		assert_true(i >= 1 && i <= BURST);
+		acks[i]++;
+		n++;
+	}
+}
+
+/*
+ * One pass of the loop: bob sends (or resends) the whole burst while alice
+ * sends some, then the group commit.  @sends gets the ids of the accepted
+ * SendMessage()s.  Return: the commit's result.
+ */
+static int burst_pass(Fixture *f, char (*sends)[MESSAGE_ID_STRLEN], size_t *n_sends) {
+	for (unsigned i = 1; i <= BURST; i++) {
+		bob_sends(f, i);
+		if (i % BURST_SEND_EVERY == 0 &&
+				conversation_send(f->conversation, "bob", "from alice", on_done, f,
+						sends[*n_sends]) >= 0) {
+			(*n_sends)++;
+		}
+	}
+	return commit_run(f->commit);
+}
+
+static void inject(BurstFault fault) {
+	switch (fault) {
+	case BURST_FAULT_COMMIT:
+		fault_vfs_fail_writes(UINT_MAX, SQLITE_IOERR_WRITE);
+		break;
+	case BURST_FAULT_SYNC:
+		fault_vfs_fail_syncs(UINT_MAX);
+		break;
+	case BURST_FAULT_FULL:
+		fault_vfs_fail_writes(UINT_MAX, SQLITE_FULL);
+		break;
+	case _BURST_FAULT_MAX:
+	case _BURST_FAULT_INVALID:
+		abort();
+	}
+}
+
+/*
+ * The storage fails for two passes of a burst, then comes back by itself:
+ * nothing acked or accepted is lost, no ack and no accepted SendMessage()
+ * comes before its barrier, every message is announced exactly once (issue
+ * 15: disk full announced 792 times for 120 messages), and after the fault
+ * the next pass stores everything with no help.
+ */
+static void burst_with_fault(Fixture *f, BurstFault fault) {
+	char sends[4 * BURST / BURST_SEND_EVERY][MESSAGE_ID_STRLEN], event[96];
+	unsigned acks[BURST + 1] = {};
+	size_t n_sends = 0, n_failed;
+
+	bob_listens(f);
+	inject(fault);
+	for (int pass = 0; pass < 2; pass++) {
+		assert_true(burst_pass(f, sends, &n_sends) < 0);
+		assert_true(fault_vfs_injected() > 0);
+		/* Not stored for good: no ack, no "accepted". */
+		assert_int_equal(bob_reads_acks(f, acks), 0);
+		assert_int_equal(count_prefix(f, "done:"), n_sends);
+		for (size_t i = 0; i < n_sends; i++) {
+			(void) snprintf(event, sizeof(event), "done:%.32s:error", sends[i]);
+			assert_true(saw(f, event));
+		}
+		/* Announced once, not once per copy. */
+		assert_int_equal(count_prefix(f, "received:"), BURST);
+	}
+	n_failed = n_sends;
+
+	/* The disk is back: bob's retransmissions are stored and acked. */
+	fault_vfs_fail_writes(0, 0);
+	fault_vfs_fail_syncs(0);
+	assert_int_equal(burst_pass(f, sends, &n_sends), 0);
+	assert_int_equal(bob_reads_acks(f, acks), BURST);
+	for (unsigned i = 1; i <= BURST; i++) {
+		_cleanup_(history_message_done) HistoryMessage hm = {};
+		char id[MESSAGE_ID_STRLEN];
+
+		burst_id(i, id);
+		assert_int_equal(acks[i], 1);
+		assert_int_equal(history_get_message(f->history, id, &hm), 0);
+		assert_int_equal(hm.direction, HISTORY_DIRECTION_IN);
+		(void) snprintf(event, sizeof(event), "received:bob:burst %u", i);
+		assert_true(saw(f, event));
+	}
+	assert_int_equal(count_prefix(f, "received:"), BURST);
+	assert_int_equal(history_unread(f->history, "bob"), BURST);
+	/* Accepted now, and stored; the ones refused before stay failed. */
+	assert_true(n_sends > n_failed);
+	for (size_t i = 0; i < n_sends; i++) {
+		(void) snprintf(event, sizeof(event), "done:%.32s:%s", sends[i],
+				i < n_failed ? "error" : "ok");
+		assert_true(saw(f, event));
+		if (i >= n_failed) {
+			assert_int_equal(state_of(f, sends[i]), HISTORY_STATE_QUEUED);
+		}
+	}
+	assert_int_equal(count_prefix(f, "done:"), n_sends);
+
+	/* bob lost the acks and sends it all again: acked again, not announced. */
+	memset(acks, 0, sizeof(acks));
+	assert_int_equal(burst_pass(f, sends, &n_sends), 0);
+	assert_int_equal(bob_reads_acks(f, acks), BURST);
+	assert_int_equal(count_prefix(f, "received:"), BURST);
+}
+
+static void test_conversation_burst_commit_fails(void **state) {
+	burst_with_fault(*state, BURST_FAULT_COMMIT);
+}
+
+static void test_conversation_burst_sync_fails(void **state) {
+	burst_with_fault(*state, BURST_FAULT_SYNC);
+}
+
+static void test_conversation_burst_disk_full(void **state) {
+	burst_with_fault(*state, BURST_FAULT_FULL);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void) {
@@ -444,6 +632,9 @@ int main(void) {
 		T(test_conversation_active_reads),
 		T(test_conversation_peer_left_commit_fails),
 		T(test_conversation_retry_requeue_commit_fails),
+		T(test_conversation_burst_commit_fails),
+		T(test_conversation_burst_sync_fails),
+		T(test_conversation_burst_disk_full),
 	};
 
 	assert_int_equal(fault_vfs_install(), 0);
