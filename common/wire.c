@@ -634,7 +634,7 @@ int wire_parse_line(const char *s, size_t n, WireMessage *ret) {
 		return -EBADMSG;
 	}
 	if (m.type == WIRE_TYPE_TALK) {
-		if (n > WIRE_TIME_MAX + WIRE_NAME_MAX_BYTES + WIRE_TEXT_MAX + 8) {
+		if (n > WIRE_TIME_MAX + WIRE_NAME_MAX_BYTES + WIRE_TALK_TEXT_MAX + 8) {
 			return -EMSGSIZE;
 		}
 	} else if (n > WIRE_CONTROL_MAX) {
@@ -681,7 +681,7 @@ int wire_parse_line(const char *s, size_t n, WireMessage *ret) {
 		if (r < 0) {
 			return r;
 		}
-		if (f[3].n > WIRE_TEXT_MAX) {
+		if (f[3].n > WIRE_TALK_TEXT_MAX) {
 			return -EMSGSIZE;
 		}
 		m.text = malloc(f[3].n + 1);
@@ -812,7 +812,7 @@ int wire_format_line(const WireMessage *m, char **ret, size_t *ret_len) {
 				!name_field_is_valid(m->name)) {
 			return -EINVAL;
 		}
-		if (m->text_len > WIRE_TEXT_MAX) {
+		if (m->text_len > WIRE_TALK_TEXT_MAX) {
 			return -EMSGSIZE;
 		}
 		if (!m->text && m->text_len > 0) {

@@ -36,12 +36,20 @@
 #define WIRE_TIME_MAX 32
 /* Reject REASON: 1-64 bytes of [a-z0-9-]. */
 #define WIRE_REASON_MAX 64
-/* Chat text (talk TEXT, native message body): UTF-8 bytes. */
+/* Chat text (native message body, what we send as talk TEXT): UTF-8 bytes. */
 #define WIRE_TEXT_MAX 16384
 /* Any control line (login, logout, Accept, Reject, hello, ...), UTF-8 bytes. */
 #define WIRE_CONTROL_MAX 512
 /* Largest datagram we accept or produce, in bytes on the wire. */
 #define WIRE_DATAGRAM_MAX 65507
+/*
+ * talk TEXT as parsed and formatted: whatever one datagram can carry, since a
+ * reference client sends its whole box as one talk.  A UTF-16LE datagram
+ * holds at most WIRE_DATAGRAM_MAX / 2 units, and each becomes at most 3
+ * bytes of UTF-8 (a surrogate pair, 2 units, becomes 4).  The datagram
+ * codec still refuses a talk that does not fit in its encoding.
+ */
+#define WIRE_TALK_TEXT_MAX (WIRE_DATAGRAM_MAX / 2 * 3)
 /* The roster list: entries, and the largest TCP frame (bytes of UTF-8). */
 #define WIRE_LIST_MAX_ENTRIES 65536
 #define WIRE_FRAME_MAX (16u * 1024u * 1024u)

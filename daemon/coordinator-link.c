@@ -16,8 +16,10 @@
  *   SESSION    native: login/logout pushes and ping/pong on the connection,
  *              whose loss means the coordinator is gone;
  *   REFERENCE  reference coordinator: login/logout forwards by UDP, accepted
- *              only from the coordinator's address, and a list fetched again
- *              every LINK_REFETCH_USEC to repair lost forwards;
+ *              only from the coordinator's IP (the reference server sends
+ *              every datagram from a new socket, so its port says nothing),
+ *              and a list fetched again every LINK_REFETCH_USEC to repair
+ *              lost forwards;
  *   BACKOFF    waiting before the next login attempt.
  *
  * Before the first success, every failure retries until
@@ -555,9 +557,14 @@ static void on_datagram(const WireMessage *msg, const Endpoint *from, void *user
 		return;
 	case WIRE_TYPE_LOGIN:
 	case WIRE_TYPE_LOGOUT:
-		/* Forwards count only from a reference coordinator, only from its address. */
+		/*
+		 * Forwards count only from a reference coordinator, only from its
+		 * IP: like Accept, they leave the reference server from a new
+		 * socket on an ephemeral port each.  Anyone on that host could
+		 * forge one, as they could an Accept.
+		 */
 		if ((l->phase == LINK_REFERENCE || l->phase == LINK_HANDSHAKE) &&
-				endpoint_equal(from, &l->coordinator)) {
+				endpoint_same_ip(from, &l->coordinator)) {
 			handle_push(l, msg);
 		} else {
 			log_debug("Ignoring '%s' datagram not from the reference coordinator.",

@@ -23,6 +23,14 @@
  * ports) and handed to received(); the owner acks them with messenger_ack()
  * once they are stored for good, so an ack means "stored".
  *
+ * A reference client talks as soon as it has the list, which may be before
+ * its login forward reaches us (or after the forward was lost).  Such a
+ * talk is kept as an EarlyTalk, in arrival order, bounded in number, bytes
+ * and age (MESSENGER_EARLY_*), and handed on when messenger_peer_reset()
+ * says its sender appeared, if it came from that peer's IP.  A talk may be
+ * as long as a datagram can carry (WIRE_TALK_TEXT_MAX): one longer than a
+ * message (WIRE_TEXT_MAX) is handed on as several, cut at characters.
+ *
  * Every callback is made after the Messenger has finished with the objects
  * it concerns: an Outgoing is unlinked and freed before requeued() or
  * delivered() is called, since the owner may call back into the Messenger
@@ -69,6 +77,17 @@ typedef struct Outgoing {
 	sd_event_source *timer;
 } Outgoing;
 
+/* A talk whose sender was not (yet) in the roster at its address. */
+typedef struct EarlyTalk {
+	char name[WIRE_NAME_MAX_BYTES + 1];
+	char time[WIRE_TIME_MAX + 1];
+	Endpoint from;
+	uint64_t arrived;  /* CLOCK_MONOTONIC */
+	uint64_t ts_usec;  /* CLOCK_REALTIME, when it arrived */
+	char *text;
+	size_t text_len;
+} EarlyTalk;
+
 /* Flow control of one peer; exists while it is confirmed or has messages in flight. */
 typedef struct Flow {
 	char *peer;
@@ -85,6 +104,9 @@ struct Messenger {
 	void *outgoing; /* tsearch() tree of Outgoing*, by id */
 	size_t n_outgoing;
 	void *flows; /* tsearch() tree of Flow*, by peer */
+	EarlyTalk *early[MESSENGER_EARLY_MAX]; /* oldest first */
+	size_t n_early;
+	size_t early_bytes;
 };
 
 static int outgoing_compare(const void *a, const void *b) {
@@ -180,6 +202,43 @@ static Outgoing *outgoing_free(Outgoing *o) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(Outgoing *, outgoing_free);
 
+static EarlyTalk *early_talk_free(EarlyTalk *e) {
+	if (!e) {
+		return NULL;
+	}
+	free(e->text);
+	return mfree(e);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(EarlyTalk *, early_talk_free);
+
+/* Takes early talk @i out of the list; the caller owns it. */
+static EarlyTalk *early_take(Messenger *s, size_t i) {
+	EarlyTalk *e = s->early[i];
+
+	memmove(s->early + i, s->early + i + 1, (s->n_early - i - 1) * sizeof(s->early[0]));
+	s->n_early--;
+	s->early_bytes -= e->text_len;
+	return e;
+}
+
+static void early_clear(Messenger *s) {
+	while (s->n_early > 0) {
+		early_talk_free(early_take(s, s->n_early - 1));
+	}
+}
+
+/* Forgets the talks that waited too long (the oldest are first). */
+static void early_expire(Messenger *s) {
+	uint64_t now = now_usec(CLOCK_MONOTONIC);
+
+	while (s->n_early > 0 && now - s->early[0]->arrived > MESSENGER_EARLY_USEC) {
+		EarlyTalk *e = early_take(s, 0);
+
+		log_debug("Dropping talk claiming to be from '%s': no login notice came.", e->name);
+		early_talk_free(e);
+	}
+}
+
 static void on_json(const char *buf, size_t n, const Endpoint *from, void *userdata);
 static void on_talk(const WireMessage *msg, const Endpoint *from, void *userdata);
 
@@ -212,6 +271,7 @@ Messenger *messenger_free(Messenger *s) {
 	}
 	tdestroy(s->outgoing, outgoing_destroy);
 	tdestroy(s->flows, flow_free);
+	early_clear(s);
 	free(s->username);
 	s->event = sd_event_unref(s->event);
 	return mfree(s);
@@ -223,6 +283,7 @@ void messenger_set_callbacks(Messenger *s, const MessengerCallbacks *callbacks, 
 }
 
 int messenger_set_username(Messenger *s, const char *name) {
+	early_clear(s); /* talks to an earlier login */
 	return free_and_strdup(&s->username, name);
 }
 
@@ -613,31 +674,153 @@ static void on_json(const char *buf, size_t n, const Endpoint *from, void *userd
 	}
 }
 
-static void on_talk(const WireMessage *msg, const Endpoint *from, void *userdata) {
+/* The longest prefix of valid UTF-8 @text of at most @max bytes that ends at a character. */
+static size_t utf8_cut(const char *text, size_t n, size_t max) {
+	if (n <= max) {
+		return n;
+	}
+	while (max > 0 && ((uint8_t) text[max] & 0xC0) == 0x80) {
+		max--;
+	}
+	return max;
+}
+
+/*
+ * Hands a talk from @peer on, as one message, or as several of at most
+ * WIRE_TEXT_MAX bytes (what the history, D-Bus and the front ends take), in
+ * order, one microsecond apart.
+ */
+static void talk_received(Messenger *s, const char *peer, const char *time, const char *text,
+		size_t len, uint64_t ts_usec) {
 	char id[MESSAGE_ID_STRLEN];
+	int r;
+
+	if (len <= WIRE_TEXT_MAX) {
+		if (messenger_new_id(id) < 0) {
+			return;
+		}
+		(void) s->callbacks->received(id, peer, text, ts_usec, time, NULL, s->userdata);
+		return;
+	}
+
+	log_debug("Talk from '%s' is %zu bytes, handing it on in parts of at most %d.", peer,
+			len, WIRE_TEXT_MAX);
+	for (size_t off = 0, i = 0; off < len; i++) {
+		_cleanup_free_ char *part = NULL;
+		size_t n = utf8_cut(text + off, len - off, WIRE_TEXT_MAX);
+
+		part = strndup(text + off, n);
+		if (!part) {
+			log_oom();
+			return;
+		}
+		off += n;
+		r = messenger_new_id(id);
+		if (r < 0) {
+			return;
+		}
+		(void) s->callbacks->received(id, peer, part, ts_usec + i, time, NULL, s->userdata);
+	}
+}
+
+/*
+ * Hands on the early talks of @peer that came from its roster IP, oldest
+ * first; the others claiming to be from it are dropped.  All are taken out
+ * of the list before the first callback.
+ */
+static void early_release(Messenger *s, const char *peer) {
+	EarlyTalk *taken[MESSENGER_EARLY_MAX];
+	size_t n = 0;
+	MessengerPeer p;
+
+	early_expire(s);
+	if (s->n_early == 0 || !lookup(s, peer, &p) || !p.online) {
+		return;
+	}
+	for (size_t i = 0; i < s->n_early;) {
+		if (streq(s->early[i]->name, peer)) {
+			taken[n++] = early_take(s, i);
+		} else {
+			i++;
+		}
+	}
+	for (size_t i = 0; i < n; i++) {
+		EarlyTalk *e = taken[i];
+
+		if (endpoint_same_ip(&p.endpoint, &e->from)) {
+			log_debug("Handing on a talk from '%s' that came before its login notice.",
+					peer);
+			talk_received(s, e->name, e->time, e->text, e->text_len, e->ts_usec);
+		} else {
+			log_debug("Dropping talk claiming to be from '%s': not its roster address.",
+					peer);
+		}
+		early_talk_free(e);
+	}
+}
+
+/* Keeps a talk from a sender not (yet) in the roster at that address. */
+static void early_hold(Messenger *s, const WireMessage *msg, const Endpoint *from) {
+	_cleanup_(early_talk_freep) EarlyTalk *e = NULL;
+
+	early_expire(s);
+	if (msg->text_len > MESSENGER_EARLY_BYTES) {
+		return;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		return;
+	}
+	e->text = malloc(msg->text_len + 1);
+	if (!e->text) {
+		return;
+	}
+	memcpy(e->text, msg->text, msg->text_len + 1);
+	e->text_len = msg->text_len;
+	(void) snprintf(e->name, sizeof(e->name), "%s", msg->name);
+	(void) snprintf(e->time, sizeof(e->time), "%s", msg->time);
+	e->from = *from;
+	e->arrived = now_usec(CLOCK_MONOTONIC);
+	e->ts_usec = now_usec(CLOCK_REALTIME);
+
+	while (s->n_early > 0 && (s->n_early >= MESSENGER_EARLY_MAX ||
+				s->early_bytes + e->text_len > MESSENGER_EARLY_BYTES)) {
+		EarlyTalk *old = early_take(s, 0);
+
+		log_debug("Dropping talk claiming to be from '%s': too many waiting.", old->name);
+		early_talk_free(old);
+	}
+	log_debug("Holding talk claiming to be from '%s' until its login notice.", e->name);
+	s->early_bytes += e->text_len;
+	s->early[s->n_early++] = TAKE_PTR(e);
+}
+
+static void on_talk(const WireMessage *msg, const Endpoint *from, void *userdata) {
 	Messenger *s = userdata;
 	MessengerPeer p;
 
 	if (!messenger_is_active(s)) {
 		return;
 	}
+	if (msg->text_len == 0) {
+		/* A reference client sends its box even when it is empty. */
+		log_debug("Ignoring empty talk claiming to be from '%s'.", msg->name);
+		return;
+	}
 	if (!lookup(s, msg->name, &p) || !p.online || !endpoint_same_ip(&p.endpoint, from)) {
-		log_debug("Dropping talk claiming to be from '%s': not its roster address.",
-				msg->name);
+		early_hold(s, msg, from);
 		return;
 	}
-	if (msg->text_len == 0 || msg->text_len > WIRE_TEXT_MAX) {
-		return;
-	}
-	if (messenger_new_id(id) < 0) {
-		return;
-	}
-	(void) s->callbacks->received(id, msg->name, msg->text, now_usec(CLOCK_REALTIME),
-			msg->time, NULL, s->userdata);
+	early_release(s, msg->name); /* what came before, first */
+	talk_received(s, msg->name, msg->time, msg->text, msg->text_len,
+			now_usec(CLOCK_REALTIME));
 }
 
 void messenger_peer_reset(Messenger *s, const char *peer) {
 	flow_unconfirm(s, peer);
+	if (messenger_is_active(s)) {
+		early_release(s, peer);
+	}
 }
 
 typedef struct Requeued {

@@ -24,6 +24,15 @@ typedef struct Messenger Messenger;
 #define MESSENGER_MAX_IN_FLIGHT 4096
 /* "<32 hex digits>" + NUL */
 #define MESSAGE_ID_STRLEN 33
+/*
+ * Talks that arrive before their sender's login notice wait for it, at most
+ * MESSENGER_EARLY_MAX of them with MESSENGER_EARLY_BYTES of text in all (the
+ * oldest goes to make room), each for MESSENGER_EARLY_USEC: longer than a
+ * reference server's list fetch (5 s), which repairs a lost login forward.
+ */
+#define MESSENGER_EARLY_MAX 16
+#define MESSENGER_EARLY_BYTES (256u * 1024u)
+#define MESSENGER_EARLY_USEC (10 * USEC_PER_SEC)
 
 /* messenger_transmit()'s outcomes. */
 typedef enum MessengerResult {
@@ -91,7 +100,11 @@ void messenger_forget(Messenger *s, const char *id);
 /* Acks message @id to @to (the received() callback's @reply_to). */
 int messenger_ack(Messenger *s, const Endpoint *to, const char *id);
 
-/* @peer came online or moved: it may not know us yet, so probe with one message. */
+/*
+ * @peer came online or moved: it may not know us yet, so probe with one
+ * message; and its talks that came before (MESSENGER_EARLY_MAX) are handed
+ * to received() now, those from its roster IP only.
+ */
 void messenger_peer_reset(Messenger *s, const char *peer);
 /* Gives every message in flight to @peer back (requeued()). */
 void messenger_peer_left(Messenger *s, const char *peer);

@@ -31,8 +31,14 @@ static void round_trip(const WireMessage *m) {
 		_cleanup_free_ uint8_t *out = NULL, *out2 = NULL;
 		size_t len, len2;
 		WireEncoding detected;
+		int r;
 
-		check(wire_format_datagram(m, enc, &out, &len) == 0);
+		r = wire_format_datagram(m, enc, &out, &len);
+		/* A talk as long as a datagram in one encoding may not fit the other. */
+		if (r == -EMSGSIZE && m->type == WIRE_TYPE_TALK && m->text_len > WIRE_TEXT_MAX) {
+			continue;
+		}
+		check(r == 0);
 		check(wire_detect_encoding(out, len) == enc);
 		check(wire_parse_datagram(out, len, &again, &detected) == 0);
 		check(detected == enc);

@@ -357,9 +357,12 @@ class NativeClient(RefClient):
 class RefServer:
     """The seed's reference server, in Python: UTF-16LE datagrams, the list
     on TCP then close, login/logout forwarded by UDP to the other users.
-    Both sockets are bound to ports the kernel picks.
+    Both listening sockets are bound to ports the kernel picks.  Like the
+    real one, it sends every datagram (Accept, forwards) from a new socket
+    on an ephemeral port: only the source IP is the server's.
 
     @drop_forwards: names whose login forward is not sent (lost datagrams).
+    @delay_forwards: name -> seconds by which its login forward is late.
     @extra: additional list entries "name,ep" (e.g. 10,000 fake peers)."""
 
     def __init__(self, host="127.0.0.1", extra=()):
@@ -367,6 +370,7 @@ class RefServer:
         self.users = {}  # name -> "ip:port"
         self.extra = list(extra)
         self.drop_forwards = set()
+        self.delay_forwards = {}
         self.lock = threading.Lock()
         self.udp = socket.socket(family(host), socket.SOCK_DGRAM)
         self.udp.bind((host, 0))
@@ -384,7 +388,18 @@ class RefServer:
         return endpoint(self.host, self.port)
 
     def _sendto(self, text, ep):
-        self.udp.sendto(utf16(text), parse_endpoint(ep))
+        """One datagram from a new socket (the reference server's
+        UdpClient(0) per send), never from the listening port."""
+        with socket.socket(family(self.host), socket.SOCK_DGRAM) as s:
+            s.bind((self.host, 0))
+            s.sendto(utf16(text), parse_endpoint(ep))
+
+    def _forward_all(self, text, eps):
+        for e in eps:
+            try:
+                self._sendto(text, e)
+            except OSError:
+                pass
 
     def _udp_loop(self):
         while self.running:
@@ -403,15 +418,18 @@ class RefServer:
                     self._sendto("Accept,%d" % self.tcp_port, ep)
                     others = [e for n, e in self.users.items() if n != name]
                     forward = name not in self.drop_forwards
+                    delay = self.delay_forwards.get(name, 0)
                 elif kind in ("logout", "lohout"):
                     self.users.pop(name, None)
                     others = list(self.users.values())
                     forward = True
+                    delay = 0
                 else:
                     continue
-            if forward:
-                for e in others:
-                    self._sendto(text, e)
+            if forward and delay:
+                threading.Timer(delay, self._forward_all, (text, others)).start()
+            elif forward:
+                self._forward_all(text, others)
 
     def list_text(self):
         with self.lock:

@@ -446,6 +446,174 @@ static void test_conversation_retry_requeue_commit_fails(void **state) {
 	assert_int_equal(state_of(f, id), HISTORY_STATE_FAILED);
 }
 
+/* --- reference peers' talk --- */
+
+#define LOOPBACK 0x7f000001u
+#define LOOPBACK2 0x7f000002u
+
+/* dave, a reference client: listens on 127.0.0.1:5000, talks from throwaway ports. */
+static void dave_joins(Fixture *f, const char *name) {
+	Endpoint e = bob_ep();
+
+	endpoint_set_port(&e, 5000);
+	assert_int_equal(roster_add_or_update(f->roster, "alice", name, &e, ""), 1);
+}
+
+/* A UTF-16LE talk claiming to be from @name, sent from @ip (host order), port 40000. */
+static void talk_from(Fixture *f, uint32_t ip, const char *name, const char *text) {
+	Endpoint from = { .in.sin_family = AF_INET, .in.sin_port = htons(40000) };
+	WireMessage w = { .type = WIRE_TYPE_TALK, .text = (char *) text };
+	_cleanup_free_ uint8_t *buf = NULL;
+	size_t n;
+
+	from.in.sin_addr.s_addr = htonl(ip);
+	(void) snprintf(w.time, sizeof(w.time), "12:00:00");
+	(void) snprintf(w.name, sizeof(w.name), "%s", name);
+	w.text_len = strlen(text);
+	assert_int_equal(wire_format_datagram(&w, WIRE_ENCODING_UTF16LE, &buf, &n), 0);
+	udp_deliver(f->udp, buf, n, &from);
+}
+
+/* @head, then @n times "满" (3 bytes of UTF-8, 2 of UTF-16LE). */
+static char *cjk_text(const char *head, size_t n) {
+	size_t h = strlen(head);
+	char *s = malloc(h + 3 * n + 1);
+
+	assert_non_null(s);
+	memcpy(s, head, h);
+	for (size_t i = 0; i < n; i++) {
+		memcpy(s + h + 3 * i, "满", 3);
+	}
+	s[h + 3 * n] = 0;
+	return s;
+}
+
+static ssize_t index_of(Fixture *f, const char *event) {
+	for (size_t i = 0; i < f->n_events; i++) {
+		if (streq(f->events[i], event)) {
+			return (ssize_t) i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * Issue 15: a reference client talks as soon as it has the list, before its
+ * login forward reaches us; the talk waits for the sender to join, and is
+ * handed on if it came from the sender's IP.
+ */
+static void test_conversation_talk_before_login(void **state) {
+	Fixture *f = *state;
+
+	talk_from(f, LOOPBACK, "dave", "early words");
+	talk_from(f, LOOPBACK2, "dave", "forged words");
+	talk_from(f, LOOPBACK, "dave", "more words");
+	assert_int_equal(count_prefix(f, "received:"), 0);
+
+	dave_joins(f, "dave");
+	assert_int_equal(count_prefix(f, "received:"), 2);
+	assert_true(index_of(f, "received:dave:early words") >= 0);
+	assert_true(index_of(f, "received:dave:early words") <
+		    index_of(f, "received:dave:more words"));
+	assert_false(saw(f, "received:dave:forged words"));
+
+	/* Handed on once; then talks go straight through. */
+	messenger_peer_reset(f->messenger, "dave");
+	assert_int_equal(count_prefix(f, "received:"), 2);
+	talk_from(f, LOOPBACK, "dave", "now");
+	assert_true(saw(f, "received:dave:now"));
+}
+
+/* At most MESSENGER_EARLY_MAX talks, MESSENGER_EARLY_BYTES of text: the oldest go. */
+static void test_conversation_talk_before_login_bounded(void **state) {
+	_cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+	Fixture *f = *state;
+	char text[32];
+
+	for (unsigned i = 0; i <= MESSENGER_EARLY_MAX; i++) {
+		(void) snprintf(text, sizeof(text), "early %u", i);
+		talk_from(f, LOOPBACK, "dave", text);
+	}
+	dave_joins(f, "dave");
+	assert_int_equal(count_prefix(f, "received:dave:"), MESSENGER_EARLY_MAX);
+	assert_false(saw(f, "received:dave:early 0"));
+	assert_true(saw(f, "received:dave:early 1"));
+	(void) snprintf(text, sizeof(text), "received:dave:early %u", MESSENGER_EARLY_MAX);
+	assert_true(saw(f, text));
+
+	/* Three talks of 90,001 bytes are more than the bytes allowed. */
+	assert_true(3 * 90001 > MESSENGER_EARLY_BYTES && 2 * 90001 <= MESSENGER_EARLY_BYTES);
+	a = cjk_text("A", 30000);
+	b = cjk_text("B", 30000);
+	c = cjk_text("C", 30000);
+	talk_from(f, LOOPBACK, "erin", a);
+	talk_from(f, LOOPBACK, "erin", b);
+	talk_from(f, LOOPBACK, "erin", c);
+	dave_joins(f, "erin");
+	assert_int_equal(count_prefix(f, "received:erin:A"), 0);
+	assert_int_equal(count_prefix(f, "received:erin:B"), 1);
+	assert_int_equal(count_prefix(f, "received:erin:C"), 1);
+}
+
+/*
+ * Issue 15: the reference client sent 6000 Chinese characters as one talk
+ * (12 KB of UTF-16LE, 18,000 bytes of UTF-8), which was dropped as too long.
+ * It is received whole, as messages of at most WIRE_TEXT_MAX bytes, which is
+ * what the history and D-Bus take.
+ */
+static void test_conversation_talk_long(void **state) {
+	_cleanup_(history_list_done) HistoryList l = {};
+	_cleanup_free_ char *text = NULL, *joined = NULL;
+	Fixture *f = *state;
+	size_t len = 0;
+
+	dave_joins(f, "dave");
+	text = cjk_text("", 6000);
+	talk_from(f, LOOPBACK, "dave", text);
+	assert_int_equal(count_prefix(f, "received:dave:"), 2);
+
+	assert_int_equal(history_get(f->history, "dave", 100, NULL, &l), 0);
+	assert_int_equal(l.n, 2);
+	joined = calloc(1, strlen(text) + 1);
+	assert_non_null(joined);
+	for (size_t i = 0; i < l.n; i++) {
+		size_t n = strlen(l.messages[i].text);
+
+		assert_true(n <= WIRE_TEXT_MAX);
+		assert_true(len + n <= strlen(text));
+		memcpy(joined + len, l.messages[i].text, n);
+		len += n;
+	}
+	assert_string_equal(joined, text);
+}
+
+/* The reference client sends an empty box too: nothing to receive. */
+static void test_conversation_talk_empty(void **state) {
+	_cleanup_(history_list_done) HistoryList l = {};
+	Fixture *f = *state;
+
+	dave_joins(f, "dave");
+	talk_from(f, LOOPBACK, "dave", "");
+	talk_from(f, LOOPBACK, "nobody", "");
+	assert_int_equal(f->n_events, 0);
+	assert_int_equal(history_get(f->history, "dave", 100, NULL, &l), 0);
+	assert_int_equal(l.n, 0);
+}
+
+/* --- storage faults during a burst, with the acks read off the wire --- */
+
+/* Incoming messages in a burst, and SendMessage()s among them. */
+#define BURST 100u
+#define BURST_SEND_EVERY 10u
+
+typedef enum BurstFault {
+	BURST_FAULT_COMMIT, /* the COMMIT's write fails (an I/O error) */
+	BURST_FAULT_SYNC,   /* the COMMIT works, the barrier's fsync fails */
+	BURST_FAULT_FULL,   /* the disk is full */
+	_BURST_FAULT_MAX,
+	_BURST_FAULT_INVALID = -EINVAL,
+} BurstFault;
+
 /*
  * Our Udp opens on 127.0.0.1 and bob is a real socket there, so the acks
  * really go out and bob reads them: the test sees what the wire says, with
@@ -632,6 +800,10 @@ int main(void) {
 		T(test_conversation_active_reads),
 		T(test_conversation_peer_left_commit_fails),
 		T(test_conversation_retry_requeue_commit_fails),
+		T(test_conversation_talk_before_login),
+		T(test_conversation_talk_before_login_bounded),
+		T(test_conversation_talk_long),
+		T(test_conversation_talk_empty),
 		T(test_conversation_burst_commit_fails),
 		T(test_conversation_burst_sync_fails),
 		T(test_conversation_burst_disk_full),

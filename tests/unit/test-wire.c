@@ -377,16 +377,32 @@ static void test_wire_line_talk_text_limit(void **state) {
 	const size_t head = strlen("talk,12:00:00,alice,");
 	size_t out_len;
 
-	line = repeat('x', head + WIRE_TEXT_MAX + 1);
+	line = repeat('x', head + WIRE_TALK_TEXT_MAX + 1);
 	memcpy(line, "talk,12:00:00,alice,", head);
 
-	assert_int_equal(wire_parse_line(line, head + WIRE_TEXT_MAX + 1, &m), -EMSGSIZE);
-	assert_int_equal(wire_parse_line(line, head + WIRE_TEXT_MAX, &m), 0);
-	assert_int_equal(m.text_len, WIRE_TEXT_MAX);
-
-	/* The longest talk still fits a UTF-16LE datagram. */
+	assert_int_equal(wire_parse_line(line, head + WIRE_TALK_TEXT_MAX + 1, &m), -EMSGSIZE);
+	assert_int_equal(wire_parse_line(line, head + WIRE_TALK_TEXT_MAX, &m), 0);
+	assert_int_equal(m.text_len, WIRE_TALK_TEXT_MAX);
 	assert_int_equal(wire_format_line(&m, &out, &out_len), 0);
-	assert_int_equal(out_len, head + WIRE_TEXT_MAX);
+	assert_int_equal(out_len, head + WIRE_TALK_TEXT_MAX);
+	out = mfree(out);
+	/* That much ASCII fits no datagram: the datagram codec refuses it. */
+	{
+		_cleanup_free_ uint8_t *dg = NULL;
+		size_t dg_len;
+
+		assert_int_equal(wire_format_datagram(&m, WIRE_ENCODING_UTF16LE, &dg, &dg_len),
+				-EMSGSIZE);
+	}
+
+	/* The longest text we send, with the longest time and name, fits UTF-16LE. */
+	memset(m.time, '9', WIRE_TIME_MAX);
+	m.time[WIRE_TIME_MAX] = 0;
+	for (size_t i = 0; i < WIRE_NAME_MAX_CHARS; i++) {
+		memcpy(m.name + 4 * i, "\xf0\x9f\x98\x80", 4); /* U+1F600: 4 bytes in UTF-16LE too */
+	}
+	m.name[WIRE_NAME_MAX_BYTES] = 0;
+	m.text_len = WIRE_TEXT_MAX;
 	{
 		_cleanup_free_ uint8_t *dg = NULL;
 		size_t dg_len;
@@ -395,9 +411,59 @@ static void test_wire_line_talk_text_limit(void **state) {
 		assert_true(dg_len <= WIRE_DATAGRAM_MAX);
 	}
 
-	m.text_len = WIRE_TEXT_MAX + 1;
+	m.text_len = WIRE_TALK_TEXT_MAX + 1;
 	assert_int_equal(wire_format_line(&m, &out, &out_len), -EMSGSIZE);
-	m.text_len = WIRE_TEXT_MAX;
+	m.text_len = WIRE_TALK_TEXT_MAX;
+}
+
+/* A UTF-16LE talk from "dave" at 12:00:00 whose text is @n times U+6EE1 (满). */
+static uint8_t *cjk_talk_datagram(size_t n, size_t *ret_len) {
+	static const char head[] = "talk,12:00:00,dave,";
+	const size_t h = strlen(head);
+	uint8_t *dg = malloc(2 * (h + n));
+
+	assert_non_null(dg);
+	for (size_t i = 0; i < h; i++) {
+		dg[2 * i] = (uint8_t) head[i];
+		dg[2 * i + 1] = 0;
+	}
+	for (size_t i = h; i < h + n; i++) {
+		dg[2 * i] = 0xe1;
+		dg[2 * i + 1] = 0x6e;
+	}
+	*ret_len = 2 * (h + n);
+	return dg;
+}
+
+/*
+ * Issue 15: the reference client sends its whole box as one talk.  6000
+ * Chinese characters (18,000 bytes of UTF-8) were refused as too long; a
+ * talk is now whatever one datagram can carry, up to a full datagram.
+ */
+static void test_wire_talk_as_long_as_a_datagram(void **state) {
+	static const size_t counts[] = { 6000, (WIRE_DATAGRAM_MAX / 2) - 19 };
+
+	for (size_t k = 0; k < ELEMENTSOF(counts); k++) {
+		_cleanup_(wire_message_done) WireMessage m = {};
+		_cleanup_free_ uint8_t *dg = NULL, *out = NULL;
+		size_t n, out_len;
+
+		dg = cjk_talk_datagram(counts[k], &n);
+		assert_true(n <= WIRE_DATAGRAM_MAX);
+		assert_int_equal(wire_parse_datagram(dg, n, &m, NULL), 0);
+		assert_int_equal(m.type, WIRE_TYPE_TALK);
+		assert_string_equal(m.name, "dave");
+		assert_int_equal(m.text_len, 3 * counts[k]);
+		assert_true(m.text_len <= WIRE_TALK_TEXT_MAX);
+		assert_memory_equal(m.text, "满满", 6);
+
+		assert_int_equal(wire_format_datagram(&m, WIRE_ENCODING_UTF16LE, &out, &out_len), 0);
+		assert_bytes_equal(out, out_len, dg, n);
+		out = mfree(out);
+		/* In UTF-8 the full one is too long for a datagram. */
+		assert_int_equal(wire_format_datagram(&m, WIRE_ENCODING_UTF8, &out, &out_len),
+				3 * counts[k] + 19 <= WIRE_DATAGRAM_MAX ? 0 : -EMSGSIZE);
+	}
 }
 
 /* --- Formatting refuses what parsing would refuse --- */
@@ -992,6 +1058,7 @@ int main(void) {
 		cmocka_unit_test(test_wire_line_rejects_nul),
 		cmocka_unit_test(test_wire_line_control_limit),
 		cmocka_unit_test(test_wire_line_talk_text_limit),
+		cmocka_unit_test(test_wire_talk_as_long_as_a_datagram),
 		cmocka_unit_test(test_wire_format_rejects),
 		cmocka_unit_test(test_wire_name_validity),
 		cmocka_unit_test(test_wire_caps_validity),
