@@ -48,12 +48,20 @@ static void help(void) {
 	       "     --session-wait=SEC         Time a native login has to open its session\n"
 	       "                                (default %" PRIu64 ")\n"
 	       "     --ping-interval=SEC        Session liveness check interval\n"
-	       "                                (default %" PRIu64 ")\n",
+	       "                                (default %" PRIu64 ")\n"
+	       "     --probe-interval=SEC       Probe reference clients this often instead of\n"
+	       "                                leasing them, 0: never (default %" PRIu64 ")\n"
+	       "     --probe-count=N            Probes in a row reported unreachable before\n"
+	       "                                logout (default %u)\n"
+	       "     --probe-rate=N             Probes per second at most, 0: no limit\n"
+	       "                                (default %u)\n",
 	       program_invocation_short_name, COORDINATOR_DEFAULT_PORT, arg_config.max_users,
 	       arg_config.max_connections, arg_config.max_conns_per_ip, arg_config.login_rate,
 	       arg_config.login_burst, arg_config.max_datagram, arg_config.output_cap,
 	       arg_config.grace / USEC_PER_MSEC, arg_config.lease / USEC_PER_SEC,
-	       arg_config.session_wait / USEC_PER_SEC, arg_config.ping_interval / USEC_PER_SEC);
+	       arg_config.session_wait / USEC_PER_SEC, arg_config.ping_interval / USEC_PER_SEC,
+	       arg_config.probe_interval / USEC_PER_SEC, arg_config.probe_count,
+	       arg_config.probe_rate);
 }
 
 static const char *option_name(const struct option *options, int id) {
@@ -80,6 +88,9 @@ static int parse_argv(int argc, char *argv[]) {
 		ARG_LEASE,
 		ARG_SESSION_WAIT,
 		ARG_PING_INTERVAL,
+		ARG_PROBE_INTERVAL,
+		ARG_PROBE_COUNT,
+		ARG_PROBE_RATE,
 	};
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -98,6 +109,9 @@ static int parse_argv(int argc, char *argv[]) {
 		{ "lease", required_argument, NULL, ARG_LEASE },
 		{ "session-wait", required_argument, NULL, ARG_SESSION_WAIT },
 		{ "ping-interval", required_argument, NULL, ARG_PING_INTERVAL },
+		{ "probe-interval", required_argument, NULL, ARG_PROBE_INTERVAL },
+		{ "probe-count", required_argument, NULL, ARG_PROBE_COUNT },
+		{ "probe-rate", required_argument, NULL, ARG_PROBE_RATE },
 		{}
 	};
 	/* Each numeric option: where it goes, its unit and its range. */
@@ -117,6 +131,9 @@ static int parse_argv(int argc, char *argv[]) {
 		{ ARG_LEASE, 1, 7 * 24 * 3600, USEC_PER_SEC },
 		{ ARG_SESSION_WAIT, 1, 3600, USEC_PER_SEC },
 		{ ARG_PING_INTERVAL, 1, 3600, USEC_PER_SEC },
+		{ ARG_PROBE_INTERVAL, 0, 3600, USEC_PER_SEC },
+		{ ARG_PROBE_COUNT, 1, 100, 1 },
+		{ ARG_PROBE_RATE, 0, 1000000, 1 },
 	};
 	int c, r;
 
@@ -189,6 +206,15 @@ static int parse_argv(int argc, char *argv[]) {
 			break;
 		case ARG_PING_INTERVAL:
 			arg_config.ping_interval = v;
+			break;
+		case ARG_PROBE_INTERVAL:
+			arg_config.probe_interval = v;
+			break;
+		case ARG_PROBE_COUNT:
+			arg_config.probe_count = (unsigned) v;
+			break;
+		case ARG_PROBE_RATE:
+			arg_config.probe_rate = (unsigned) v;
 			break;
 		case '?':
 			return -EINVAL;

@@ -2,10 +2,26 @@
 
 /*
  * Presence owns the registry (and through it every User), the lease queue of
- * users without a session and the wait queue of native users before their
- * hello.  A User lives from an accepted login until its logout: a logout
- * datagram or frame, a newer login from the same IP, the end of its lease or
- * wait, or the close of its session.  A user and its session point at each
+ * users without a session, the wait queue of native users before their
+ * hello and the probe queue of reference clients.  A User lives from an
+ * accepted login until its logout: a logout datagram or frame, a newer login
+ * from the same IP, the end of its lease or wait, probes reported
+ * unreachable, or the close of its session.
+ *
+ * A User is in at most one queue, by its one TimeoutLink: the wait queue
+ * (native, no session yet), the probe queue or probe backlog (reference
+ * client whose declared endpoint may be sent to, probing on), the lease
+ * queue (any other session-less user), or none (it has a session).
+ *
+ * Probes: the reference client cannot be asked whether it is there, but its
+ * host answers a datagram to a closed port with ICMP port unreachable (and
+ * a vanished host's LAN with host unreachable).  So each probed user is sent
+ * a probe every probe_interval; the owner reports unreachable probes, and
+ * probe_count of them in a row log the user out, while a probe that draws
+ * no report by the next one proves the client is there.  Probes are spread
+ * by the users' login times (the queue is ordered by them) and limited to
+ * probe_rate a second by a token bucket: users due while it is empty wait
+ * in the backlog, in order, so none is starved.  A user and its session point at each
  * other without owning: the session is the owner's (it closes it when told
  * through drop_session()), and tells presence when it closes by other means.
  * The Presence lives as long as the server.
@@ -28,6 +44,12 @@ struct Presence {
 	Registry *registry;
 	TimeoutQueue lease_queue;  /* session-less users */
 	TimeoutQueue wait_queue;   /* native users before their hello */
+	TimeoutQueue probe_queue;  /* probed users, until their next probe */
+	ListNode probe_backlog;    /* probed users due, waiting for a token */
+	sd_event_source *backlog_timer;
+	uint64_t probe_tokens;     /* in probes * USEC_PER_SEC */
+	uint64_t probe_refilled_at;
+	HashTable probing;         /* users with a pending probe, by declared endpoint */
 	size_t n_sessions;
 	bool shutting_down;        /* no forwards while tearing down */
 };
@@ -43,12 +65,140 @@ const char *presence_reply_to_reason(PresenceReply r) {
 }
 
 static void presence_remove_user(Presence *p, User *u, const char *why);
+static void presence_drain_probes(Presence *p);
 
 static void on_user_timeout(TimeoutQueue *q, TimeoutLink *link, void *userdata) {
 	Presence *p = userdata;
 
 	presence_remove_user(p, user_from_timeout(link),
 			q == &p->lease_queue ? "lease expired" : "no session");
+}
+
+static uint64_t presence_now(Presence *p) {
+	uint64_t now = 0;
+
+	(void) sd_event_now(p->event, CLOCK_MONOTONIC, &now);
+	return now;
+}
+
+/* The bytes a declared endpoint is hashed by: address, then port. */
+static uint64_t presence_endpoint_hash(const Presence *p, const Endpoint *e) {
+	uint8_t key[sizeof(struct in6_addr) + sizeof(uint16_t)];
+	uint16_t port = endpoint_port(e);
+	size_t n;
+
+	if (endpoint_family(e) == AF_INET6) {
+		n = sizeof(struct in6_addr);
+		memcpy(key, &e->in6.sin6_addr, n);
+	} else {
+		n = sizeof(struct in_addr);
+		memcpy(key, &e->in.sin_addr, n);
+	}
+	memcpy(key + n, &port, sizeof(port));
+	return hash_table_hash(&p->probing, key, n + sizeof(port));
+}
+
+/* Whether @u is probed rather than leased. */
+static bool presence_probes(const Presence *p, const User *u) {
+	return p->config.probe_interval > 0 && !user_is_native(u) && user_is_udp_reachable(u) &&
+		!user_get_session(u);
+}
+
+/* Forgets @u's pending probe, if any. */
+static void presence_clear_probe(Presence *p, User *u) {
+	if (u->probe_pending) {
+		hash_table_remove(&p->probing, &u->probe_node);
+		u->probe_pending = false;
+	}
+}
+
+/* A probed user is due: a pending probe nobody reported proves it is there. */
+static void on_probe_due(TimeoutQueue *q, TimeoutLink *link, void *userdata) {
+	Presence *p = userdata;
+	User *u = user_from_timeout(link);
+
+	if (u->probe_pending) {
+		presence_clear_probe(p, u);
+		u->probe_misses = 0;
+	}
+	list_append(&p->probe_backlog, &link->node);
+	presence_drain_probes(p);
+}
+
+static int on_backlog_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+	presence_drain_probes(userdata);
+	return 0;
+}
+
+/* Takes a token for one probe; false when the rate is spent. */
+static bool presence_take_probe_token(Presence *p, uint64_t now) {
+	uint64_t cap = (uint64_t) p->config.probe_rate * USEC_PER_SEC;
+
+	if (p->config.probe_rate == 0) {
+		return true;
+	}
+	if (now > p->probe_refilled_at) {
+		uint64_t elapsed = MIN(now - p->probe_refilled_at, USEC_PER_SEC);
+
+		p->probe_tokens = MIN(p->probe_tokens + elapsed * p->config.probe_rate, cap);
+		p->probe_refilled_at = now;
+	}
+	if (p->probe_tokens < USEC_PER_SEC) {
+		return false;
+	}
+	p->probe_tokens -= USEC_PER_SEC;
+	return true;
+}
+
+static void presence_send_probe(Presence *p, User *u) {
+	int r;
+
+	presence_clear_probe(p, u);
+	r = p->callbacks.send_probe(user_get_declared(u), p->userdata);
+	if (r < 0) {
+		log_debug_errno(r, "Failed to probe '%s', ignoring: %m", user_get_name(u));
+		return;
+	}
+	u->probe_node.hash = presence_endpoint_hash(p, user_get_declared(u));
+	if (hash_table_add(&p->probing, &u->probe_node) < 0) {
+		return; /* out of memory: this probe cannot count */
+	}
+	u->probe_pending = true;
+}
+
+/* Probes the users in the backlog, in order, as far as the rate allows. */
+static void presence_drain_probes(Presence *p) {
+	uint64_t now = presence_now(p);
+	ListNode *n;
+	int r;
+
+	while ((n = list_first(&p->probe_backlog))) {
+		User *u = user_from_timeout(container_of(n, TimeoutLink, node));
+
+		if (!presence_take_probe_token(p, now)) {
+			/* The next token, but no more than 100 wakeups a second. */
+			uint64_t wait = MAX(USEC_PER_SEC / p->config.probe_rate,
+					10 * USEC_PER_MSEC);
+
+			r = sd_event_source_set_time(p->backlog_timer, now + wait);
+			if (r >= 0) {
+				r = sd_event_source_set_enabled(p->backlog_timer,
+						SD_EVENT_ONESHOT);
+			}
+			if (r < 0) {
+				log_warning_errno(r, "Failed to arm the probe timer, "
+						"ignoring: %m");
+			}
+			return;
+		}
+		list_remove(n);
+		presence_send_probe(p, u);
+		r = timeout_queue_push(&p->probe_queue, user_get_timeout(u));
+		if (r < 0) {
+			log_warning_errno(r, "Failed to queue the next probe of '%s', "
+					"ignoring: %m", user_get_name(u));
+		}
+	}
 }
 
 int presence_new(sd_event *event, const PresenceConfig *config,
@@ -77,6 +227,21 @@ int presence_new(sd_event *event, const PresenceConfig *config,
 	if (r < 0) {
 		return r;
 	}
+	r = timeout_queue_init(&p->probe_queue, event, MAX(config->probe_interval, 1u),
+			on_probe_due, p);
+	if (r < 0) {
+		return r;
+	}
+	list_head_init(&p->probe_backlog);
+	hash_table_init(&p->probing);
+	r = sd_event_add_time(event, &p->backlog_timer, CLOCK_MONOTONIC, UINT64_MAX,
+			USEC_PER_MSEC, on_backlog_timer, p);
+	if (r < 0) {
+		return r;
+	}
+	(void) sd_event_source_set_enabled(p->backlog_timer, SD_EVENT_OFF);
+	p->probe_tokens = (uint64_t) config->probe_rate * USEC_PER_SEC;
+	p->probe_refilled_at = presence_now(p);
 	*ret = TAKE_PTR(p);
 	return 0;
 }
@@ -89,6 +254,9 @@ Presence *presence_free(Presence *p) {
 	p->registry = registry_free(p->registry);
 	timeout_queue_done(&p->lease_queue);
 	timeout_queue_done(&p->wait_queue);
+	timeout_queue_done(&p->probe_queue);
+	hash_table_done(&p->probing);
+	p->backlog_timer = sd_event_source_disable_unref(p->backlog_timer);
 	sd_event_unref(p->event);
 	free(p);
 	return NULL;
@@ -104,13 +272,6 @@ size_t presence_get_n_sessions(const Presence *p) {
 
 void presence_shutdown(Presence *p) {
 	p->shutting_down = true;
-}
-
-static uint64_t presence_now(Presence *p) {
-	uint64_t now = 0;
-
-	(void) sd_event_now(p->event, CLOCK_MONOTONIC, &now);
-	return now;
 }
 
 /* The datagrams of one fan-out, encoded once per encoding. */
@@ -177,12 +338,22 @@ static int presence_forward(Presence *p, User *u, WireType type) {
 	return 0;
 }
 
-/* Puts @u in the lease or session-wait queue it belongs to. */
+/*
+ * Puts @u in the session-wait, probe or lease queue it belongs to.  A login
+ * proves a probed client is there: its count starts over.
+ */
 static void presence_start_lease(Presence *p, User *u) {
+	TimeoutQueue *q = &p->lease_queue;
 	int r;
 
-	r = timeout_queue_push(user_is_native(u) ? &p->wait_queue : &p->lease_queue,
-			user_get_timeout(u));
+	if (user_is_native(u)) {
+		q = &p->wait_queue;
+	} else if (presence_probes(p, u)) {
+		q = &p->probe_queue;
+		presence_clear_probe(p, u);
+		u->probe_misses = 0;
+	}
+	r = timeout_queue_push(q, user_get_timeout(u));
 	if (r < 0) {
 		log_warning_errno(r, "Failed to start the lease of '%s', ignoring: %m",
 				user_get_name(u));
@@ -212,6 +383,7 @@ static void presence_remove_user(Presence *p, User *u, const char *why) {
 	if (!p->shutting_down) {
 		(void) presence_forward(p, u, WIRE_TYPE_LOGOUT);
 	}
+	presence_clear_probe(p, u);
 	registry_remove(p->registry, u);
 }
 
@@ -242,6 +414,13 @@ PresenceReply presence_login(Presence *p, const WireMessage *m, WireEncoding enc
 		}
 		return PRESENCE_REPLY_ACCEPT;
 	}
+	if (u && user_is_native(u) && !wire_caps_has(m->caps, WIRE_CAPS_NATIVE)) {
+		/* A native client keeps its name: its daemon would log in again at
+		 * once, and the two would take the name from each other forever. */
+		log_debug("Refusing login of '%s' from %s: a native user holds the name.",
+				m->name, endpoint_format(source, buf));
+		return PRESENCE_REPLY_NAME_TAKEN;
+	}
 	if (u) {
 		presence_remove_user(p, u, "replaced by a new login");
 	}
@@ -261,6 +440,36 @@ PresenceReply presence_login(Presence *p, const WireMessage *m, WireEncoding enc
 
 	(void) presence_forward(p, u, WIRE_TYPE_LOGIN);
 	return PRESENCE_REPLY_ACCEPT;
+}
+
+void presence_probe_unreachable(Presence *p, const Endpoint *dest) {
+	uint64_t h = presence_endpoint_hash(p, dest);
+	HashNode *node;
+
+	/* Each user counted leaves the table, so this ends; several names may
+	 * share one declared endpoint. */
+	while ((node = hash_table_first(&p->probing, h))) {
+		User *u = NULL;
+
+		for (; node; node = hash_table_next(node)) {
+			User *v = container_of(node, User, probe_node);
+
+			if (endpoint_equal(user_get_declared(v), dest)) {
+				u = v;
+				break;
+			}
+		}
+		if (!u) {
+			return;
+		}
+		presence_clear_probe(p, u);
+		u->probe_misses++;
+		log_debug("Probe of '%s' unreachable (%u of %u).", user_get_name(u),
+				u->probe_misses, p->config.probe_count);
+		if (u->probe_misses >= p->config.probe_count) {
+			presence_remove_user(p, u, "unreachable");
+		}
+	}
 }
 
 void presence_logout(Presence *p, const WireMessage *m, const Endpoint *source) {
@@ -299,6 +508,7 @@ int presence_hello(Presence *p, void *session, const Endpoint *peer, const WireM
 	}
 
 	timeout_link_remove(user_get_timeout(u));
+	presence_clear_probe(p, u);
 	user_set_session(u, session);
 	p->n_sessions++;
 	*ret = u;

@@ -3,10 +3,12 @@
 
 /*
  * Presence: who is online, and what everyone is told about it.  The policy
- * of logins, logouts (and "lohout"), session hellos, leases and the fan-out
- * of every login and logout to the other users, over the user registry.  No
- * sockets: what is to be sent, and which sessions are to be closed, goes to
- * the owner through PresenceCallbacks.
+ * of logins, logouts (and "lohout"), session hellos, leases, the probes of
+ * reference clients and the fan-out of every login and logout to the other
+ * users, over the user registry.  No sockets: what is to be sent, and which
+ * sessions are to be closed, goes to the owner through PresenceCallbacks;
+ * the owner reports what the network says about a probe with
+ * presence_probe_unreachable().
  *
  * A user's TCP session is the owner's business: presence only keeps the
  * owner's handle of it (an opaque pointer) and hands it back in callbacks.
@@ -29,6 +31,17 @@ typedef struct PresenceConfig {
 	RegistryLimits limits;
 	uint64_t lease;         /* usec a session-less user stays without re-login */
 	uint64_t session_wait;  /* usec a native login has to bind its session */
+	/*
+	 * A reference client sends nothing while it runs and nothing when its
+	 * window closes.  One whose declared endpoint may be sent to is probed
+	 * instead of leased: every @probe_interval usec (0: never; the lease
+	 * then applies) it is sent a probe, and after @probe_count probes in a
+	 * row reported unreachable it is logged out.  At most @probe_rate
+	 * probes leave per second (0: no limit); the rest wait their turn.
+	 */
+	uint64_t probe_interval;
+	unsigned probe_count;
+	unsigned probe_rate;
 } PresenceConfig;
 
 /* None of these may call back into presence. */
@@ -46,6 +59,12 @@ typedef struct PresenceCallbacks {
 	 * or the user logged out): close it.
 	 */
 	void (*drop_session)(void *session, void *userdata);
+	/*
+	 * Send a probe to @dest: a datagram the reference client ignores, from
+	 * a socket whose ICMP errors the owner reads.  Return 0, or a negative
+	 * errno (the probe counts as not sent).
+	 */
+	int (*send_probe)(const Endpoint *dest, void *userdata);
 } PresenceCallbacks;
 
 /* What to answer a login datagram. */
@@ -79,12 +98,22 @@ void presence_shutdown(Presence *p);
  * presence_login() - a login datagram @m in @enc from @source.
  *
  * Within @source's rate limit, a new name is registered and forwarded to
- * everyone else; a name online from another IP is refused; a repeated login
- * from the same address renews the lease; any other login from the same IP
- * replaces the user.
+ * everyone else; a name online from another IP is refused, and so is a
+ * reference login (no native1) for the name of a native user; a repeated
+ * login from the same address renews the lease; any other login from the
+ * same IP replaces the user.
  */
 PresenceReply presence_login(Presence *p, const WireMessage *m, WireEncoding enc,
 		const Endpoint *source);
+
+/*
+ * presence_probe_unreachable() - the network reported a probe to @dest
+ * unreachable (ICMP port or host unreachable).  Counts once per probe
+ * against each user probed at @dest; the user is logged out at the
+ * probe_count-th report in a row.  A probe without a report before the next
+ * one (the client is there) resets the count.
+ */
+void presence_probe_unreachable(Presence *p, const Endpoint *dest);
 
 /* A logout datagram: counts only from the address the user logged in from. */
 void presence_logout(Presence *p, const WireMessage *m, const Endpoint *source);

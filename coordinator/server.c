@@ -12,6 +12,11 @@
  * cause (session frames, UDP forwards) is queued, and one post source per
  * loop iteration writes each dirty connection once and sends the forwards
  * with sendmmsg(): in a login storm many events share one syscall.
+ *
+ * A second UDP socket, on an ephemeral port, sends presence's probes and
+ * reads the ICMP errors they draw from its error queue (IP_RECVERR): only
+ * probes leave from it, so every error it reports is about a probe, and the
+ * listen socket's sends never see a stale socket error.
  */
 
 #include <errno.h>
@@ -24,7 +29,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+/* Needs struct timespec from <time.h>. */
+#include <linux/errqueue.h>
 
 #include <systemd/sd-daemon.h>
 
@@ -53,6 +62,8 @@
 #define KEEPALIVE_COUNT 3
 #define USER_TIMEOUT_MSEC 30000
 #define SOCKET_BUFFER_BYTES (4 * 1024 * 1024)
+/* Error reports (or stray datagrams) read from the probe socket per wakeup. */
+#define PROBE_RX_BATCH 256
 
 void server_config_init(ServerConfig *c) {
 	*c = (ServerConfig) {
@@ -68,6 +79,9 @@ void server_config_init(ServerConfig *c) {
 		.lease = 600 * USEC_PER_SEC,
 		.session_wait = 10 * USEC_PER_SEC,
 		.ping_interval = 30 * USEC_PER_SEC,
+		.probe_interval = 10 * USEC_PER_SEC,
+		.probe_count = 2,
+		.probe_rate = 1000,
 		.drain_timeout = 10 * USEC_PER_SEC,
 	};
 	c->listen.in = (struct sockaddr_in) {
@@ -113,7 +127,9 @@ struct Server {
 
 	int udp_fd;
 	int tcp_fd;
+	int probe_fd;
 	sd_event_source *udp_source;
+	sd_event_source *probe_source;
 	sd_event_source *tcp_source;
 	sd_event_source *post_source;
 	sd_event_source *ping_timer;
@@ -476,11 +492,102 @@ static void on_presence_drop_session(void *session, void *userdata) {
 	connection_doom(c->connection, "replaced or logged out");
 }
 
+/*
+ * The probe is an empty datagram: the reference client reads it as a message
+ * of type "" and, like every type it does not know, ignores it.  Its host
+ * answers it with ICMP port unreachable once the client is closed.
+ */
+static int on_presence_send_probe(const Endpoint *dest, void *userdata) {
+	Server *s = userdata;
+
+	for (unsigned attempt = 0;; attempt++) {
+		s->n_writes++;
+		if (sendto(s->probe_fd, "", 0, MSG_DONTWAIT | MSG_NOSIGNAL, &dest->sa,
+					endpoint_socklen(dest)) >= 0) {
+			s->n_datagrams_out++;
+			return 0;
+		}
+		/* An ICMP error not read yet fails the next send once (it is
+		 * still in the error queue): send again. */
+		if (attempt > 0 || !(errno == ECONNREFUSED || errno == EHOSTUNREACH ||
+					errno == ENETUNREACH || errno == EHOSTDOWN ||
+					errno == EINTR)) {
+			return -errno;
+		}
+	}
+}
+
 static const PresenceCallbacks presence_callbacks = {
 	.send_frame = on_presence_send_frame,
 	.send_datagram = on_presence_send_datagram,
 	.drop_session = on_presence_drop_session,
+	.send_probe = on_presence_send_probe,
 };
+
+/* Whether @ee says a probe's destination is gone: port or host unreachable. */
+static bool probe_error_is_unreachable(const struct sock_extended_err *ee) {
+	switch (ee->ee_origin) {
+	case SO_EE_ORIGIN_ICMP:
+		return ee->ee_type == 3 && (ee->ee_code == 3 || ee->ee_code == 1);
+	case SO_EE_ORIGIN_ICMP6:
+		return ee->ee_type == 1 && (ee->ee_code == 4 || ee->ee_code == 3);
+	default:
+		return false;
+	}
+}
+
+/* Reads the probe socket's error queue (and drops any datagram sent to it). */
+static int on_probe_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {
+	Server *s = userdata;
+
+	for (unsigned i = 0; i < PROBE_RX_BATCH; i++) {
+		union {
+			struct cmsghdr align;
+			uint8_t buf[CMSG_SPACE(sizeof(struct sock_extended_err) +
+					sizeof(struct sockaddr_in6))];
+		} control;
+		Endpoint dest = {};
+		uint8_t byte;
+		struct iovec iov = { .iov_base = &byte, .iov_len = sizeof(byte) };
+		struct msghdr mh = {
+			.msg_name = &dest,
+			.msg_namelen = sizeof(dest),
+			.msg_iov = &iov,
+			.msg_iovlen = 1,
+			.msg_control = control.buf,
+			.msg_controllen = sizeof(control.buf),
+		};
+
+		s->n_reads++;
+		if (recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			/* The error queue is empty: what is left is datagrams. */
+			mh.msg_control = NULL;
+			mh.msg_controllen = 0;
+			s->n_reads++;
+			if (recvmsg(fd, &mh, MSG_DONTWAIT | MSG_TRUNC) < 0) {
+				return 0;
+			}
+			continue;
+		}
+		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+			const struct sock_extended_err *ee;
+
+			if (!((cm->cmsg_level == IPPROTO_IP && cm->cmsg_type == IP_RECVERR) ||
+					(cm->cmsg_level == IPPROTO_IPV6 &&
+					 cm->cmsg_type == IPV6_RECVERR))) {
+				continue;
+			}
+			ee = (const struct sock_extended_err *) CMSG_DATA(cm);
+			if (probe_error_is_unreachable(ee)) {
+				presence_probe_unreachable(s->presence, &dest);
+			}
+		}
+	}
+	return 0;
+}
 
 /* Datagrams. */
 
@@ -799,6 +906,34 @@ static int server_bind_udp(Server *s, const Endpoint *address) {
 	return 0;
 }
 
+/* The probe socket: same family and address as the listen socket, any port. */
+static int server_bind_probe(Server *s) {
+	_cleanup_close_ int fd = -EBADF;
+	Endpoint a = s->udp_address;
+	int family = endpoint_family(&a);
+	int r;
+
+	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		return -errno;
+	}
+	if (family == AF_INET6) {
+		(void) setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
+		r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_RECVERR, 1);
+	} else {
+		r = setsockopt_int(fd, IPPROTO_IP, IP_RECVERR, 1);
+	}
+	if (r < 0) {
+		return r;
+	}
+	endpoint_set_port(&a, 0);
+	if (bind(fd, &a.sa, endpoint_socklen(&a)) < 0) {
+		return -errno;
+	}
+	s->probe_fd = TAKE_FD(fd);
+	return 0;
+}
+
 static int server_bind_tcp(Server *s, const Endpoint *address) {
 	_cleanup_close_ int fd = -EBADF;
 	int family = endpoint_family(address);
@@ -904,6 +1039,9 @@ int server_new(const ServerConfig *config, sd_event *event, Server **ret) {
 		},
 		.lease = config->lease,
 		.session_wait = config->session_wait,
+		.probe_interval = config->probe_interval,
+		.probe_count = MAX(config->probe_count, 1u),
+		.probe_rate = config->probe_rate,
 	};
 	char buf[ENDPOINT_STRLEN];
 	int r;
@@ -914,7 +1052,7 @@ int server_new(const ServerConfig *config, sd_event *event, Server **ret) {
 	}
 	s->config = *config;
 	s->event = sd_event_ref(event);
-	s->udp_fd = s->tcp_fd = -EBADF;
+	s->udp_fd = s->tcp_fd = s->probe_fd = -EBADF;
 	list_head_init(&s->clients);
 
 	r = udp_queue_new(&s->udp_out);
@@ -942,10 +1080,17 @@ int server_new(const ServerConfig *config, sd_event *event, Server **ret) {
 	if (r < 0) {
 		return r;
 	}
+	r = server_bind_probe(s);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to set up the probe socket: %m");
+	}
 
 	r = sd_event_add_io(event, &s->udp_source, s->udp_fd, EPOLLIN, on_udp, s);
 	if (r >= 0) {
 		r = sd_event_add_io(event, &s->tcp_source, s->tcp_fd, EPOLLIN, on_tcp, s);
+	}
+	if (r >= 0) {
+		r = sd_event_add_io(event, &s->probe_source, s->probe_fd, EPOLLIN, on_probe_io, s);
 	}
 	if (r >= 0) {
 		r = sd_event_add_post(event, &s->post_source, on_post, s);
@@ -1003,11 +1148,13 @@ Server *server_free(Server *s) {
 	s->pool = connection_pool_free(s->pool);
 	s->udp_source = sd_event_source_disable_unref(s->udp_source);
 	s->tcp_source = sd_event_source_disable_unref(s->tcp_source);
+	s->probe_source = sd_event_source_disable_unref(s->probe_source);
 	s->post_source = sd_event_source_disable_unref(s->post_source);
 	s->ping_timer = sd_event_source_disable_unref(s->ping_timer);
 	s->housekeeping_timer = sd_event_source_disable_unref(s->housekeeping_timer);
 	(void) safe_close(s->udp_fd);
 	(void) safe_close(s->tcp_fd);
+	(void) safe_close(s->probe_fd);
 	s->udp_out = udp_queue_free(s->udp_out);
 	free(s->rx_buf);
 	sd_event_unref(s->event);

@@ -33,6 +33,9 @@ typedef struct ServerConfig {
 	uint64_t lease;            /* usec a session-less user stays without re-login */
 	uint64_t session_wait;     /* usec a native login has to bind its session */
 	uint64_t ping_interval;    /* usec between liveness checks of sessions */
+	uint64_t probe_interval;   /* usec between probes of a reference client; 0: none */
+	unsigned probe_count;      /* unreachable probes in a row that log it out */
+	unsigned probe_rate;       /* probes per second at most; 0: no limit */
 	uint64_t drain_timeout;    /* usec to flush a closing connection */
 } ServerConfig;
 

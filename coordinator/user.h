@@ -20,7 +20,10 @@
 typedef struct User {
 	HashNode hash_node;     /* Registry.users, by name */
 	ListNode roster_node;   /* Registry.roster, in login order */
-	TimeoutLink timeout;    /* lease or session wait; see presence.c */
+	TimeoutLink timeout;    /* lease, session wait or probe; see presence.c */
+	HashNode probe_node;    /* Presence.probing while a probe is pending */
+	unsigned probe_misses;  /* probes in a row reported unreachable */
+	bool probe_pending;     /* probed, no unreachable report yet */
 	void *session;          /* not owned; see presence.h; NULL without a session */
 	Endpoint declared;      /* the endpoint in the login */
 	Endpoint source;        /* the login datagram's source address */

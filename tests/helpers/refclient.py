@@ -157,7 +157,14 @@ class RefClient:
 
     @coordinator is (host, port) or "host:port".  Every datagram received is
     noted: talk in .received as (sender, text), logins and logouts in .roster
-    (name -> endpoint), which fetch_list() fills as well."""
+    (name -> endpoint), which fetch_list() fills as well.
+
+    Like the real one it sends nothing from its listening socket while it
+    runs, and close() closes that socket, so its host answers later
+    datagrams with ICMP port unreachable.  An empty datagram (the
+    coordinator's probe) is a message of type "" to the real client, which
+    ignores types it does not know: recv() counts it in .ignored and goes on
+    waiting, and it changes nothing the client shows."""
 
     encoding = "utf-16-le"
     caps = None
@@ -173,6 +180,7 @@ class RefClient:
         self.accept_from = None
         self.roster = {}
         self.received = []
+        self.ignored = 0
 
     def close(self):
         self.sock.close()
@@ -213,10 +221,16 @@ class RefClient:
     def recv(self, timeout=1.0):
         """(text, source address) of the next datagram within @timeout
         (times SLOW), or (None, None)."""
-        r, _, _ = select.select([self.sock], [], [], timeout * SLOW)
-        if not r:
-            return None, None
-        data, addr = self.sock.recvfrom(65536)
+        deadline = time.monotonic() + timeout * SLOW
+        while True:
+            r, _, _ = select.select([self.sock], [], [],
+                                    max(0.0, deadline - time.monotonic()))
+            if not r:
+                return None, None
+            data, addr = self.sock.recvfrom(65536)
+            if data:
+                break
+            self.ignored += 1
         try:
             text = decode_datagram(data)
         except UnicodeDecodeError:

@@ -170,8 +170,9 @@ def test_sessions(tap):
 
 
 def test_timeouts(tap):
+    # Probes off: the lease is what applies to a reference client then.
     with Coordinator("--lease", str(LEASE), "--session-wait", str(LEASE),
-                     "--login-rate", "0") as coord:
+                     "--login-rate", "0", "--probe-interval=0") as coord:
         watcher = NativeClient("watcher", coord.udp_addr)
         lazy = NativeClient("lazy", coord.udp_addr)
         ref = RefClient("ref", coord.udp_addr)
@@ -200,6 +201,35 @@ def test_timeouts(tap):
                    "a session-holding user has no lease")
         finally:
             for c in (watcher, lazy, ref):
+                c.close()
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
+
+
+def test_native_name_kept(tap):
+    """A reference client that logs in from the same IP with the name of a
+    native user holding a session is refused; the session stays (no flapping
+    between the two)."""
+    with Coordinator("--verbose") as coord:
+        alice = NativeClient("alice", coord.udp_addr)
+        watcher = NativeClient("watcher", coord.udp_addr)
+        impostor = RefClient("alice", coord.udp_addr)
+        try:
+            alice.login_session()
+            watcher.login_session()
+            impostor.login()
+            text, _ = impostor.recv(1.0)
+            tap.ok(text == "Reject,name-taken",
+                   "a reference login for a native user's name gets Reject,name-taken", text)
+            tap.ok(expect_frame(watcher, "logout,alice", 0.5) is None,
+                   "nobody hears alice leave")
+            entries, _ = impostor.fetch_list(coord.tcp_port, host="127.0.0.1")
+            tap.ok(("alice", alice.endpoint, "native1") in (entries or []),
+                   "the list still has the native alice", entries)
+            alice.send_frame("ping")
+            tap.ok(expect_frame(alice, "pong", 1.0) == "pong", "the session still answers")
+        finally:
+            for c in (alice, watcher, impostor):
                 c.close()
     ok, diag = coord.clean_exit()
     tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)
@@ -280,7 +310,8 @@ def test_slow_reader(tap):
 
 def main():
     tap = Tap()
-    tests = [test_sessions, test_timeouts, test_heartbeat, test_slow_reader]
+    tests = [test_sessions, test_timeouts, test_native_name_kept, test_heartbeat,
+             test_slow_reader]
     only = sys.argv[1:]
     for t in tests:
         if not only or t.__name__ in only:

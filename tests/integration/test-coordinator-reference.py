@@ -11,8 +11,64 @@ import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helpers"))
 
-from p2ptest import Coordinator, Tap, has_ipv6, wait_for  # noqa: E402
-from refclient import RefClient  # noqa: E402
+from p2ptest import SLOW, Coordinator, Tap, has_ipv6, wait_for  # noqa: E402
+from refclient import FrameReader, RefClient, parse_list  # noqa: E402
+
+
+def listed(coord):
+    """The names in the coordinator's list, fetched like a reference client."""
+    with socket.create_connection(("127.0.0.1", coord.tcp_port), timeout=3 * SLOW) as s:
+        text = FrameReader(s).read(3.0)
+    return [e[0] for e in parse_list(text or "end")]
+
+
+def test_open_client_stays(tap):
+    """A reference client sends nothing while it runs: with a lease far
+    shorter than the first probe, an open one is still listed (probing
+    replaces its lease)."""
+    with Coordinator("--lease=1") as coord:
+        alice = RefClient("alice", coord.udp_addr)
+        bob = RefClient("bob", coord.udp_addr)
+        tap.ok(alice.join() and bob.join(), "two reference clients log in")
+        tap.ok(alice.expect("login,bob") is not None, "alice hears of bob (lease)")
+        got = alice.poll(3.0)
+        tap.ok(got == [], "an open client hears of no logout past the lease", got)
+        names = listed(coord)
+        tap.ok(names == ["alice", "bob"], "open clients stay listed past the lease", names)
+        alice.close()
+        bob.close()
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM (lease)", diag)
+
+
+def test_closed_client_leaves(tap):
+    """A reference client closed without logging out (its port closed: the
+    kernel answers ICMP port unreachable) leaves within a few probes; an open
+    one ignores the probes and stays."""
+    interval = max(1, round(SLOW))
+    with Coordinator("--verbose", "--probe-interval=%d" % interval, "--probe-count=2",
+                     "--lease=600") as coord:
+        alice = RefClient("alice", coord.udp_addr)
+        bob = RefClient("bob", coord.udp_addr)
+        tap.ok(alice.join() and bob.join(), "two reference clients log in (probed)")
+        roster = dict(alice.roster)
+        tap.ok(alice.expect("login,bob") is not None, "alice hears of bob")
+        bob.close()
+        # Up to one interval to the first probe, one more to the second.
+        fwd = alice.expect("logout,bob", 3 * interval + 2)
+        tap.ok(fwd == "logout,bob,%s" % bob.endpoint,
+               "a closed client is logged out for everyone within two probes", fwd)
+        tap.ok(listed(coord) == ["alice"], "the closed client is off the list")
+        got = alice.poll(3 * interval / SLOW + 1)
+        tap.ok(got == [] and alice.ignored >= 2,
+               "the open client gets only probes, which change nothing it shows",
+               "got %r, %d probes ignored" % (got, alice.ignored))
+        tap.ok(alice.roster == {k: v for k, v in roster.items() if k != "bob"},
+               "the open client's list only lost bob", alice.roster)
+        tap.ok(listed(coord) == ["alice"], "the open client stays listed")
+        alice.close()
+    ok, diag = coord.clean_exit()
+    tap.ok(ok, "coordinator exits cleanly on SIGTERM (probes)", diag)
 
 
 def test_notify(tap):
@@ -77,6 +133,8 @@ def main():
     tap = Tap()
     test_notify(tap)
     test_ipv6(tap)
+    test_open_client_stays(tap)
+    test_closed_client_leaves(tap)
     clients = []
     with Coordinator("--verbose") as coord:
         alice = RefClient("alice", coord.udp_addr)

@@ -5,7 +5,9 @@
  * in for the owner and records every frame, datagram and dropped session it
  * is told about.  Logins, duplicate names, re-logins, logouts (and
  * "lohout") only from the login address, leases, session hellos and their
- * replacement, and the fan-out of each change to the others.
+ * replacement, a native user's name kept from reference logins, the probes
+ * of reference clients (who, when, how many, what a report means) and the
+ * fan-out of each change to the others.
  */
 
 #include <setjmp.h>
@@ -48,6 +50,8 @@ typedef struct Fixture {
 	size_t n_datagrams;
 	Record drops[RECORDS_MAX];
 	size_t n_drops;
+	Record probes[RECORDS_MAX];
+	size_t n_probes;
 	int datagram_error; /* send_datagram() returns this when set */
 } Fixture;
 
@@ -89,10 +93,19 @@ static void on_drop_session(void *session, void *userdata) {
 	f->drops[f->n_drops++].session = session;
 }
 
+static int on_send_probe(const Endpoint *dest, void *userdata) {
+	Fixture *f = userdata;
+
+	assert_true(f->n_probes < RECORDS_MAX);
+	f->probes[f->n_probes++].dest = *dest;
+	return 0;
+}
+
 static const PresenceCallbacks callbacks = {
 	.send_frame = on_send_frame,
 	.send_datagram = on_send_datagram,
 	.drop_session = on_drop_session,
+	.send_probe = on_send_probe,
 };
 
 static const PresenceConfig default_config = {
@@ -110,12 +123,12 @@ static const PresenceConfig default_config = {
 /* Replaces the fixture's presence with one under @config; forgets the records. */
 static void fixture_restart(Fixture *f, const PresenceConfig *config) {
 	f->presence = presence_free(f->presence);
-	f->n_frames = f->n_datagrams = f->n_drops = 0;
+	f->n_frames = f->n_datagrams = f->n_drops = f->n_probes = 0;
 	assert_int_equal(presence_new(f->event, config, &callbacks, f, &f->presence), 0);
 }
 
 static void fixture_forget(Fixture *f) {
-	f->n_frames = f->n_datagrams = f->n_drops = 0;
+	f->n_frames = f->n_datagrams = f->n_drops = f->n_probes = 0;
 }
 
 static int setup(void **state) {
@@ -588,6 +601,167 @@ static void test_presence_failed_datagram_stops_fan_out(void **state) {
 	assert_int_equal(f->n_datagrams, 0);
 }
 
+static void test_presence_native_name_kept_from_reference_login(void **state) {
+	Fixture *f = *state;
+	User *bob = NULL;
+
+	assert_int_equal(login(f, "login,alice,127.0.0.1:9001", "127.0.0.1:40001"),
+			PRESENCE_REPLY_ACCEPT);
+	assert_int_equal(login(f, "login,bob,127.0.0.1:9002,native1", "127.0.0.1:40002"),
+			PRESENCE_REPLY_ACCEPT);
+	fixture_forget(f);
+
+	/* Waiting for its session, then holding it: a reference login for the
+	 * name from the same IP is refused, and nobody hears of anything. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(login_enc(f, "login,bob,127.0.0.1:9009", WIRE_ENCODING_UTF16LE,
+				"127.0.0.1:40009"), PRESENCE_REPLY_NAME_TAKEN);
+		assert_int_equal(f->n_datagrams, 0);
+		assert_int_equal(f->n_frames, 0);
+		assert_int_equal(f->n_drops, 0);
+		assert_true(user_is_native(find(f, "bob")));
+		if (i == 0) {
+			assert_int_equal(hello(f, SESSION_A, "bob", "127.0.0.1:50000", &bob), 0);
+			fixture_forget(f);
+		}
+	}
+	assert_ptr_equal(find(f, "bob"), bob);
+	assert_ptr_equal(user_get_session(bob), SESSION_A);
+
+	/* Its own daemon, restarted on a new port, still takes it over. */
+	assert_int_equal(login(f, "login,bob,127.0.0.1:9010,native1", "127.0.0.1:40010"),
+			PRESENCE_REPLY_ACCEPT);
+	assert_int_equal(f->n_drops, 1);
+	assert_ptr_equal(f->drops[0].session, SESSION_A);
+}
+
+static const PresenceConfig probe_config = {
+	.limits = {
+		.max_users = 8,
+		.login_rate = 0,
+		.login_burst = 1,
+		.max_conns_per_ip = 4,
+		.max_ips = 16,
+	},
+	.lease = 20 * USEC_PER_MSEC,
+	.session_wait = 20 * USEC_PER_MSEC,
+	.probe_interval = 10 * USEC_PER_MSEC,
+	.probe_count = 2,
+};
+
+/* Runs the loop until @n probes more went out, or 2 s passed. */
+static void run_probes(Fixture *f, size_t n) {
+	size_t want = f->n_probes + n;
+
+	for (int i = 0; i < 400 && f->n_probes < want; i++) {
+		assert_true(sd_event_run(f->event, 5 * USEC_PER_MSEC) >= 0);
+	}
+	assert_true(f->n_probes >= want);
+}
+
+static size_t probes_to(const Fixture *f, const char *dest) {
+	Endpoint d = ep(dest);
+	size_t n = 0;
+
+	for (size_t i = 0; i < f->n_probes; i++) {
+		n += endpoint_equal(&f->probes[i].dest, &d);
+	}
+	return n;
+}
+
+static void unreachable(Fixture *f, const char *dest) {
+	Endpoint d = ep(dest);
+
+	presence_probe_unreachable(f->presence, &d);
+}
+
+static void test_presence_probe_who(void **state) {
+	Fixture *f = *state;
+
+	fixture_restart(f, &probe_config);
+	/* Probed: a reference client at its declared endpoint.  Not probed: a
+	 * native user (its session is its proof), one that declared a foreign IP
+	 * (no UDP to it; its lease applies). */
+	assert_int_equal(login(f, "login,alice,127.0.0.1:9001", "127.0.0.1:40001"),
+			PRESENCE_REPLY_ACCEPT);
+	assert_int_equal(login(f, "login,bob,127.0.0.1:9002,native1", "127.0.0.1:40002"),
+			PRESENCE_REPLY_ACCEPT);
+	assert_int_equal(hello(f, SESSION_A, "bob", "127.0.0.1:50000", &(User *) { NULL }), 0);
+	assert_int_equal(login(f, "login,nat,203.0.113.7:9003", "127.0.0.1:40003"),
+			PRESENCE_REPLY_ACCEPT);
+
+	/* Within a few intervals alice is probed each time; her lease (20 ms)
+	 * does not apply, nat's does. */
+	run_probes(f, 4);
+	assert_int_equal(probes_to(f, "127.0.0.1:9001"), f->n_probes);
+	run_until_gone(f, "nat");
+	assert_null(find(f, "nat"));
+	assert_non_null(find(f, "alice"));
+	assert_non_null(find(f, "bob"));
+}
+
+static void test_presence_probe_unreachable_logs_out(void **state) {
+	Fixture *f = *state;
+
+	fixture_restart(f, &probe_config);
+	assert_int_equal(login(f, "login,alice,127.0.0.1:9001", "127.0.0.1:40001"),
+			PRESENCE_REPLY_ACCEPT);
+	assert_int_equal(login(f, "login,bob,127.0.0.1:9002", "127.0.0.1:40002"),
+			PRESENCE_REPLY_ACCEPT);
+	fixture_forget(f);
+
+	/* A report without a pending probe counts for nothing. */
+	unreachable(f, "127.0.0.1:9002");
+	unreachable(f, "127.0.0.1:9002");
+	assert_non_null(find(f, "bob"));
+
+	/* One unreachable probe, then one nobody reports (bob is there): the
+	 * count starts over. */
+	run_probes(f, 2);
+	unreachable(f, "127.0.0.1:9002");
+	unreachable(f, "127.0.0.1:9002"); /* the same probe counts once */
+	assert_non_null(find(f, "bob"));
+	fixture_forget(f);
+	while (probes_to(f, "127.0.0.1:9002") < 2) {
+		run_probes(f, 1);
+	}
+	unreachable(f, "127.0.0.1:9002");
+	assert_non_null(find(f, "bob"));
+
+	/* Two in a row: bob is gone, and alice hears of it. */
+	fixture_forget(f);
+	while (probes_to(f, "127.0.0.1:9002") < 1) {
+		run_probes(f, 1);
+	}
+	unreachable(f, "127.0.0.1:9002");
+	assert_null(find(f, "bob"));
+	assert_non_null(find(f, "alice"));
+	assert_int_equal(f->n_datagrams, 1);
+	assert_datagram(f, 0, "127.0.0.1:9001", "logout,bob,127.0.0.1:9002");
+}
+
+static void test_presence_probe_rate(void **state) {
+	Fixture *f = *state;
+	PresenceConfig config = probe_config;
+
+	/* One probe a second: of three users due every 10 ms, one is probed
+	 * within 100 ms. */
+	config.probe_rate = 1;
+	fixture_restart(f, &config);
+	assert_int_equal(login(f, "login,a,127.0.0.1:9001", "127.0.0.1:40001"),
+			PRESENCE_REPLY_ACCEPT);
+	assert_int_equal(login(f, "login,b,127.0.0.1:9002", "127.0.0.1:40002"),
+			PRESENCE_REPLY_ACCEPT);
+	assert_int_equal(login(f, "login,c,127.0.0.1:9003", "127.0.0.1:40003"),
+			PRESENCE_REPLY_ACCEPT);
+	for (int i = 0; i < 20; i++) {
+		assert_true(sd_event_run(f->event, 5 * USEC_PER_MSEC) >= 0);
+	}
+	assert_int_equal(f->n_probes, 1);
+	assert_int_equal(probes_to(f, "127.0.0.1:9001"), 1);
+	assert_int_equal(n_users(f), 3);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_presence_reply_reasons),
@@ -618,6 +792,12 @@ int main(void) {
 		cmocka_unit_test_setup_teardown(test_presence_session_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_presence_shutdown_is_silent, setup,
 				teardown),
+		cmocka_unit_test_setup_teardown(test_presence_native_name_kept_from_reference_login,
+				setup, teardown),
+		cmocka_unit_test_setup_teardown(test_presence_probe_who, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_presence_probe_unreachable_logs_out, setup,
+				teardown),
+		cmocka_unit_test_setup_teardown(test_presence_probe_rate, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_presence_failed_datagram_stops_fan_out,
 				setup, teardown),
 	};
