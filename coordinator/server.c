@@ -873,10 +873,13 @@ static int setsockopt_int(int fd, int level, int name, int value) {
 	return 0;
 }
 
-static int server_bind_udp(Server *s, const Endpoint *address) {
+/*
+ * A UDP socket bound to @address with one IP-level option on: @opt_v4
+ * (IPPROTO_IP) or @opt_v6 (IPPROTO_IPV6), by the address's family.
+ */
+static int udp_socket_bind(const Endpoint *address, int opt_v4, int opt_v6, int *ret_fd) {
 	_cleanup_close_ int fd = -EBADF;
 	int family = endpoint_family(address);
-	socklen_t len = sizeof(s->udp_address);
 	int r;
 
 	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -885,20 +888,32 @@ static int server_bind_udp(Server *s, const Endpoint *address) {
 	}
 	if (family == AF_INET6) {
 		(void) setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-		r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+		r = setsockopt_int(fd, IPPROTO_IPV6, opt_v6, 1);
 	} else {
-		r = setsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+		r = setsockopt_int(fd, IPPROTO_IP, opt_v4, 1);
 	}
+	if (r < 0) {
+		return r;
+	}
+	if (bind(fd, &address->sa, endpoint_socklen(address)) < 0) {
+		return -errno;
+	}
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static int server_bind_udp(Server *s, const Endpoint *address) {
+	_cleanup_close_ int fd = -EBADF;
+	socklen_t len = sizeof(s->udp_address);
+	int r;
+
+	r = udp_socket_bind(address, IP_PKTINFO, IPV6_RECVPKTINFO, &fd);
 	if (r < 0) {
 		return r;
 	}
 	/* Large buffers absorb login storms; the kernel caps them at rmem_max. */
 	(void) setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, SOCKET_BUFFER_BYTES);
 	(void) setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, SOCKET_BUFFER_BYTES);
-
-	if (bind(fd, &address->sa, endpoint_socklen(address)) < 0) {
-		return -errno;
-	}
 	if (getsockname(fd, &s->udp_address.sa, &len) < 0) {
 		return -errno;
 	}
@@ -908,30 +923,10 @@ static int server_bind_udp(Server *s, const Endpoint *address) {
 
 /* The probe socket: same family and address as the listen socket, any port. */
 static int server_bind_probe(Server *s) {
-	_cleanup_close_ int fd = -EBADF;
 	Endpoint a = s->udp_address;
-	int family = endpoint_family(&a);
-	int r;
 
-	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		return -errno;
-	}
-	if (family == AF_INET6) {
-		(void) setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1);
-		r = setsockopt_int(fd, IPPROTO_IPV6, IPV6_RECVERR, 1);
-	} else {
-		r = setsockopt_int(fd, IPPROTO_IP, IP_RECVERR, 1);
-	}
-	if (r < 0) {
-		return r;
-	}
 	endpoint_set_port(&a, 0);
-	if (bind(fd, &a.sa, endpoint_socklen(&a)) < 0) {
-		return -errno;
-	}
-	s->probe_fd = TAKE_FD(fd);
-	return 0;
+	return udp_socket_bind(&a, IP_RECVERR, IPV6_RECVERR, &s->probe_fd);
 }
 
 static int server_bind_tcp(Server *s, const Endpoint *address) {
