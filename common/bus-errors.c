@@ -26,6 +26,9 @@ const sd_bus_error_map bus_error_map[] = {
 	 * store is there; the store itself never returns ENOMEDIUM.
 	 */
 	SD_BUS_ERROR_MAP(BUS_ERROR_STORAGE_UNAVAILABLE, ENOMEDIUM),
+	/* Not ENOENT or EBUSY: the store and the loop return those for other things. */
+	SD_BUS_ERROR_MAP(BUS_ERROR_UNKNOWN_MESSAGE, ENOMSG),
+	SD_BUS_ERROR_MAP(BUS_ERROR_MESSAGE_NOT_CANCELLABLE, EALREADY),
 	SD_BUS_ERROR_MAP_END,
 };
 

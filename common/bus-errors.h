@@ -20,6 +20,8 @@
 #define BUS_ERROR_INVALID_MESSAGE "org.p2pchat.chat1.Error.InvalidMessage"
 #define BUS_ERROR_INVALID_CONFIG "org.p2pchat.chat1.Error.InvalidConfig"
 #define BUS_ERROR_STORAGE_UNAVAILABLE "org.p2pchat.chat1.Error.StorageUnavailable"
+#define BUS_ERROR_UNKNOWN_MESSAGE "org.p2pchat.chat1.Error.UnknownMessage"
+#define BUS_ERROR_MESSAGE_NOT_CANCELLABLE "org.p2pchat.chat1.Error.MessageNotCancellable"
 
 extern const sd_bus_error_map bus_error_map[];
 

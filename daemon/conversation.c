@@ -22,7 +22,12 @@
  *    "accepted" still means stored.  No signal about the id may reach the
  *    caller before the id: what the outbox learns about it waits behind the
  *    answer (note_outcome()), and an ack, a requeue or an expiry of it
- *    commits the batch first (settle()).
+ *    commits the batch first (settle()).  The first signal after the
+ *    answer is queued() (MessageQueued), for every front end; a reply
+ *    from a notification takes the same path without an answer;
+ *  - a cancellation (conversation_cancel()) fails the message in the
+ *    batch and is answered and announced after the barrier: a failed
+ *    batch leaves the message queued, and the caller is told so.
  * If the commit or the barrier fails, the sends are told and their messages
  * fail (and stop being retried), no ack goes out (the senders retry, and
  * the store keeps each id once), and the next pass starts a new batch.
@@ -69,10 +74,31 @@ typedef struct PendingSend {
 	Conversation *conversation; /* not owned */
 	char id[MESSAGE_ID_STRLEN];
 	char peer[WIRE_NAME_MAX_BYTES + 1];
+	char *text;         /* for queued() */
+	uint64_t sent_usec; /* for queued() */
+	bool unknown;       /* the peer was never seen before */
 	SendOutcome outcome;
-	ConversationSendDone done;
+	ConversationSendDone done; /* NULL: nobody waits (conversation_queue()) */
 	void *userdata;
 } PendingSend;
+
+static PendingSend *pending_send_free(PendingSend *p) {
+	if (!p) {
+		return NULL;
+	}
+	free(p->text);
+	return mfree(p);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(PendingSend *, pending_send_free);
+
+/* A CancelMessage() waiting for the barrier. */
+typedef struct PendingCancel {
+	Conversation *conversation; /* not owned */
+	char id[MESSAGE_ID_STRLEN];
+	char peer[WIRE_NAME_MAX_BYTES + 1];
+	ConversationSendDone done;
+	void *userdata;
+} PendingCancel;
 
 /* Announced ids whose batch failed: see the top of the file. */
 #define CONVERSATION_UNSTORED_MAX MESSENGER_MAX_IN_FLIGHT
@@ -480,10 +506,11 @@ static void schedule_retry(Conversation *c) {
  * Stores @text for @peer: as "sent" and on the wire at once when nothing is
  * queued before it and the peer takes it now (without the flush and a
  * second write), else as "queued" with a flush scheduled.  Both are in the
- * batch's transaction.  Return: 1 sent, 0 queued, -errno.
+ * batch's transaction.  Return: 1 sent, 0 queued, -errno (@ret_id and
+ * @ret_sent_usec are written once the message is stored).
  */
 static int store_outgoing(Conversation *c, const char *peer, const char *text,
-		char ret_id[static MESSAGE_ID_STRLEN]) {
+		char ret_id[static MESSAGE_ID_STRLEN], uint64_t *ret_sent_usec) {
 	char id[MESSAGE_ID_STRLEN];
 	uint64_t now = now_usec(CLOCK_REALTIME);
 	bool direct;
@@ -507,6 +534,7 @@ static int store_outgoing(Conversation *c, const char *peer, const char *text,
 		return r;
 	}
 	memcpy(ret_id, id, MESSAGE_ID_STRLEN);
+	*ret_sent_usec = now;
 	if (direct) {
 		r = messenger_transmit(c->messenger, id, peer, text, now);
 		if (r == MESSENGER_SENT) {
@@ -535,7 +563,7 @@ static void remove_send(Conversation *c, PendingSend *p) {
 }
 
 static void on_send_committed(int error, void *userdata) {
-	_cleanup_free_ PendingSend *p = userdata;
+	_cleanup_(pending_send_freep) PendingSend *p = userdata;
 	Conversation *c = p->conversation;
 
 	remove_send(c, p);
@@ -543,12 +571,20 @@ static void on_send_committed(int error, void *userdata) {
 		/* Not stored (or not durably): the caller is told, nothing goes out. */
 		messenger_forget(c->messenger, p->id);
 		(void) history_set_state(c->history, p->id, HISTORY_STATE_FAILED);
-		p->done(error, p->id, p->userdata);
+		if (p->done) {
+			p->done(error, p->id, p->userdata);
+		} else {
+			log_warning_errno(error, "Failed to store the message to '%s': %m",
+					p->peer);
+		}
 		return;
 	}
-	p->done(0, p->id, p->userdata);
+	if (p->done) {
+		p->done(0, p->id, p->userdata);
+	}
 
 	/* After the answer: the caller knows the id before any signal about it. */
+	c->callbacks->queued(p->id, p->peer, p->text, p->sent_usec, p->unknown, c->userdata);
 	report_state(c, p->id, p->peer, HISTORY_STATE_QUEUED, NULL);
 	switch (p->outcome) {
 	case SEND_OUTCOME_QUEUED:
@@ -569,9 +605,23 @@ static void on_send_committed(int error, void *userdata) {
 	}
 }
 
+/* Whether @peer was never seen: not in the roster, no message with it. */
+static int peer_is_unknown(Conversation *c, const char *peer) {
+	int r;
+
+	if (roster_get(c->roster, peer)) {
+		return 0;
+	}
+	r = history_has_peer(c->history, peer);
+	if (r < 0) {
+		return r;
+	}
+	return r == 0;
+}
+
 int conversation_send(Conversation *c, const char *peer, const char *text,
 		ConversationSendDone done, void *userdata, char ret_id[static MESSAGE_ID_STRLEN]) {
-	_cleanup_free_ PendingSend *p = NULL;
+	_cleanup_(pending_send_freep) PendingSend *p = NULL;
 	int r;
 
 	/* Room for the answer first: once stored, the message must get it. */
@@ -579,6 +629,16 @@ int conversation_send(Conversation *c, const char *peer, const char *text,
 	if (!p) {
 		return -ENOMEM;
 	}
+	p->text = strdup(text);
+	if (!p->text) {
+		return -ENOMEM;
+	}
+	/* Before it is stored: then there is a message with the peer. */
+	r = peer_is_unknown(c, peer);
+	if (r < 0) {
+		return r;
+	}
+	p->unknown = r;
 	r = GREEDY_REALLOC(c->sends, c->allocated_sends, c->n_sends + 1);
 	if (r < 0) {
 		return r;
@@ -587,7 +647,7 @@ int conversation_send(Conversation *c, const char *peer, const char *text,
 	if (r < 0) {
 		return r;
 	}
-	r = store_outgoing(c, peer, text, p->id);
+	r = store_outgoing(c, peer, text, p->id, &p->sent_usec);
 	if (r < 0) {
 		return r;
 	}
@@ -606,16 +666,68 @@ int conversation_send(Conversation *c, const char *peer, const char *text,
 
 int conversation_queue(Conversation *c, const char *peer, const char *text) {
 	char id[MESSAGE_ID_STRLEN];
+
+	/* Like SendMessage(): announced once stored for good, in the same order. */
+	return conversation_send(c, peer, text, NULL, NULL, id);
+}
+
+static void on_cancel_committed(int error, void *userdata) {
+	_cleanup_free_ PendingCancel *p = userdata;
+	_cleanup_(history_message_done) HistoryMessage hm = {};
+	Conversation *c = p->conversation;
+
+	/* Not stored: the rollback left the message queued; the caller is told. */
+	p->done(error, p->id, p->userdata);
+	if (error < 0) {
+		return;
+	}
+	/* A late ack of an earlier try may have made it delivered meanwhile. */
+	if (history_get_message(c->history, p->id, &hm) < 0 ||
+			hm.state != HISTORY_STATE_FAILED) {
+		return;
+	}
+	report_failed(c, p->id, p->peer, "cancelled");
+}
+
+int conversation_cancel(Conversation *c, const char *id, ConversationSendDone done,
+		void *userdata) {
+	_cleanup_(history_message_done) HistoryMessage hm = {};
+	_cleanup_free_ PendingCancel *p = NULL;
 	int r;
 
-	r = store_outgoing(c, peer, text, id);
+	/* A message whose answer still waits is stored for good first. */
+	settle(c, id);
+	r = history_get_message(c->history, id, &hm);
 	if (r < 0) {
 		return r;
 	}
-	report_state(c, id, peer, HISTORY_STATE_QUEUED, NULL);
-	if (r > 0) {
-		report_state(c, id, peer, HISTORY_STATE_SENT, NULL);
+	if (hm.direction != HISTORY_DIRECTION_OUT || hm.state != HISTORY_STATE_QUEUED) {
+		return -EBUSY;
 	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		return -ENOMEM;
+	}
+	r = commit_reserve(c->commit, COMMIT_PHASE_REPLY);
+	if (r < 0) {
+		return r;
+	}
+	r = history_set_state(c->history, id, HISTORY_STATE_FAILED);
+	if (r < 0) {
+		return r;
+	}
+	/* Queued is not on the wire; should it be there all the same, it stops. */
+	messenger_forget(c->messenger, id);
+	*p = (PendingCancel) {
+		.conversation = c,
+		.done = done,
+		.userdata = userdata,
+	};
+	(void) snprintf(p->id, sizeof(p->id), "%s", hm.id);
+	(void) snprintf(p->peer, sizeof(p->peer), "%s", hm.peer);
+	r = commit_defer(c->commit, COMMIT_PHASE_REPLY, on_cancel_committed, TAKE_PTR(p));
+	assert(r >= 0); /* reserved above */
+	commit_check_bound(c->commit);
 	return 0;
 }
 

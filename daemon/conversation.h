@@ -29,6 +29,13 @@
 typedef struct Conversation Conversation;
 
 typedef struct ConversationCallbacks {
+	/*
+	 * A new outgoing message is stored for good, whoever sent it; before
+	 * any state_changed() about it.  @unknown: @peer was never seen
+	 * before (not in the roster, no message with it in the history).
+	 */
+	void (*queued)(const char *id, const char *peer, const char *text, uint64_t sent_usec,
+			bool unknown, void *userdata);
 	void (*received)(const char *id, const char *peer, const char *text, uint64_t ts_usec,
 			bool native, const char *time, void *userdata);
 	void (*delivered)(const char *id, const char *peer, unsigned attempts, void *userdata);
@@ -45,7 +52,8 @@ typedef struct ConversationCallbacks {
 /*
  * Called once the message of conversation_send() is stored for good
  * (@error 0) or could not be (@error < 0: it is failed); signals about @id
- * come only after this.
+ * come only after this.  conversation_cancel() calls it the same way once
+ * the cancellation is stored (@error < 0: it is not cancelled).
  */
 typedef void (*ConversationSendDone)(int error, const char *id, void *userdata);
 
@@ -72,10 +80,22 @@ void conversation_set_notify(Conversation *c, Notify *notify);
 int conversation_send(Conversation *c, const char *peer, const char *text,
 		ConversationSendDone done, void *userdata, char ret_id[static MESSAGE_ID_STRLEN]);
 /*
- * conversation_queue() - store @text for @peer and send it as soon as
- * possible, announcing it at once (a reply from a notification).
+ * conversation_queue() - conversation_send() without a caller to answer (a
+ * reply from a notification): announced the same way, after the barrier.
  */
 int conversation_queue(Conversation *c, const char *peer, const char *text);
+
+/*
+ * conversation_cancel() - CancelMessage(): an outgoing message that is still
+ * queued (has not left) fails with reason "cancelled"; its text stays in
+ * the history.  @done is called after the batch's barrier, and the signals
+ * after it.
+ * Return: 0; -ENOENT when there is no message @id; -EBUSY when it is not a
+ * queued outgoing message (on the wire, delivered, failed, or incoming);
+ * -errno (then @done is never called).
+ */
+int conversation_cancel(Conversation *c, const char *id, ConversationSendDone done,
+		void *userdata);
 
 /* Sends what is queued for online peers, soon (from a defer source). */
 void conversation_schedule_flush(Conversation *c);

@@ -234,6 +234,13 @@ static const AccountCallbacks account_callbacks = {
 
 /* --- conversation events --- */
 
+static void on_queued(const char *id, const char *peer, const char *text, uint64_t sent_usec,
+		bool unknown, void *userdata) {
+	Daemon *d = userdata;
+
+	manager_bus_emit_message_queued(d->manager_bus, id, peer, text, sent_usec, unknown);
+}
+
 static void on_received(const char *id, const char *peer, const char *text, uint64_t ts_usec,
 		bool native, const char *time, void *userdata) {
 	Daemon *d = userdata;
@@ -282,6 +289,7 @@ static void on_active_changed(void *userdata) {
 }
 
 static const ConversationCallbacks conversation_callbacks = {
+	.queued = on_queued,
 	.received = on_received,
 	.delivered = on_delivered,
 	.sent = on_sent,

@@ -112,6 +112,14 @@ static const char *const migrations[] = {
 	"DROP TRIGGER messages_ai;"
 	"CREATE INDEX messages_pending ON messages (peer)"
 	"  WHERE state IN ('queued', 'sent') AND final = 0;",
+	/*
+	 * 3 -> 4: the unread messages of a peer on an index of their own:
+	 * "delivered" is also the state of nearly every outgoing message, so
+	 * messages_by_state made counting a peer's unread messages visit all
+	 * of them (ListConversations() counts them for every peer).
+	 */
+	("CREATE INDEX messages_unread ON messages (peer)"
+	 "  WHERE direction = 'in' AND state = 'delivered';"),
 };
 
 #define COLUMNS "id, peer, direction, text, sent_usec, received_usec, state"
@@ -143,6 +151,8 @@ typedef enum Statement {
 	STMT_UNREAD_ALL,
 	STMT_FTS_INDEX,
 	STMT_HAS_QUEUED,
+	STMT_HAS_PEER,
+	STMT_CONVERSATIONS,
 	_STMT_MAX,
 } Statement;
 
@@ -200,6 +210,31 @@ static const char *const statement_sql[_STMT_MAX] = {
 	[STMT_HAS_QUEUED] = "SELECT count(*) FROM ("
 			    "  SELECT 1 FROM messages WHERE state = 'queued' AND peer = ?1 LIMIT 1"
 			    ")",
+	[STMT_HAS_PEER] = "SELECT count(*) FROM ("
+			  "  SELECT 1 FROM messages WHERE peer = ?1 LIMIT 1"
+			  ")",
+	/*
+	 * The peers are walked on messages_by_peer one distinct name at a
+	 * time (a skip scan: one index search per peer, not one step per
+	 * message as GROUP BY would take), and each peer's newest message is
+	 * one more search there (the index holds seq).  The unread counts
+	 * are searches on messages_unread.
+	 */
+	[STMT_CONVERSATIONS] = "WITH RECURSIVE peers (name) AS ("
+			       "  SELECT min(peer) FROM messages"
+			       "  UNION ALL"
+			       "  SELECT (SELECT min(peer) FROM messages WHERE peer > peers.name)"
+			       "  FROM peers WHERE peers.name IS NOT NULL"
+			       ") "
+			       "SELECT m.id, m.peer, m.direction, m.text, m.sent_usec,"
+			       "  m.received_usec, m.state,"
+			       "  (SELECT count(*) FROM messages INDEXED BY messages_unread"
+			       "   WHERE direction = 'in' AND state = 'delivered'"
+			       "   AND peer = m.peer) "
+			       "FROM peers JOIN messages AS m"
+			       "  ON m.seq = (SELECT max(seq) FROM messages"
+			       "              WHERE peer = peers.name) "
+			       "ORDER BY m.seq DESC LIMIT ?1",
 };
 
 struct History {
@@ -1636,6 +1671,69 @@ int history_unread_all(History *h, HistoryUnreadList *ret) {
 	}
 	*ret = l;
 	l = (HistoryUnreadList) {};
+	return 0;
+}
+
+int history_has_peer(History *h, const char *peer) {
+	int r;
+
+	assert(h);
+
+	r = count_for_peer(h, STMT_HAS_PEER, peer);
+	return r < 0 ? r : r > 0;
+}
+
+void history_conversation_list_done(HistoryConversationList *l) {
+	if (!l) {
+		return;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		history_message_done(&l->conversations[i].last);
+	}
+	l->conversations = mfree(l->conversations);
+	l->n = 0;
+}
+
+int history_list_conversations(History *h, HistoryConversationList *ret) {
+	_cleanup_(history_conversation_list_done) HistoryConversationList l = {};
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	int r;
+
+	assert(h);
+	assert(ret);
+
+	r = stmt_get(h, STMT_CONVERSATIONS, &s);
+	if (r < 0) {
+		return r;
+	}
+	r = bind_int64(h, s, 1, HISTORY_CONVERSATIONS_MAX);
+	if (r < 0) {
+		return r;
+	}
+	for (;;) {
+		int rc = sqlite3_step(s);
+		HistoryConversation *a;
+
+		if (rc == SQLITE_DONE) {
+			break;
+		}
+		if (rc != SQLITE_ROW) {
+			return history_error(h, rc, sqlite3_sql(s));
+		}
+		a = reallocarray(l.conversations, l.n + 1, sizeof(HistoryConversation));
+		if (!a) {
+			return -ENOMEM;
+		}
+		l.conversations = a;
+		r = message_from_row(s, &l.conversations[l.n].last);
+		if (r < 0) {
+			return r;
+		}
+		l.conversations[l.n++].unread = (unsigned) MIN(MAX(sqlite3_column_int64(s, 7), 0),
+				(int64_t) UINT_MAX);
+	}
+	*ret = l;
+	l = (HistoryConversationList) {};
 	return 0;
 }
 

@@ -39,6 +39,8 @@
 /* Peer names and texts, in bytes (the wire limits). */
 #define HISTORY_PEER_MAX 128
 #define HISTORY_TEXT_MAX 16384
+/* Most conversations history_list_conversations() returns: the most recent. */
+#define HISTORY_CONVERSATIONS_MAX 1000u
 /* Search text, in bytes. */
 #define HISTORY_QUERY_MAX 1024
 
@@ -172,6 +174,8 @@ int history_add_outgoing_as(History *h, const char *id, const char *peer, const 
 
 /* history_has_queued() - 1 when @peer has queued messages, else 0. */
 int history_has_queued(History *h, const char *peer);
+/* history_has_peer() - 1 when a message with @peer is stored (either direction), else 0. */
+int history_has_peer(History *h, const char *peer);
 
 /*
  * history_set_state() - move message @id to @state (see the table above).
@@ -280,3 +284,23 @@ int history_unread_all(History *h, HistoryUnreadList *ret);
 void history_unread_list_done(HistoryUnreadList *l);
 /* history_unread_lookup() - @peer's count in @l; 0 when it is not there. */
 unsigned history_unread_lookup(const HistoryUnreadList *l, const char *peer);
+
+/* A peer we have messages with: the newest of them and the unread count. */
+typedef struct HistoryConversation {
+	HistoryMessage last;
+	unsigned unread; /* incoming messages not read yet */
+} HistoryConversation;
+
+typedef struct HistoryConversationList {
+	HistoryConversation *conversations; /* most recent (newest last message) first */
+	size_t n;
+} HistoryConversationList;
+
+/*
+ * history_list_conversations() - every peer with stored messages, by its
+ * newest message, most recent first (at most HISTORY_CONVERSATIONS_MAX), in
+ * one query whose cost grows with the number of peers, not of messages.
+ * Free with history_conversation_list_done().
+ */
+int history_list_conversations(History *h, HistoryConversationList *ret);
+void history_conversation_list_done(HistoryConversationList *l);

@@ -6,8 +6,8 @@
  * the bus is there until it goes.  Handlers check their input, hand the
  * work to the core (account.c, conversation.c) and never block; Login()
  * keeps its message until the account reports the outcome
- * (manager_bus_login_done()), and SendMessage() until the conversation
- * reports the message stored.  The emitters turn the core's events into
+ * (manager_bus_login_done()), and SendMessage() and CancelMessage() until
+ * the conversation reports the change stored.  The emitters turn the core's events into
  * signals.
  *
  * Without a history (it could not be opened) the object is there all the
@@ -125,7 +125,8 @@ static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error
 	r = account_login(mb->account, name, coordinator);
 	if (r == -EINVAL) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
-				"Invalid coordinator '%s': expected HOST:PORT with an IP address",
+				"Invalid coordinator '%s': expected HOST[:PORT], HOST a name or an "
+				"address, PORT 1-65535",
 				coordinator);
 	}
 	if (r < 0) {
@@ -221,6 +222,11 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 		return sd_bus_error_setf(error, BUS_ERROR_INVALID_NAME, "Invalid peer name '%s'",
 				peer);
 	}
+	/* It would be both directions of one conversation: refused, as it has no use. */
+	if (streq(peer, strempty(account_get_username(mb->account)))) {
+		return sd_bus_error_set(error, BUS_ERROR_INVALID_NAME,
+				"Cannot send a message to yourself");
+	}
 	/*
 	 * The answer, and then the "queued" signal, come after the batch's
 	 * barrier (conversation.c): "accepted" means stored.
@@ -233,6 +239,54 @@ static int method_send_message(sd_bus_message *msg, void *userdata, sd_bus_error
 	if (r == -ENOBUFS) {
 		return sd_bus_error_setf(error, SD_BUS_ERROR_LIMITS_EXCEEDED,
 				"Too many messages queued for '%s' (%u)", peer, HISTORY_QUEUE_MAX);
+	}
+	if (r < 0) {
+		return r;
+	}
+	return 1;
+}
+
+/* The cancellation of a CancelMessage() is stored for good, or not: answer. */
+static void on_cancel_done(int error, const char *id, void *userdata) {
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *call = userdata;
+	int r;
+
+	if (error < 0) {
+		r = sd_bus_reply_method_errnof(call, error, "Failed to cancel message '%s': %m",
+				id);
+	} else {
+		r = sd_bus_reply_method_return(call, NULL);
+	}
+	if (r < 0) {
+		log_debug_errno(r, "Failed to reply to CancelMessage(): %m");
+	}
+}
+
+static int method_cancel_message(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
+	ManagerBus *mb = userdata;
+	const char *id;
+	int r;
+
+	r = sd_bus_message_read(msg, "s", &id);
+	if (r < 0) {
+		return r;
+	}
+	r = check_storage(mb, error);
+	if (r < 0) {
+		return r;
+	}
+	/* Offline too: what waits for a peer may be taken back at any time. */
+	r = conversation_cancel(mb->conversation, id, on_cancel_done, sd_bus_message_ref(msg));
+	if (r < 0) {
+		sd_bus_message_unref(msg);
+	}
+	if (r == -ENOENT) {
+		return sd_bus_error_setf(error, BUS_ERROR_UNKNOWN_MESSAGE, "No message '%s'", id);
+	}
+	if (r == -EBUSY) {
+		return sd_bus_error_setf(error, BUS_ERROR_MESSAGE_NOT_CANCELLABLE,
+				"Message '%s' is not a queued outgoing message: only one that "
+				"has not left can be cancelled", id);
 	}
 	if (r < 0) {
 		return r;
@@ -527,6 +581,91 @@ static int method_list_peers(sd_bus_message *msg, void *userdata, sd_bus_error *
 	return sd_bus_send(NULL, reply, NULL);
 }
 
+typedef struct ConversationsContext {
+	sd_bus_message *reply;
+	const char **names; /* the peers with history, sorted */
+	size_t n_names;
+	int error;
+} ConversationsContext;
+
+static int compare_names(const void *a, const void *b) {
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+static int append_conversation(sd_bus_message *reply, const char *peer, const Peer *p,
+		const HistoryConversation *hc) {
+	const HistoryMessage *hm = hc ? &hc->last : NULL;
+
+	return sd_bus_message_append(reply, "(ssssta{sv})", peer, hm ? hm->id : "",
+			hm ? hm->text : "", hm ? history_direction_to_string(hm->direction) : "",
+			hm ? hm->sent_usec : UINT64_C(0), 4,
+			"unread", "u", hc ? hc->unread : 0u,
+			"online", "b", p ? peer_is_online(p) : false,
+			"native", "b", p ? peer_is_native(p) : false,
+			"state", "s", hm ? history_state_to_string(hm->state) : "");
+}
+
+/* A roster peer without history: after those with, in the roster's (name) order. */
+static void append_roster_peer(Peer *p, void *userdata) {
+	ConversationsContext *c = userdata;
+	const char *name = peer_get_name(p);
+
+	if (c->error < 0 || bsearch(&name, c->names, c->n_names, sizeof(*c->names),
+			compare_names)) {
+		return;
+	}
+	c->error = append_conversation(c->reply, name, p, NULL);
+}
+
+static int method_list_conversations(sd_bus_message *msg, void *userdata,
+		sd_bus_error *error) {
+	_cleanup_(history_conversation_list_done) HistoryConversationList l = {};
+	_cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+	_cleanup_free_ const char **names = NULL;
+	ManagerBus *mb = userdata;
+	ConversationsContext c = {};
+	int r;
+
+	r = check_storage(mb, error);
+	if (r < 0) {
+		return r;
+	}
+	/* One query for the last message and unread count of every peer. */
+	r = history_list_conversations(mb->history, &l);
+	if (r < 0) {
+		return r;
+	}
+	names = calloc(l.n + 1, sizeof(*names));
+	if (!names) {
+		return -ENOMEM;
+	}
+	r = reply_open_array(msg, "(ssssta{sv})", &reply);
+	if (r < 0) {
+		return r;
+	}
+	for (size_t i = 0; i < l.n; i++) {
+		const char *peer = l.conversations[i].last.peer;
+
+		r = append_conversation(reply, peer, roster_get(mb->roster, peer),
+				&l.conversations[i]);
+		if (r < 0) {
+			return r;
+		}
+		names[i] = peer;
+	}
+	qsort(names, l.n, sizeof(*names), compare_names);
+	c = (ConversationsContext) { .reply = reply, .names = names, .n_names = l.n };
+	roster_foreach(mb->roster, append_roster_peer, &c);
+	if (c.error < 0) {
+		return c.error;
+	}
+	r = sd_bus_message_close_container(reply);
+	if (r < 0) {
+		return r;
+	}
+	return sd_bus_send(NULL, reply, NULL);
+}
+
 static void emit_result(const char *signal, int r) {
 	if (r < 0) {
 		log_warning_errno(r, "Failed to emit %s, ignoring: %m", signal);
@@ -563,6 +702,17 @@ void manager_bus_emit_peer_left(ManagerBus *mb, Peer *p) {
 	emit_result("PeerLeft",
 			sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
 					"PeerLeft", "sa{sv}", peer_get_name(p), 0));
+}
+
+void manager_bus_emit_message_queued(ManagerBus *mb, const char *id, const char *peer,
+		const char *text, uint64_t timestamp_usec, bool unknown) {
+	if (!bus_is_open(mb)) {
+		return;
+	}
+	emit_result("MessageQueued",
+			sd_bus_emit_signal(mb->bus, P2PCHAT_OBJECT_PATH, P2PCHAT_MANAGER_INTERFACE,
+					"MessageQueued", "sssta{sv}", id, peer, text,
+					timestamp_usec, 1, "unknown", "b", unknown));
 }
 
 void manager_bus_emit_message_received(ManagerBus *mb, const char *id, const char *peer,
@@ -667,10 +817,20 @@ static const sd_bus_vtable manager_vtable[] = {
 			SD_BUS_RESULT("s", id),
 			method_send_message,
 			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("CancelMessage",
+			SD_BUS_ARGS("s", id),
+			SD_BUS_NO_RESULT,
+			method_cancel_message,
+			SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("ListPeers",
 			SD_BUS_NO_ARGS,
 			SD_BUS_RESULT("a(ssba{sv})", peers),
 			method_list_peers,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("ListConversations",
+			SD_BUS_NO_ARGS,
+			SD_BUS_RESULT("a(ssssta{sv})", conversations),
+			method_list_conversations,
 			SD_BUS_VTABLE_UNPRIVILEGED),
 	SD_BUS_METHOD_WITH_ARGS("GetHistory",
 			SD_BUS_ARGS("s", peer, "u", limit, "s", before_id),
@@ -708,6 +868,10 @@ static const sd_bus_vtable manager_vtable[] = {
 			0),
 	SD_BUS_SIGNAL_WITH_ARGS("PeerLeft",
 			SD_BUS_ARGS("s", name, "a{sv}", extra),
+			0),
+	SD_BUS_SIGNAL_WITH_ARGS("MessageQueued",
+			SD_BUS_ARGS("s", id, "s", peer, "s", text, "t", timestamp_usec,
+					"a{sv}", extra),
 			0),
 	SD_BUS_SIGNAL_WITH_ARGS("MessageReceived",
 			SD_BUS_ARGS("s", id, "s", peer, "s", text, "t", timestamp_usec,

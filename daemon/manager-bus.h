@@ -60,6 +60,9 @@ void manager_bus_login_done(ManagerBus *mb, int error, const char *message);
 void manager_bus_emit_properties_changed(ManagerBus *mb);
 void manager_bus_emit_peer_joined(ManagerBus *mb, Peer *p);
 void manager_bus_emit_peer_left(ManagerBus *mb, Peer *p);
+/* @unknown: @peer was never seen before (extra "unknown": b). */
+void manager_bus_emit_message_queued(ManagerBus *mb, const char *id, const char *peer,
+		const char *text, uint64_t timestamp_usec, bool unknown);
 void manager_bus_emit_message_received(ManagerBus *mb, const char *id, const char *peer,
 		const char *text, uint64_t timestamp_usec, bool native, const char *time);
 void manager_bus_emit_message_delivered(ManagerBus *mb, const char *id, const char *peer,

@@ -128,6 +128,12 @@ static const RosterCallbacks roster_callbacks = {
 
 /* --- the conversation's events --- */
 
+static void on_queued(const char *id, const char *peer, const char *text, uint64_t sent_usec,
+		bool unknown, void *userdata) {
+	assert_true(sent_usec > 0);
+	record(userdata, "queued:%s:%s:%s:%s", id, peer, text, unknown ? "unknown" : "known");
+}
+
 static void on_received(const char *id, const char *peer, const char *text, uint64_t ts_usec,
 		bool native, const char *time, void *userdata) {
 	record(userdata, "received:%s:%s", peer, text);
@@ -159,6 +165,7 @@ static void on_active_changed(void *userdata) {
 }
 
 static const ConversationCallbacks callbacks = {
+	.queued = on_queued,
 	.received = on_received,
 	.delivered = on_delivered,
 	.sent = on_sent,
@@ -294,11 +301,14 @@ static void test_conversation_queued_until_peer_joins(void **state) {
 	/* Nothing about the id before its answer, which waits for the barrier. */
 	assert_int_equal(f->n_events, 0);
 	assert_int_equal(commit_run(f->commit), 0);
-	assert_int_equal(f->n_events, 2);
+	assert_int_equal(f->n_events, 3);
 	(void) snprintf(event, sizeof(event), "done:%s:ok", id);
 	assert_string_equal(f->events[0], event);
-	(void) snprintf(event, sizeof(event), "state:%s:queued", id);
+	/* bob was never seen: not in the roster, nothing in the history. */
+	(void) snprintf(event, sizeof(event), "queued:%s:bob:hello:unknown", id);
 	assert_string_equal(f->events[1], event);
+	(void) snprintf(event, sizeof(event), "state:%s:queued", id);
+	assert_string_equal(f->events[2], event);
 	assert_int_equal(state_of(f, id), HISTORY_STATE_QUEUED);
 
 	/* bob is not there: the flush leaves it queued. */
@@ -444,6 +454,134 @@ static void test_conversation_retry_requeue_commit_fails(void **state) {
 	assert_int_equal(count_prefix(f, "done:"), 1);
 	assert_int_equal(messenger_in_flight(f->messenger), 0);
 	assert_int_equal(state_of(f, id), HISTORY_STATE_FAILED);
+}
+
+/*
+ * Issue 14: MessageQueued comes for a message that went on the wire at once
+ * too, after the answer and before every state change of it.
+ */
+static void test_conversation_queued_after_done(void **state) {
+	Fixture *f = *state;
+	char id[MESSAGE_ID_STRLEN], event[192];
+
+	bob_confirmed(f);
+	send_message(f, "straight out", id);
+	assert_int_equal(messenger_in_flight(f->messenger), 1);
+	assert_int_equal(f->n_events, 0);
+	assert_int_equal(commit_run(f->commit), 0);
+	assert_int_equal(f->n_events, 4);
+	(void) snprintf(event, sizeof(event), "done:%s:ok", id);
+	assert_string_equal(f->events[0], event);
+	(void) snprintf(event, sizeof(event), "queued:%s:bob:straight out:known", id);
+	assert_string_equal(f->events[1], event);
+	(void) snprintf(event, sizeof(event), "state:%s:queued", id);
+	assert_string_equal(f->events[2], event);
+	(void) snprintf(event, sizeof(event), "state:%s:sent", id);
+	assert_string_equal(f->events[3], event);
+}
+
+/* A name with history is known although it is not in the roster. */
+static void test_conversation_queued_unknown(void **state) {
+	Fixture *f = *state;
+	char id1[MESSAGE_ID_STRLEN], id2[MESSAGE_ID_STRLEN], event[192];
+
+	assert_int_equal(conversation_send(f->conversation, "zed", "one", on_done, f, id1), 0);
+	assert_int_equal(conversation_send(f->conversation, "zed", "two", on_done, f, id2), 0);
+	assert_int_equal(commit_run(f->commit), 0);
+	(void) snprintf(event, sizeof(event), "queued:%s:zed:one:unknown", id1);
+	assert_true(saw(f, event));
+	(void) snprintf(event, sizeof(event), "queued:%s:zed:two:known", id2);
+	assert_true(saw(f, event));
+}
+
+/* A reply from a notification: announced like a SendMessage(), after the barrier. */
+static void test_conversation_queue_announced_after_barrier(void **state) {
+	Fixture *f = *state;
+
+	bob_joins(f);
+	assert_int_equal(conversation_queue(f->conversation, "bob", "from the popup"), 0);
+	assert_int_equal(f->n_events, 0);
+	assert_int_equal(commit_run(f->commit), 0);
+	assert_true(f->n_events >= 2);
+	assert_int_equal(strncmp(f->events[0], "queued:", 7), 0);
+	assert_non_null(strstr(f->events[0], ":bob:from the popup:known"));
+	assert_int_equal(strncmp(f->events[1], "state:", 6), 0);
+	assert_non_null(strstr(f->events[1], ":queued"));
+}
+
+static void on_cancel_done(int error, const char *id, void *userdata) {
+	record(userdata, "cancelled:%s:%s", id, error < 0 ? "error" : "ok");
+}
+
+static void test_conversation_cancel(void **state) {
+	Fixture *f = *state;
+	char id[MESSAGE_ID_STRLEN], id2[MESSAGE_ID_STRLEN], event[192];
+	const char *msg = "{\"type\":\"msg\",\"id\":\"0123456789abcdef0123456789abcdef\","
+			  "\"from\":\"bob\",\"ts\":1700000000000000,\"body\":\"hi\"}";
+
+	/* bob is offline: it waits in the outbox. */
+	send_message(f, "never mind", id);
+	assert_int_equal(commit_run(f->commit), 0);
+	f->n_events = 0;
+
+	assert_int_equal(conversation_cancel(f->conversation, id, on_cancel_done, f), 0);
+	/* Answered and announced after the barrier. */
+	assert_int_equal(f->n_events, 0);
+	assert_int_equal(commit_run(f->commit), 0);
+	assert_int_equal(f->n_events, 3);
+	(void) snprintf(event, sizeof(event), "cancelled:%s:ok", id);
+	assert_string_equal(f->events[0], event);
+	(void) snprintf(event, sizeof(event), "failed:%s:cancelled", id);
+	assert_string_equal(f->events[1], event);
+	(void) snprintf(event, sizeof(event), "state:%s:failed", id);
+	assert_string_equal(f->events[2], event);
+	assert_int_equal(state_of(f, id), HISTORY_STATE_FAILED);
+
+	/* Once only; unknown ids are told apart. */
+	assert_int_equal(conversation_cancel(f->conversation, id, on_cancel_done, f), -EBUSY);
+	assert_int_equal(conversation_cancel(f->conversation, "ffffffffffffffffffffffffffffffff",
+			on_cancel_done, f), -ENOENT);
+	assert_int_equal(conversation_cancel(f->conversation, "not an id!", on_cancel_done, f),
+			-ENOENT);
+
+	/* bob comes: the cancelled message does not go out. */
+	bob_joins(f);
+	for (int i = 0; i < 5; i++) {
+		assert_true(sd_event_run(f->event, 0) >= 0);
+	}
+	assert_int_equal(messenger_in_flight(f->messenger), 0);
+	assert_int_equal(state_of(f, id), HISTORY_STATE_FAILED);
+
+	/* On the wire, waiting for its ack: too late. */
+	send_message(f, "on its way", id2);
+	(void) snprintf(event, sizeof(event), "state:%s:sent", id2);
+	run_until(f, event);
+	assert_int_equal(conversation_cancel(f->conversation, id2, on_cancel_done, f), -EBUSY);
+	assert_int_equal(state_of(f, id2), HISTORY_STATE_SENT);
+
+	/* Incoming: not ours to cancel. */
+	deliver(f, msg);
+	assert_int_equal(conversation_cancel(f->conversation, "0123456789abcdef0123456789abcdef",
+			on_cancel_done, f), -EBUSY);
+	assert_int_equal(count_prefix(f, "cancelled:"), 1);
+}
+
+/* The cancellation's batch fails: the caller is told, the message still goes. */
+static void test_conversation_cancel_commit_fails(void **state) {
+	Fixture *f = *state;
+	char id[MESSAGE_ID_STRLEN], event[192];
+
+	send_message(f, "keep me", id);
+	assert_int_equal(commit_run(f->commit), 0);
+	assert_int_equal(conversation_cancel(f->conversation, id, on_cancel_done, f), 0);
+	fault_vfs_fail_writes(UINT_MAX, SQLITE_IOERR_WRITE);
+	assert_true(commit_run(f->commit) < 0);
+	fault_vfs_fail_writes(0, 0);
+	(void) snprintf(event, sizeof(event), "cancelled:%s:error", id);
+	assert_true(saw(f, event));
+	(void) snprintf(event, sizeof(event), "failed:%s:cancelled", id);
+	assert_false(saw(f, event));
+	assert_int_equal(state_of(f, id), HISTORY_STATE_QUEUED);
 }
 
 /* --- reference peers' talk --- */
@@ -800,6 +938,11 @@ int main(void) {
 		T(test_conversation_active_reads),
 		T(test_conversation_peer_left_commit_fails),
 		T(test_conversation_retry_requeue_commit_fails),
+		T(test_conversation_queued_after_done),
+		T(test_conversation_queued_unknown),
+		T(test_conversation_queue_announced_after_barrier),
+		T(test_conversation_cancel),
+		T(test_conversation_cancel_commit_fails),
 		T(test_conversation_talk_before_login),
 		T(test_conversation_talk_before_login_bounded),
 		T(test_conversation_talk_long),

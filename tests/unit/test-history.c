@@ -573,6 +573,97 @@ static void test_history_unread(void **state) {
 	assert_int_equal(history_unread(f->h, "bob"), 1);
 }
 
+/* Issue 14: one entry per peer, its newest message first, with its unread count. */
+static void test_history_list_conversations(void **state) {
+	_cleanup_(history_conversation_list_done) HistoryConversationList l = {};
+	Fixture *f = *state;
+
+	assert_int_equal(history_list_conversations(f->h, &l), 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(history_has_peer(f->h, "bob"), 0);
+
+	assert_int_equal(history_add_outgoing(f->h, "o1", "bob", "to bob", 100), 0);
+	assert_int_equal(history_add_incoming(f->h, "i1", "carol", "from carol", 50, 200), 1);
+	assert_int_equal(history_add_incoming(f->h, "i2", "bob", "from bob 1", 300, 300), 1);
+	assert_int_equal(history_add_incoming(f->h, "i3", "bob", "from bob 2", 400, 400), 1);
+	assert_int_equal(history_add_outgoing(f->h, "o2", "dave", "to dave", 500), 0);
+	assert_int_equal(history_add_incoming(f->h, "i4", "carol", "carol again", 600, 600), 1);
+	assert_int_equal(history_mark_read(f->h, "carol"), 2);
+	assert_int_equal(history_set_state(f->h, "o2", HISTORY_STATE_FAILED), 1);
+	assert_int_equal(history_has_peer(f->h, "bob"), 1);
+	assert_int_equal(history_has_peer(f->h, "erin"), 0);
+
+	assert_int_equal(history_list_conversations(f->h, &l), 0);
+	assert_int_equal(l.n, 3);
+	/* By arrival of the newest message, not by name. */
+	assert_string_equal(l.conversations[0].last.peer, "carol");
+	assert_string_equal(l.conversations[0].last.id, "i4");
+	assert_string_equal(l.conversations[0].last.text, "carol again");
+	assert_int_equal(l.conversations[0].last.direction, HISTORY_DIRECTION_IN);
+	assert_int_equal(l.conversations[0].last.state, HISTORY_STATE_READ);
+	assert_int_equal(l.conversations[0].unread, 0);
+	assert_string_equal(l.conversations[1].last.peer, "dave");
+	assert_string_equal(l.conversations[1].last.id, "o2");
+	assert_int_equal(l.conversations[1].last.direction, HISTORY_DIRECTION_OUT);
+	assert_int_equal(l.conversations[1].last.state, HISTORY_STATE_FAILED);
+	assert_int_equal(l.conversations[1].last.sent_usec, 500);
+	assert_int_equal(l.conversations[1].unread, 0);
+	assert_string_equal(l.conversations[2].last.peer, "bob");
+	assert_string_equal(l.conversations[2].last.id, "i3");
+	assert_int_equal(l.conversations[2].unread, 2);
+	history_conversation_list_done(&l);
+
+	/* A new message moves its peer to the top; reading clears the count. */
+	assert_int_equal(history_add_outgoing(f->h, "o3", "bob", "read them", 700), 0);
+	assert_int_equal(history_mark_read(f->h, "bob"), 2);
+	assert_int_equal(history_list_conversations(f->h, &l), 0);
+	assert_int_equal(l.n, 3);
+	assert_string_equal(l.conversations[0].last.peer, "bob");
+	assert_string_equal(l.conversations[0].last.id, "o3");
+	assert_int_equal(l.conversations[0].last.state, HISTORY_STATE_QUEUED);
+	assert_int_equal(l.conversations[0].unread, 0);
+	assert_string_equal(l.conversations[1].last.peer, "carol");
+	assert_string_equal(l.conversations[2].last.peer, "dave");
+}
+
+/*
+ * 100 peers x 10000 messages (in one transaction, through SQL): the list
+ * takes index searches per peer, never a walk over every message.
+ */
+/*
+ * Many messages, many peers: the order, the last message and the unread
+ * counts are right at scale.  Its speed is not asserted here (a timed check
+ * would fail under the sanitizers and on a busy machine): it is printed.
+ */
+static void test_history_list_conversations_large(void **state) {
+	_cleanup_(history_conversation_list_done) HistoryConversationList l = {};
+	Fixture *f = *state;
+	struct timespec a, b;
+
+	reopen(f);
+	raw_sql(f->path,
+		"WITH RECURSIVE n (i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 99999) "
+		"INSERT INTO messages (id, peer, direction, text, sent_usec, received_usec, state) "
+		"SELECT printf('m%d', i), printf('peer%03d', i % 100),"
+		"  CASE WHEN i % 2 THEN 'in' ELSE 'out' END, 'text', i, i,"
+		"  CASE WHEN i % 2 = 0 THEN 'delivered' WHEN i % 1000 = 1 THEN 'delivered'"
+		"  ELSE 'read' END FROM n");
+	reopen(f);
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &a), 0);
+	assert_int_equal(history_list_conversations(f->h, &l), 0);
+	assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &b), 0);
+	print_message("# 100 conversations of 100000 messages listed in %.1f ms\n",
+			(double) (b.tv_sec - a.tv_sec) * 1e3 + (double) (b.tv_nsec - a.tv_nsec) / 1e6);
+	assert_int_equal(l.n, 100);
+	assert_string_equal(l.conversations[0].last.id, "m99999");
+	assert_string_equal(l.conversations[0].last.peer, "peer099");
+	assert_string_equal(l.conversations[99].last.peer, "peer000");
+	/* peer001's are the i % 100 == 1, all incoming; unread those with i % 1000 == 1. */
+	assert_string_equal(l.conversations[98].last.peer, "peer001");
+	assert_int_equal(l.conversations[98].unread, 100);
+	assert_int_equal(l.conversations[99].unread, 0);
+}
+
 static void test_history_default_path(void **state) {
 	Fixture *f = *state;
 	char *path = NULL, expected[256], dir[200];
@@ -791,6 +882,8 @@ int main(void) {
 		T(test_history_get_paging),
 		T(test_history_search),
 		T(test_history_unread),
+		T(test_history_list_conversations),
+		T(test_history_list_conversations_large),
 		T(test_history_default_path),
 		T(test_history_batching),
 		T(test_history_crash_safety),
