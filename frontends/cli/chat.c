@@ -51,6 +51,9 @@ typedef struct Chat {
 	const char *presence; /* static: for the banner */
 	bool failed;       /* a SendMessage call failed */
 	unsigned pending;  /* SendMessage calls without a reply yet */
+	struct SentMessage *sent; /* those calls, newest first; not owned */
+	char **own_ids;    /* ids of the lines sent here: their MessageQueued is ours */
+	size_t n_own_ids;
 	char *inbuf;       /* pipe mode: bytes read, not yet a full line */
 	size_t inlen;
 } Chat;
@@ -58,6 +61,8 @@ typedef struct Chat {
 typedef struct SentMessage {
 	Chat *chat;        /* not owned */
 	char *text;
+	bool claimed;      /* its MessageQueued came before the reply */
+	struct SentMessage *next;
 } SentMessage;
 
 static Chat *active_chat;
@@ -66,10 +71,39 @@ static void sent_message_free(void *userdata) {
 	SentMessage *s = userdata;
 
 	if (s) {
+		for (SentMessage **p = &s->chat->sent; *p; p = &(*p)->next) {
+			if (*p == s) {
+				*p = s->next;
+				break;
+			}
+		}
 		s->chat->pending--;
 		free(s->text);
 		free(s);
 	}
+}
+
+static bool chat_is_own_id(Chat *c, const char *id) {
+	for (size_t i = 0; i < c->n_own_ids; i++) {
+		if (streq(c->own_ids[i], id)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int chat_add_own_id(Chat *c, const char *id) {
+	char **a, *copy;
+
+	copy = strdup(id);
+	a = copy ? reallocarray(c->own_ids, c->n_own_ids + 1, sizeof(char *)) : NULL;
+	if (!a) {
+		free(copy);
+		return -ENOMEM;
+	}
+	c->own_ids = a;
+	c->own_ids[c->n_own_ids++] = copy;
+	return 0;
 }
 
 static unsigned terminal_columns(void) {
@@ -156,11 +190,20 @@ static void chat_print_queued(Chat *c, SentMessage *s, sd_bus_message *reply) {
 		c->failed = true;
 		return;
 	}
+	/* Its MessageQueued came first and was printed: nothing more to say. */
+	if (s->claimed) {
+		return;
+	}
+	if (chat_add_own_id(c, id) < 0) {
+		(void) log_oom();
+		return;
+	}
 	ev = json_object_new_object();
 	if (!ev || json_add_string(ev, "event", "messageQueued") < 0 ||
 			json_add_string(ev, "id", id) < 0 ||
 			json_add_string(ev, "peer", c->peer) < 0 ||
-			json_add_string(ev, "text", s->text) < 0) {
+			json_add_string(ev, "text", s->text) < 0 ||
+			json_add(ev, "extra", json_object_new_object()) < 0) {
 		(void) log_oom();
 		return;
 	}
@@ -170,6 +213,7 @@ static void chat_print_queued(Chat *c, SentMessage *s, sd_bus_message *reply) {
 static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
 	SentMessage *s = userdata;
 	Chat *c = s->chat;
+	const char *id;
 
 	if (sd_bus_message_is_method_error(m, NULL)) {
 		const sd_bus_error *e = sd_bus_message_get_error(m);
@@ -178,6 +222,9 @@ static int on_send_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
 		c->failed = true;
 	} else if (arg_json != JSON_FORMAT_OFF) {
 		chat_print_queued(c, s, m);
+	} else if (!s->claimed && (sd_bus_message_read(m, "s", &id) < 0 ||
+			chat_add_own_id(c, id) < 0)) {
+		(void) log_oom();
 	} else if (!c->peer_online) {
 		_cleanup_free_ char *line = NULL;
 
@@ -219,6 +266,8 @@ static void chat_send(Chat *c, const char *text) {
 		return;
 	}
 	c->pending++;
+	s->next = c->sent;
+	c->sent = s;
 	(void) sd_bus_slot_set_destroy_callback(slot, sent_message_free);
 	(void) sd_bus_slot_set_floating(slot, 1);
 }
@@ -316,7 +365,36 @@ static int on_stdin_defer(sd_event_source *s, void *userdata) {
 	return chat_read_pipe(s, userdata);
 }
 
+/*
+ * A message stored for the peer: one of our lines (shown by the terminal
+ * already, or printed from the reply with --json) or one sent by another
+ * client, busctl or a script, which belongs to the conversation as well.
+ */
+static bool chat_wants_queued(Chat *c, json_object *ev) {
+	const char *id = strempty(json_get_string(ev, "id", NULL));
+	const char *text = strempty(json_get_string(ev, "text", NULL));
+
+	if (!streq_ptr(json_get_string(ev, "peer", NULL), c->peer) || chat_is_own_id(c, id)) {
+		return false;
+	}
+	/* Before its reply: a line of ours still waiting for it has this text. */
+	for (SentMessage *s = c->sent; s; s = s->next) {
+		if (s->claimed || !streq(s->text, text)) {
+			continue;
+		}
+		s->claimed = true;
+		if (chat_add_own_id(c, id) < 0) {
+			(void) log_oom();
+		}
+		return arg_json != JSON_FORMAT_OFF;
+	}
+	return true;
+}
+
 static bool chat_wants_event(Chat *c, json_object *ev) {
+	if (event_is(ev, "messageQueued")) {
+		return chat_wants_queued(c, ev);
+	}
 	if (event_is(ev, "messageReceived") || event_is(ev, "messageFailed")) {
 		return streq_ptr(json_get_string(ev, "peer", NULL), c->peer);
 	}
@@ -455,6 +533,46 @@ static void chat_done(Chat *c) {
 	}
 	c->prompt = mfree(c->prompt);
 	c->inbuf = mfree(c->inbuf);
+	for (size_t i = 0; i < c->n_own_ids; i++) {
+		free(c->own_ids[i]);
+	}
+	c->own_ids = mfree(c->own_ids);
+	c->n_own_ids = 0;
+}
+
+/*
+ * Tells the daemon which conversation is on screen ("" at the end): no
+ * notifications for it, and what arrives is marked read.  The daemon also
+ * forgets it when we leave the bus.  An older daemon lacks it: ignored.
+ */
+static void chat_set_active(Chat *c, const char *peer) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	int r;
+
+	r = sd_bus_call_method(c->bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "SetActiveConversation", &error, NULL, "s", peer);
+	if (r < 0) {
+		log_debug_errno(r, "Failed to set the active conversation to '%s', ignoring: %s",
+			peer, client_error_message(&error, r));
+	}
+}
+
+static int on_chat_exit(sd_event_source *s, void *userdata) {
+	chat_set_active(userdata, "");
+	return 0;
+}
+
+/* The backlog was shown: it is read now. */
+static void chat_mark_read(Chat *c) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	int r;
+
+	r = sd_bus_call_method(c->bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "MarkRead", &error, NULL, "s", c->peer);
+	if (r < 0) {
+		log_debug_errno(r, "Failed to mark the messages of '%s' read, ignoring: %s",
+			c->peer, client_error_message(&error, r));
+	}
 }
 
 int verb_chat(int argc, char *argv[], void *userdata) {
@@ -465,7 +583,7 @@ int verb_chat(int argc, char *argv[], void *userdata) {
 			arg_json == JSON_FORMAT_OFF,
 	};
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-	_cleanup_(sd_event_source_unrefp) sd_event_source *input = NULL;
+	_cleanup_(sd_event_source_unrefp) sd_event_source *input = NULL, *leave = NULL;
 	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
 	int r;
 
@@ -486,6 +604,15 @@ int verb_chat(int argc, char *argv[], void *userdata) {
 	r = client_subscribe(bus, on_chat_signal, &c);
 	if (r < 0) {
 		return r;
+	}
+	chat_set_active(&c, c.peer);
+	/* Before the bus closes with the loop (its own exit source runs later). */
+	r = sd_event_add_exit(event, &leave, on_chat_exit, &c);
+	if (r >= 0) {
+		r = sd_event_source_set_priority(leave, SD_EVENT_PRIORITY_IMPORTANT);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to watch the end of the chat: %m");
 	}
 
 	if (c.interactive) {
@@ -508,6 +635,7 @@ int verb_chat(int argc, char *argv[], void *userdata) {
 		sym_stifle_history(CHAT_HISTORY_MAX);
 		active_chat = &c;
 		chat_print_history(&c);
+		chat_mark_read(&c);
 		printf("Chatting with %s%s%s (%s). Type a line and press Enter to send it, "
 			"Ctrl-D to leave.\n", ansi_highlight(), c.peer, ansi_normal(),
 			c.presence);

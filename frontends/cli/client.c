@@ -230,6 +230,8 @@ static const struct {
 	{ "PeerJoined", "peerJoined", "ss", { "name", "endpoint" } },
 	{ "PeerLeft", "peerLeft", "s", { "name" } },
 	{ "MessageReceived", "messageReceived", "sss", { "id", "peer", "text" } },
+	/* Every newly stored outgoing message, whichever client sent it. */
+	{ "MessageQueued", "messageQueued", "sss", { "id", "peer", "text" } },
 	{ "MessageDelivered", "messageDelivered", "ss", { "id", "peer" } },
 	/* Sent to a reference peer, which never acknowledges. */
 	{ "MessageSent", "messageSent", "ss", { "id", "peer" } },
@@ -313,14 +315,22 @@ static int event_from_signal(sd_bus_message *m, json_object **ret) {
 			return r;
 		}
 	}
-	if (streq(signal_table[i].member, "MessageReceived")) {
+	/* The one vocabulary: a peer's name is "peer" everywhere ("name" stays). */
+	if (streq(signal_table[i].keys[0], "name") &&
+			json_add_string(o, "peer", json_get_string(o, "name", NULL)) < 0) {
+		return -ENOMEM;
+	}
+	if (streq(signal_table[i].member, "MessageReceived") ||
+			streq(signal_table[i].member, "MessageQueued")) {
 		uint64_t ts;
 
 		r = sd_bus_message_read_basic(m, SD_BUS_TYPE_UINT64, &ts);
 		if (r <= 0) {
 			return r < 0 ? r : -EBADMSG;
 		}
-		if (json_add(o, "timestampUsec", json_object_new_uint64(ts)) < 0) {
+		/* "sentUsec" as in the history; "timestampUsec" is the old name. */
+		if (json_add(o, "sentUsec", json_object_new_uint64(ts)) < 0 ||
+				json_add(o, "timestampUsec", json_object_new_uint64(ts)) < 0) {
 			return -ENOMEM;
 		}
 	}
@@ -328,8 +338,7 @@ static int event_from_signal(sd_bus_message *m, json_object **ret) {
 	if (r < 0) {
 		return r;
 	}
-	if (json_object_object_length(extra) > 0 &&
-			json_add(o, "extra", TAKE_PTR(extra)) < 0) {
+	if (json_add(o, "extra", TAKE_PTR(extra)) < 0) {
 		return -ENOMEM;
 	}
 	*ret = TAKE_PTR(o);
@@ -418,6 +427,16 @@ char *event_format_line(json_object *ev, bool show_ids) {
 	if (event_is(ev, "messageReceived")) {
 		r = asprintf(&line, "%s[%s]%s %s%s:%s %s", ansi_grey(), clock, ansi_normal(),
 			ansi_highlight(), peer, ansi_normal(), text);
+	} else if (event_is(ev, "messageQueued")) {
+		/* chat (no ids) is about one peer: "me: …" says it all. */
+		if (show_ids) {
+			r = asprintf(&line, "%s[%s]%s %sme to %s:%s %s %s(message %s queued)%s",
+				ansi_grey(), clock, ansi_normal(), ansi_highlight(), peer,
+				ansi_normal(), text, ansi_grey(), id, ansi_normal());
+		} else {
+			r = asprintf(&line, "%s[%s]%s %sme:%s %s", ansi_grey(), clock,
+				ansi_normal(), ansi_highlight(), ansi_normal(), text);
+		}
 	} else if (event_is(ev, "peerJoined")) {
 		r = asprintf(&line, "%s[%s]%s %s* %s is online (%s)%s", ansi_grey(), clock,
 			ansi_normal(), ansi_green(), name, endpoint, ansi_normal());
@@ -481,7 +500,7 @@ static int compare_peer_names(const void *a, const void *b) {
 static int read_peer(sd_bus_message *m, json_object **ret) {
 	_cleanup_(json_object_putp) json_object *o = NULL, *extra = NULL;
 	const char *name, *endpoint;
-	json_object *native = NULL;
+	json_object *native = NULL, *unread = NULL;
 	int online, r;
 
 	r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, "ssba{sv}");
@@ -502,7 +521,8 @@ static int read_peer(sd_bus_message *m, json_object **ret) {
 	}
 
 	o = json_object_new_object();
-	if (!o || json_add_string(o, "name", name) < 0 ||
+	if (!o || json_add_string(o, "peer", name) < 0 ||
+			json_add_string(o, "name", name) < 0 ||
 			json_add_string(o, "endpoint", endpoint) < 0) {
 		return -ENOMEM;
 	}
@@ -510,7 +530,13 @@ static int read_peer(sd_bus_message *m, json_object **ret) {
 			!json_object_is_type(native, json_type_boolean)) {
 		native = NULL;
 	}
-	if (json_add(o, "online", json_object_new_boolean(online)) < 0 ||
+	if (!json_object_object_get_ex(extra, "unread", &unread) ||
+			!json_object_is_type(unread, json_type_int)) {
+		unread = NULL;
+	}
+	if (json_add(o, "unread", json_object_new_int64(unread ?
+				json_object_get_int64(unread) : 0)) < 0 ||
+			json_add(o, "online", json_object_new_boolean(online)) < 0 ||
 			json_add(o, "native", json_object_new_boolean(native &&
 				json_object_get_boolean(native))) < 0 ||
 			json_add(o, "extra", TAKE_PTR(extra)) < 0) {

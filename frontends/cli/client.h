@@ -31,11 +31,14 @@ int client_read_extra(sd_bus_message *m, json_object **ret);
 /*
  * client_event_from_signal() - decode a Manager signal into an event
  *
- * Handles PeerJoined, PeerLeft, MessageReceived, MessageDelivered,
- * MessageSent (a reference peer: no receipt), MessageFailed,
- * MessageStateChanged and the
- * Manager's PropertiesChanged.  The event is an object with "event" (the
- * camelCase signal name) and one camelCase key per argument.
+ * Handles PeerJoined, PeerLeft, MessageReceived, MessageQueued,
+ * MessageDelivered, MessageSent (a reference peer: no receipt),
+ * MessageFailed, MessageStateChanged and the Manager's PropertiesChanged.
+ * The event is an object with "event" (the camelCase signal name), one
+ * camelCase key per argument and always "extra"; the vocabulary is the one
+ * of the history (p2pchat(1), JSON OUTPUT): a peer's name is "peer" (peer
+ * events keep "name" too), a message's timestamp "sentUsec" (the old
+ * "timestampUsec" is kept too).
  *
  * Return: 1 and *ret on success, 0 when m is not one of those signals or
  * its body is malformed (logged at debug level: a bad signal is ignored).
@@ -68,7 +71,8 @@ int client_get_manager(sd_bus *bus, sd_bus_error *error, json_object **ret);
 /*
  * client_list_peers() - ListPeers as a JSON array sorted by name
  *
- * Each element: {"name", "endpoint", "online", "native", "extra"}.
+ * Each element: {"peer", "name" (the same), "endpoint", "unread", "online",
+ * "native", "extra"}.
  * Return: 0 and *ret, or negative errno with @error set. Does not log.
  */
 int client_list_peers(sd_bus *bus, sd_bus_error *error, json_object **ret);

@@ -15,10 +15,12 @@
 #include <json-c/json.h>
 
 #include "common/bus-api.h"
+#include "common/bus-errors.h"
 #include "common/json-util.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "frontends/cli/client.h"
+#include "frontends/cli/config-keys.h"
 #include "frontends/cli/history.h"
 #include "frontends/cli/message-text.h"
 #include "frontends/cli/options.h"
@@ -45,6 +47,19 @@ static uint64_t message_time(json_object *msg) {
 		return json_object_get_uint64(v);
 	}
 	return 0;
+}
+
+/*
+ * The STATE cell.  An incoming message is "delivered" to us until it is
+ * read: say "unread" and "read", which is what matters about those.
+ */
+static const char *message_state_label(json_object *msg, bool in) {
+	const char *state = strempty(json_get_string(msg, "state", NULL));
+
+	if (in && streq(state, "delivered")) {
+		return "unread";
+	}
+	return state;
 }
 
 /* Prints messages as a table, or as JSON; @with_peer adds a PEER column. */
@@ -82,7 +97,7 @@ static int print_messages(json_object *msgs, bool with_peer) {
 			cells[k++] = peer;
 		}
 		cells[k++] = in ? peer : "me";
-		cells[k++] = strempty(json_get_string(msg, "state", NULL));
+		cells[k++] = message_state_label(msg, in);
 		cells[k++] = text;
 		r = table_add_row(t, cells);
 		if (r < 0) {
@@ -149,24 +164,77 @@ int verb_search(int argc, char *argv[], void *userdata) {
 	return 0;
 }
 
+/* "config get" without a key, "config list": every key, as a table or one object. */
+static int config_list(sd_bus *bus) {
+	static const char *const headers[] = { "KEY", "VALUE" };
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	_cleanup_(table_freep) Table *t = NULL;
+	int r;
+
+	o = json_object_new_object();
+	t = table_new(ELEMENTSOF(headers), headers);
+	if (!o || !t) {
+		return log_oom();
+	}
+	for (size_t i = 0; cli_config_keys[i]; i++) {
+		_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+		_cleanup_free_ char *value = NULL, *esc = NULL;
+		const char *key = cli_config_keys[i];
+
+		r = client_get_config(bus, key, &error, &value);
+		if (r < 0) {
+			return log_error_errno(r, "Failed to get '%s': %s", key,
+				client_error_message(&error, r));
+		}
+		esc = text_escape(value);
+		if (!esc || json_add_string(o, key, value) < 0 ||
+				table_add_row(t, (const char *const[]) { key, esc }) < 0) {
+			return log_oom();
+		}
+	}
+	if (arg_json != JSON_FORMAT_OFF) {
+		r = json_print(o, arg_json);
+	} else {
+		r = table_print(t, arg_legend);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to print the settings: %m");
+	}
+	return 0;
+}
+
 int verb_config(int argc, char *argv[], void *userdata) {
 	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
 	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
 	_cleanup_free_ char *value = NULL;
-	const char *key = argv[2];
+	const char *key = argc > 2 ? argv[2] : NULL;
+	bool list;
 	int r;
 
-	if (!(streq(argv[1], "get") && argc == 3) && !(streq(argv[1], "set") && argc == 4)) {
-		return log_error_errno(EINVAL, "Usage: %s config get KEY | config set KEY VALUE",
-			program_invocation_short_name);
+	list = (streq(argv[1], "get") && argc == 2) || (streq(argv[1], "list") && argc == 2);
+	if (!list && !(streq(argv[1], "get") && argc == 3) &&
+			!(streq(argv[1], "set") && argc == 4)) {
+		return log_error_errno(EINVAL, "Usage: %s config get [KEY] | config set KEY VALUE "
+			"| config list", program_invocation_short_name);
 	}
 	r = client_connect(&bus);
 	if (r < 0) {
 		return r;
 	}
+	if (list) {
+		return config_list(bus);
+	}
 	if (streq(argv[1], "set")) {
+		const char *format = cli_config_key_format(key);
+
 		r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
 			P2PCHAT_MANAGER_INTERFACE, "SetConfig", &error, NULL, "ss", key, argv[3]);
+		/* The daemon says the value is bad; say what a good one looks like. */
+		if (r < 0 && format && sd_bus_error_has_name(&error, BUS_ERROR_INVALID_CONFIG) &&
+				strncmp(strempty(error.message), "Invalid value", 13) == 0) {
+			return log_error_errno(r, "Failed to set '%s': %s; %s.", key,
+				error.message, format);
+		}
 		if (r < 0) {
 			return log_error_errno(r, "Failed to set '%s': %s", key,
 				client_error_message(&error, r));

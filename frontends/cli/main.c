@@ -28,19 +28,49 @@ typedef struct Verb {
 	int min_args; /* counting the verb itself */
 	int max_args; /* -1: no limit */
 	int (*fn)(int argc, char *argv[], void *userdata);
+	const char *args;    /* for "p2pchat VERB --help" */
+	const char *summary;
+	const char *options; /* the lines of its own options, or NULL */
 } Verb;
 
+static int verb_help(int argc, char *argv[], void *userdata);
+
+#define OPTIONS_WAIT \
+	"     --wait              Wait until the message is delivered, sent or failed\n" \
+	"     --timeout=SECONDS   With --wait: give up after this long (default: 60)\n"
+#define OPTIONS_LIMIT \
+	"  -n --limit=N           At most N messages (1-1000, default 100)\n"
+
 static const Verb verbs[] = {
-	{ "status", 1, 1, verb_status },
-	{ "login", 2, 2, verb_login },
-	{ "logout", 1, 1, verb_logout },
-	{ "peers", 1, 1, verb_peers },
-	{ "send", 3, -1, verb_send },
-	{ "listen", 1, 1, verb_listen },
-	{ "chat", 2, 2, verb_chat },
-	{ "history", 2, 2, verb_history },
-	{ "search", 2, -1, verb_search },
-	{ "config", 3, 4, verb_config },
+	{ "status", 1, 1, verb_status, "",
+		"Show the login state of p2pchatd (the default command).", NULL },
+	{ "login", 2, 2, verb_login, "NAME",
+		"Log in as NAME; progress is shown on a terminal, Ctrl-C gives up.",
+		"     --coordinator=HOST[:PORT]\n"
+		"                         Coordinator to log in at (default: $P2PCHAT_COORDINATOR,\n"
+		"                         the config's coordinator, or " DEFAULT_COORDINATOR ")\n" },
+	{ "logout", 1, 1, verb_logout, "", "Log out.", NULL },
+	{ "peers", 1, 1, verb_peers, "",
+		"List the users the coordinator knows, with unread message counts.",
+		"     --no-legend         Do not print the table header and footer\n" },
+	{ "send", 3, -1, verb_send, "PEER TEXT...",
+		"Send a message to PEER ('-' as TEXT reads standard input).", OPTIONS_WAIT },
+	{ "cancel", 2, 2, verb_cancel, "ID",
+		"Cancel a message that is still queued (it fails as 'cancelled').", NULL },
+	{ "listen", 1, 1, verb_listen, "", "Print every event until interrupted.", NULL },
+	{ "chat", 2, 2, verb_chat, "PEER",
+		"Chat with PEER interactively, or line by line when standard input\n"
+		"is not a terminal.", NULL },
+	{ "history", 2, 2, verb_history, "PEER", "Show the conversation with PEER.",
+		OPTIONS_LIMIT "     --no-legend         Do not print the table header and footer\n" },
+	{ "read", 2, 2, verb_read, "PEER", "Mark the messages from PEER read.", NULL },
+	{ "search", 2, -1, verb_search, "TEXT...", "Find messages containing TEXT.",
+		OPTIONS_LIMIT "     --no-legend         Do not print the table header and footer\n" },
+	{ "config", 2, 4, verb_config, "get [KEY] | set KEY VALUE | list",
+		"Show or change the settings of p2pchatd; 'get' without KEY and 'list'\n"
+		"show them all.", NULL },
+	{ "help", 1, 2, verb_help, "[COMMAND]", "Show the help, or the help of COMMAND.",
+		NULL },
 };
 
 static void help(void) {
@@ -54,14 +84,18 @@ static void help(void) {
 		"  logout                 Log out\n"
 		"  peers                  List the users the coordinator knows\n"
 		"  send PEER TEXT...      Send a message ('-' as TEXT reads stdin)\n"
+		"  cancel ID              Cancel a queued message\n"
 		"  listen                 Print every event until interrupted\n"
 		"  chat PEER              Chat with PEER interactively, or line by\n"
 		"                         line when stdin is not a terminal\n"
 		"  history PEER           Show the conversation with PEER\n"
+		"  read PEER              Mark the messages from PEER read\n"
 		"  search TEXT...         Find messages containing TEXT\n"
-		"  config get KEY         Show a setting of p2pchatd\n"
+		"  config get [KEY]       Show a setting of p2pchatd, or all of them\n"
+		"  config list            Show every setting\n"
 		"  config set KEY VALUE   Change a setting (keys: username, coordinator,\n"
 		"                         bind, autologin, notifications, outbox-expiry)\n"
+		"  help [COMMAND]         Show this help, or the help of COMMAND\n"
 		"\n"
 		"Options:\n"
 		"  -h --help              Show this help\n"
@@ -70,7 +104,7 @@ static void help(void) {
 		"     --json=pretty|short|off\n"
 		"                         Print JSON (--json alone means short)\n"
 		"     --no-legend         Do not print the table header and footer\n"
-		"     --coordinator=HOST:PORT\n"
+		"     --coordinator=HOST[:PORT]\n"
 		"                         Coordinator for login (default: $P2PCHAT_COORDINATOR,\n"
 		"                         the config's coordinator, or %2$s)\n"
 		"  -n --limit=N           history, search: at most N messages (default 100)\n"
@@ -80,9 +114,45 @@ static void help(void) {
 		"\n"
 		"Exit status: 0 on success, 1 on any failure (bad usage, an error from\n"
 		"p2pchatd, p2pchatd not running, an undelivered message with --wait).\n"
-		"See the p2pchat(1) man page for details.\n",
+		"See '%1$s help COMMAND' and the p2pchat(1) man page for details.\n",
 		program_invocation_short_name, DEFAULT_COORDINATOR,
 		DEFAULT_TIMEOUT_USEC / USEC_PER_SEC);
+}
+
+static const Verb *verb_find(const char *name) {
+	for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+		if (streq(verbs[i].name, name)) {
+			return &verbs[i];
+		}
+	}
+	return NULL;
+}
+
+/* "p2pchat send --help", "p2pchat help send": the usage line and its options. */
+static void verb_print_help(const Verb *v) {
+	printf("%s [OPTIONS...] %s%s%s\n\n%s\n\nOptions:\n%s"
+		"  -h --help              Show this help\n"
+		"     --json=pretty|short|off\n"
+		"                         Print JSON (--json alone means short)\n"
+		"\nSee '%s --help' for the other commands and p2pchat(1) for details.\n",
+		program_invocation_short_name, v->name, v->args[0] ? " " : "", v->args,
+		v->summary, strempty(v->options), program_invocation_short_name);
+}
+
+static int verb_help(int argc, char *argv[], void *userdata) {
+	const Verb *v;
+
+	if (argc < 2) {
+		help();
+		return 0;
+	}
+	v = verb_find(argv[1]);
+	if (!v) {
+		return log_error_errno(EINVAL, "Unknown command '%s'. See '%s --help'.", argv[1],
+			program_invocation_short_name);
+	}
+	verb_print_help(v);
+	return 0;
 }
 
 static int parse_timeout(const char *s, uint64_t *ret) {
@@ -120,6 +190,7 @@ static int parse_argv(int argc, char *argv[]) {
 		{ "limit", required_argument, NULL, 'n' },
 		{}
 	};
+	bool want_help = false;
 	uint64_t limit;
 	int c;
 
@@ -128,8 +199,9 @@ static int parse_argv(int argc, char *argv[]) {
 	while ((c = getopt_long(argc, argv, "hn:", options, NULL)) >= 0) {
 		switch (c) {
 		case 'h':
-			help();
-			return 0;
+			/* After the verb, it is the verb's help: see below. */
+			want_help = true;
+			break;
 		case ARG_VERSION:
 			printf("p2pchat %s\n", PACKAGE_VERSION);
 			return 0;
@@ -178,6 +250,16 @@ static int parse_argv(int argc, char *argv[]) {
 			abort();
 		}
 	}
+	if (want_help) {
+		const Verb *v = optind < argc ? verb_find(argv[optind]) : NULL;
+
+		if (v) {
+			verb_print_help(v);
+		} else {
+			help();
+		}
+		return 0;
+	}
 	return 1;
 }
 
@@ -191,24 +273,19 @@ static int dispatch_verb(int argc, char *argv[]) {
 		argc = 1;
 		argv = default_argv;
 	}
-	for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
-		if (streq(verbs[i].name, argv[0])) {
-			verb = &verbs[i];
-			break;
-		}
-	}
+	verb = verb_find(argv[0]);
 	if (!verb) {
 		return log_error_errno(EINVAL, "Unknown command '%s'. See '%s --help'.", argv[0],
 			program_invocation_short_name);
 	}
 	n = argc;
 	if (n < verb->min_args) {
-		return log_error_errno(EINVAL, "Too few arguments for '%s'. See '%s --help'.",
-			verb->name, program_invocation_short_name);
+		return log_error_errno(EINVAL, "Too few arguments for '%s'. See '%s %s --help'.",
+			verb->name, program_invocation_short_name, verb->name);
 	}
 	if (verb->max_args >= 0 && n > verb->max_args) {
-		return log_error_errno(EINVAL, "Too many arguments for '%s'. See '%s --help'.",
-			verb->name, program_invocation_short_name);
+		return log_error_errno(EINVAL, "Too many arguments for '%s'. See '%s %s --help'.",
+			verb->name, program_invocation_short_name, verb->name);
 	}
 	if (arg_wait && verb->fn != verb_send) {
 		return log_error_errno(EINVAL, "--wait only applies to 'send'.");
