@@ -57,6 +57,19 @@ p2p_timed() {
     return "$r"
 }
 
+# p2p_logged LOG COMMAND... - run COMMAND with its output in the file LOG
+# (replaced); on failure print the last 40 lines of LOG and where it is.
+p2p_logged() {
+    local log=$1 r=0
+    shift
+    "$@" >"$log" 2>&1 </dev/null || r=$?
+    if [ "$r" -ne 0 ]; then
+        tail -n 40 "$log" >&2
+        p2p_warn "the whole log: $log"
+    fi
+    return "$r"
+}
+
 p2p_setup_deps() {
     "$P2P_SRCDIR/scripts/setup-deps"
 }

@@ -6,7 +6,12 @@
   ExecStart= pointed at the build tree, since verify wants it to exist);
 - a private dbus-daemon whose <servicedir> is build/dbus/services starts
   p2pchatd by activation for a plain `busctl --user call`;
-- `meson install --destdir` puts every file where pkg-config says.
+- `meson install --destdir` puts every file where pkg-config says, and
+  every man page (p2pchat-gtk(1) with the GTK app) in mandir;
+- the man pages agree with the code and the installation: the daemon's
+  default coordinator, no error the daemon no longer gives, every /usr
+  path they name is installed, and every docs/ file they name (not
+  installed) is said to be in the source tree.
 Prints TAP.
 """
 
@@ -164,8 +169,9 @@ def test_install(tap):
     comp = installed(os.path.join(completions, "p2pchat"))
     tap.ok(os.path.exists(comp), "bash completion in completionsdir", comp)
 
-    pages = [p for p in ("p2pchat.1", "p2pchatd.8", "p2pchat-coordinator.8")
-             if os.path.exists(os.path.join(SOURCE, "docs", p + ".scd"))]
+    pages = ["p2pchat.1", "p2pchatd.8", "p2pchat-coordinator.8"]
+    if os.path.exists(os.path.join(BUILD, "frontends", "gtk", "p2pchat-gtk")):
+        pages.append("p2pchat-gtk.1")
     missing = [p for p in pages
                if not os.path.exists(installed(os.path.join(mandir, "man" + p[-1], p)))]
     if not p2ptest.missing("scdoc"):
@@ -174,12 +180,50 @@ def test_install(tap):
     else:
         tap.skip_missing("man pages installed", "scdoc")
 
+    # Every /usr path a page names is installed (below the prefix).
+    files = set()
+    for root, _, names in os.walk(dest):
+        files.update(os.path.join(root, n)[len(dest):] for n in names)
+    bad = []
+    for page in pages:
+        for path in set(re.findall(r"/usr/[\w./-]*[A-Za-z0-9]", man_source(page))):
+            tail = path[len("/usr"):]
+            if not any(f.endswith(tail) for f in files):
+                bad.append("%s: %s" % (page, path))
+    tap.ok(not bad, "every /usr path the man pages name is installed", bad)
+
+
+def man_source(page):
+    with open(os.path.join(SOURCE, "docs", page + ".scd"), encoding="utf-8") as f:
+        return f.read()
+
+
+def test_man_contents(tap):
+    pages = ["p2pchat.1", "p2pchatd.8", "p2pchat-coordinator.8", "p2pchat-gtk.1"]
+    with open(os.path.join(SOURCE, "daemon", "config.c"), encoding="utf-8") as f:
+        default = re.search(r'#define DEFAULT_COORDINATOR "([^"]+)"', f.read()).group(1)
+    # p2pchat login and the daemon's config both fall back on the daemon's
+    # default coordinator.
+    tap.ok(all(default in man_source(p) for p in ("p2pchat.1", "p2pchatd.8")),
+           "p2pchat(1) and p2pchatd(8) give the default coordinator %s" % default)
+    # Messages to unknown peers are queued: UnknownPeer is never sent.
+    bad = [p for p in pages if "Unknown peer" in man_source(p)]
+    tap.ok(not bad, "no man page shows the retired 'Unknown peer' error", bad)
+    # docs/*.md are not installed: a page naming one says where it is.
+    bad = []
+    for p in pages:
+        for para in re.split(r"\n\s*\n", man_source(p)):
+            if re.search(r"\bdocs/\S+\.md", para) and "source tree" not in para:
+                bad.append("%s: %s" % (p, " ".join(para.split())[:120]))
+    tap.ok(not bad, "man pages name docs/ files as in the source tree", bad)
+
 
 def main():
-    tap = Tap(13)
+    tap = Tap(17)
     test_verify(tap)
     test_activation(tap)
     test_install(tap)
+    test_man_contents(tap)
     tap.finish()
 
 
