@@ -10,22 +10,22 @@
  * login that was interrupted is repeated and the roster is listed again, so
  * a daemon restart needs nothing from the user.
  *
- * It keeps the models the widgets show: the roster (a GListStore of
- * ChatPeer, online first and by name, filled from idle slices so 10,000
- * peers never stall a frame; peers are never removed, only marked offline,
- * and carry the daemon's Peer.Unread) and one GListStore of ChatMessage
- * per peer, created on first use, that GetHistory fills page by page
- * backwards and signals extend; every message with an id is indexed, so
- * MessageStateChanged finds it.  It also tells the daemon the conversation
- * on screen.  Every D-Bus call is asynchronous.
+ * It feeds the models the widgets show, each kept by its own object: the
+ * roster (ChatRoster) from ListPeers, PeerJoined and PeerLeft; the
+ * conversations (ChatConversationStore, with the history paging) from the
+ * message signals, MessageQueued (every client's sends) and the app's own
+ * sends; the unread counts (ChatPeerObjects) from the daemon's Peer
+ * objects.  It also tells the daemon the conversation on screen.  Every
+ * D-Bus call is asynchronous.
  */
-
-#include <string.h>
 
 #include "common/bus-api.h"
 #include "frontends/gtk/chat-client.h"
+#include "frontends/gtk/chat-conversation-store.h"
 #include "frontends/gtk/chat-dbus.h"
 #include "frontends/gtk/chat-enums.h"
+#include "frontends/gtk/chat-peer-objects.h"
+#include "frontends/gtk/chat-roster.h"
 #include "frontends/gtk/chat-util.h"
 
 struct _ChatClient {
@@ -41,24 +41,12 @@ struct _ChatClient {
 	char *username;
 	char *coordinator;
 
-	GListStore *peers;
-	GHashTable *peer_by_name;	/* name → ChatPeer (a reference) */
-
-	/* Loading the roster from idle slices: see chat_client_load_roster(). */
-	guint roster_idle_id;
-	GVariant *listing;		/* ListPeers reply still being read */
-	GVariantIter listing_iter;
-	GHashTable *listed;		/* names the reply has listed so far */
-	GPtrArray *unplaced;		/* peers not in the store yet */
-	GPtrArray *loading;		/* the sorted roster being appended */
-	guint loading_next;
-	gboolean loading_ramp;		/* into an empty store: see above */
-	gboolean roster_dirty;		/* presence changed during a load */
-	GHashTable *conversations;	/* name → GListStore of ChatMessage */
-	GHashTable *messages;		/* id → every ChatMessage with an id */
-	GHashTable *histories;		/* peer → ChatHistory */
+	ChatRoster *roster;
+	ChatConversationStore *store;
+	ChatPeerObjects *peer_objects;	/* once the bus is there */
 	guint pending_sends;		/* SendMessage calls without reply */
 	GHashTable *early_outcomes;	/* id → ChatOutcome, see below */
+	GPtrArray *early_queued;	/* ChatMessage, see below */
 
 	/*
 	 * Set when the daemon went away while we were logged in: the login
@@ -82,8 +70,6 @@ struct _ChatClient {
 	char *config_coordinator;
 
 	char *active_conversation;	/* what SetActiveConversation says */
-	guint peer_changed_id;		/* PropertiesChanged of every Peer */
-	GHashTable *unread_asked;	/* names whose Unread was fetched */
 };
 
 #define CHAT_RESUME_WINDOW_USEC (2 * G_USEC_PER_SEC)
@@ -105,22 +91,14 @@ static void chat_outcome_free(ChatOutcome *outcome) {
 }
 
 /*
- * How far back a conversation's history is loaded: pages of
- * CHAT_HISTORY_PAGE messages, each older than the first one of the page
- * before.
+ * MessageQueued reports every outgoing message p2pchatd stores, whoever sent
+ * it (this app, the CLI, busctl), so that a conversation shows them all;
+ * the app's own sends are shown at once, so their ids dedupe.  p2pchatd
+ * emits it after its SendMessage reply; should one come before, while our
+ * own replies are outstanding, it waits in early_queued until they are in:
+ * those whose ids they carry were ours (already shown), the others are
+ * appended then.
  */
-typedef struct ChatHistory {
-	char *oldest_id;	/* NULL before the first page */
-	gboolean loading;
-	gboolean complete;	/* the first message is loaded */
-} ChatHistory;
-
-#define CHAT_HISTORY_PAGE 100
-
-static void chat_history_free(ChatHistory *history) {
-	g_free(history->oldest_id);
-	g_free(history);
-}
 
 G_DEFINE_FINAL_TYPE(ChatClient, chat_client, G_TYPE_OBJECT)
 
@@ -189,6 +167,8 @@ const char *chat_client_state_to_string(ChatClientState state) {
 		return "connecting";
 	case CHAT_CLIENT_STATE_ONLINE:
 		return "online";
+	case CHAT_CLIENT_STATE_RECONNECTING:
+		return "reconnecting";
 	}
 	g_assert_not_reached();
 }
@@ -219,313 +199,6 @@ static void chat_client_set_strings(ChatClient *self, const char *username,
 }
 
 static void on_list_peers_ready(GObject *source, GAsyncResult *result,
-		gpointer user_data);
-static void chat_client_mark_all_offline(ChatClient *self);
-static void on_peer_properties_changed(GDBusConnection *connection,
-		const char *sender, const char *path, const char *interface,
-		const char *signal, GVariant *parameters, gpointer user_data);
-
-static void chat_client_set_state(ChatClient *self, ChatClientState state) {
-	if (self->state == state) {
-		return;
-	}
-	if (self->state == CHAT_CLIENT_STATE_ONLINE) {
-		self->left_online_usec = g_get_monotonic_time();
-	}
-	self->state = state;
-
-	if (state == CHAT_CLIENT_STATE_ONLINE) {
-		chat_set_str(&self->online_name, self->username);
-		chat_set_str(&self->online_coordinator, self->coordinator);
-		chat_dbus_manager_call_list_peers(self->manager,
-			self->proxy_cancellable, on_list_peers_ready, self);
-	} else {
-		chat_client_mark_all_offline(self);
-	}
-
-	g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_STATE]);
-}
-
-/*
- * The roster is kept in order here, once, rather than by a sorting model in
- * the window (a GtkSortListModel over 10,000 peers blocked the main loop
- * for half a second): online peers first, each group in name order.
- *
- * Whole-roster work runs from an idle source in slices of a few
- * milliseconds, so that frames keep coming while thousands of peers load:
- * a ListPeers reply is read a slice at a time, then the roster is sorted
- * once and appended to the store in batches.  While that runs, presence
- * changes only mark the roster dirty, and it is sorted again at the end;
- * otherwise a peer whose presence changes is moved, alone, to its place.
- */
-#define ROSTER_SLICE_USEC 4000
-#define ROSTER_BATCH 1000
-
-/*
- * GtkListView (before 4.12) keeps up to 200 row widgets alive, and building
- * and measuring them all for the first batch took one 75 ms frame; so an
- * empty roster gets its first 200 peers 25 at a time, one batch a frame.
- */
-#define ROSTER_RAMP_ITEMS 200
-#define ROSTER_RAMP_BATCH 25
-#define ROSTER_FRAME_MSEC 16
-
-static int chat_peer_compare(gconstpointer a, gconstpointer b,
-		gpointer user_data) {
-	ChatPeer *pa = (ChatPeer *) a, *pb = (ChatPeer *) b;
-	gboolean online_a = chat_peer_get_online(pa);
-
-	if (online_a != chat_peer_get_online(pb)) {
-		return online_a ? -1 : 1;
-	}
-	return strcmp(chat_peer_get_name(pa), chat_peer_get_name(pb));
-}
-
-static int chat_peer_compare_ptr(gconstpointer a, gconstpointer b) {
-	return chat_peer_compare(*(ChatPeer **) a, *(ChatPeer **) b, NULL);
-}
-
-static gboolean chat_client_roster_is_sorted(ChatClient *self) {
-	GListModel *model = G_LIST_MODEL(self->peers);
-	g_autoptr(ChatPeer) prev = NULL;
-
-	for (guint i = 0; i < g_list_model_get_n_items(model); i++) {
-		g_autoptr(ChatPeer) peer = g_list_model_get_item(model, i);
-
-		if (prev && chat_peer_compare(prev, peer, NULL) > 0) {
-			return FALSE;
-		}
-		g_set_object(&prev, peer);
-	}
-	return TRUE;
-}
-
-/*
- * Puts new peers in place and the roster back in order.  A few new peers
- * into an ordered roster are inserted one by one; otherwise every peer is
- * sorted once and appended in batches: into the empty store, or in place
- * of its items (the first batch replaces them all in one splice, so the
- * roster is never shown empty).
- */
-static void chat_client_arrange_roster(ChatClient *self) {
-	GListModel *model = G_LIST_MODEL(self->peers);
-	guint n = g_list_model_get_n_items(model);
-
-	self->roster_dirty = FALSE;
-	if (chat_client_roster_is_sorted(self) &&
-			self->unplaced->len <= ROSTER_BATCH &&
-			(n > 0 || self->unplaced->len == 0)) {
-		/* A few new peers: each goes straight to its place. */
-		for (guint i = 0; i < self->unplaced->len; i++) {
-			g_list_store_insert_sorted(self->peers,
-				self->unplaced->pdata[i], chat_peer_compare,
-				NULL);
-		}
-		g_ptr_array_set_size(self->unplaced, 0);
-		return;
-	}
-	self->loading = g_ptr_array_new_full(n + self->unplaced->len,
-		g_object_unref);
-	for (guint i = 0; i < n; i++) {
-		g_ptr_array_add(self->loading, g_list_model_get_item(model, i));
-	}
-	for (guint i = 0; i < self->unplaced->len; i++) {
-		g_ptr_array_add(self->loading,
-			g_object_ref(self->unplaced->pdata[i]));
-	}
-	g_ptr_array_set_size(self->unplaced, 0);
-	g_ptr_array_sort(self->loading, chat_peer_compare_ptr);
-	self->loading_next = 0;
-	self->loading_ramp = n == 0;
-}
-
-static void chat_client_append_batch(ChatClient *self) {
-	guint batch = self->loading_ramp &&
-		self->loading_next < ROSTER_RAMP_ITEMS ?
-		ROSTER_RAMP_BATCH : ROSTER_BATCH;
-	guint n = MIN(batch, self->loading->len - self->loading_next);
-	guint removed = self->loading_next == 0 ?
-		g_list_model_get_n_items(G_LIST_MODEL(self->peers)) : 0;
-
-	g_list_store_splice(self->peers,
-		g_list_model_get_n_items(G_LIST_MODEL(self->peers)) - removed,
-		removed, self->loading->pdata + self->loading_next, n);
-	self->loading_next += n;
-	if (self->loading_next == self->loading->len) {
-		g_clear_pointer(&self->loading, g_ptr_array_unref);
-	}
-}
-
-static gboolean extra_get_native(GVariant *extra, gboolean fallback) {
-	gboolean native;
-
-	if (extra && g_variant_lookup(extra, "native", "b", &native)) {
-		return native;
-	}
-	return fallback;
-}
-
-static ChatPeer *chat_client_add_peer(ChatClient *self, const char *name) {
-	ChatPeer *peer = chat_peer_new(name);
-
-	g_hash_table_insert(self->peer_by_name, g_strdup(name), peer);
-	g_ptr_array_add(self->unplaced, g_object_ref(peer));
-	return peer;
-}
-
-/* Reads ListPeers entries until @deadline or the end of the reply. */
-static void chat_client_read_listing(ChatClient *self, gint64 deadline) {
-	const char *name, *endpoint;
-	GHashTableIter iter;
-	gpointer value;
-	GVariant *extra;
-	gboolean online;
-	guint unread;
-
-	for (guint i = 0;; i++) {
-		ChatPeer *peer;
-
-		if (i % 64 == 63 && g_get_monotonic_time() >= deadline) {
-			return;
-		}
-		if (!g_variant_iter_next(&self->listing_iter, "(&s&sb@a{sv})",
-				&name, &endpoint, &online, &extra)) {
-			break;
-		}
-		peer = g_hash_table_lookup(self->peer_by_name, name);
-		if (!peer) {
-			peer = chat_client_add_peer(self, name);
-		}
-		chat_peer_set_endpoint(peer, endpoint);
-		if (chat_peer_get_online(peer) != online) {
-			chat_peer_set_online(peer, online);
-			self->roster_dirty = TRUE;
-		}
-		chat_peer_set_native(peer, extra_get_native(extra, FALSE));
-		/* A daemon that lists unread counts saves a call per row. */
-		if (g_variant_lookup(extra, "unread", "u", &unread)) {
-			chat_peer_set_unread(peer, unread);
-			g_hash_table_add(self->unread_asked, g_strdup(name));
-		}
-		g_hash_table_add(self->listed,
-			(gpointer) chat_peer_get_name(peer));
-		g_variant_unref(extra);
-	}
-
-	/* Whoever the daemon no longer lists is offline now. */
-	g_hash_table_iter_init(&iter, self->peer_by_name);
-	while (g_hash_table_iter_next(&iter, NULL, &value)) {
-		if (chat_peer_get_online(value) && !g_hash_table_contains(
-				self->listed, chat_peer_get_name(value))) {
-			chat_peer_set_online(value, FALSE);
-			self->roster_dirty = TRUE;
-		}
-	}
-	g_clear_pointer(&self->listed, g_hash_table_unref);
-	g_clear_pointer(&self->listing, g_variant_unref);
-}
-
-static gboolean on_roster_idle(gpointer user_data) {
-	ChatClient *self = user_data;
-	gint64 deadline = g_get_monotonic_time() + ROSTER_SLICE_USEC;
-
-	/* One batch per slice: each frame has only a batch to lay out. */
-	if (self->listing) {
-		chat_client_read_listing(self, deadline);
-		return G_SOURCE_CONTINUE;
-	}
-	if (!self->loading && (self->roster_dirty || self->unplaced->len)) {
-		chat_client_arrange_roster(self);
-	}
-	if (self->loading) {
-		chat_client_append_batch(self);
-		if (self->loading && self->loading_ramp &&
-				self->loading_next < ROSTER_RAMP_ITEMS) {
-			self->roster_idle_id = g_timeout_add(ROSTER_FRAME_MSEC,
-				on_roster_idle, self);
-			return G_SOURCE_REMOVE;
-		}
-		return G_SOURCE_CONTINUE;
-	}
-	self->roster_idle_id = 0;
-	return G_SOURCE_REMOVE;
-}
-
-static void chat_client_load_roster(ChatClient *self) {
-	if (!self->roster_idle_id) {
-		self->roster_idle_id = g_idle_add(on_roster_idle, self);
-	}
-}
-
-/*
- * Sets a peer's presence and keeps the roster in order: by moving the one
- * peer, or, while the roster is loading, by sorting it again afterwards.
- */
-static void chat_client_set_peer_online(ChatClient *self, ChatPeer *peer,
-		gboolean online) {
-	guint position;
-
-	if (chat_peer_get_online(peer) == !!online) {
-		return;
-	}
-	if (self->roster_idle_id ||
-			!g_list_store_find(self->peers, peer, &position)) {
-		chat_peer_set_online(peer, online);
-		self->roster_dirty = TRUE;
-		chat_client_load_roster(self);
-		return;
-	}
-	g_object_ref(peer);
-	g_list_store_remove(self->peers, position);
-	chat_peer_set_online(peer, online);
-	g_list_store_insert_sorted(self->peers, peer, chat_peer_compare,
-		NULL);
-	g_object_unref(peer);
-}
-
-static void chat_client_mark_all_offline(ChatClient *self) {
-	GHashTableIter iter;
-	gpointer value;
-
-	g_hash_table_iter_init(&iter, self->peer_by_name);
-	while (g_hash_table_iter_next(&iter, NULL, &value)) {
-		if (chat_peer_get_online(value)) {
-			chat_peer_set_online(value, FALSE);
-			self->roster_dirty = TRUE;
-		}
-	}
-	if (self->roster_dirty) {
-		chat_client_load_roster(self);
-	}
-}
-
-/**
- * chat_client_ensure_peer() - Finds a peer by name, adding it when new.
- * @self: the client
- * @name: the peer's name
- *
- * A new peer is offline until the daemon lists it or reports it joined;
- * this lets a conversation open before the roster has arrived (the app
- * activated by a notification).  It reaches the roster model from the next
- * idle slice.
- *
- * Return: (transfer none): the peer.
- */
-ChatPeer *chat_client_ensure_peer(ChatClient *self, const char *name) {
-	ChatPeer *peer;
-
-	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
-	g_return_val_if_fail(name, NULL);
-
-	peer = g_hash_table_lookup(self->peer_by_name, name);
-	if (!peer) {
-		peer = chat_client_add_peer(self, name);
-		chat_client_load_roster(self);
-	}
-	return peer;
-}
-
-static void on_list_peers_ready(GObject *source, GAsyncResult *result,
 		gpointer user_data) {
 	ChatClient *self = user_data;
 	g_autoptr(GVariant) list = NULL;
@@ -539,55 +212,101 @@ static void on_list_peers_ready(GObject *source, GAsyncResult *result,
 		return;
 	}
 
-	/* A newer reply replaces one still being read. */
-	g_clear_pointer(&self->listing, g_variant_unref);
-	g_clear_pointer(&self->listed, g_hash_table_unref);
-	self->listing = g_steal_pointer(&list);
-	g_variant_iter_init(&self->listing_iter, self->listing);
-	self->listed = g_hash_table_new(g_str_hash, g_str_equal);
-	chat_client_load_roster(self);
+	chat_roster_take_listing(self->roster, g_steal_pointer(&list));
 }
+
+static void chat_client_set_state(ChatClient *self, ChatClientState state) {
+	if (self->state == state) {
+		return;
+	}
+	if (chat_client_is_logged_in(self)) {
+		self->left_online_usec = g_get_monotonic_time();
+	}
+	self->state = state;
+
+	if (state == CHAT_CLIENT_STATE_ONLINE) {
+		chat_set_str(&self->online_name, self->username);
+		chat_set_str(&self->online_coordinator, self->coordinator);
+		chat_dbus_manager_call_list_peers(self->manager,
+			self->proxy_cancellable, on_list_peers_ready, self);
+	} else if (state != CHAT_CLIENT_STATE_RECONNECTING) {
+		/* Reconnecting, p2pchatd keeps its roster; it reconciles it. */
+		chat_roster_mark_all_offline(self->roster);
+	}
+
+	g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_STATE]);
+}
+
+/**
+ * chat_client_ensure_peer() - Finds a peer by name, adding it when new.
+ * See chat_roster_ensure().
+ *
+ * Return: (transfer none): the peer.
+ */
+ChatPeer *chat_client_ensure_peer(ChatClient *self, const char *name) {
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
+	return chat_roster_ensure(self->roster, name);
+}
+
 
 static void on_manager_peer_joined(ChatDbusManager *manager, const char *name,
 		const char *endpoint, GVariant *extra, gpointer user_data) {
 	ChatClient *self = user_data;
-	ChatPeer *peer = chat_client_ensure_peer(self, name);
 
-	chat_peer_set_endpoint(peer, endpoint);
-	chat_peer_set_native(peer,
-		extra_get_native(extra, chat_peer_get_native(peer)));
-	chat_client_set_peer_online(self, peer, TRUE);
+	chat_roster_peer_joined(self->roster, name, endpoint, extra);
 }
 
 static void on_manager_peer_left(ChatDbusManager *manager, const char *name,
 		GVariant *extra, gpointer user_data) {
 	ChatClient *self = user_data;
-	ChatPeer *peer = g_hash_table_lookup(self->peer_by_name, name);
 
-	if (peer) {
-		chat_client_set_peer_online(self, peer, FALSE);
-	}
+	chat_roster_peer_left(self->roster, name);
 }
 
 static void on_manager_message_received(ChatDbusManager *manager,
 		const char *id, const char *peer, const char *text,
 		guint64 timestamp_usec, GVariant *extra, gpointer user_data) {
 	ChatClient *self = user_data;
-	GListStore *conversation;
 	g_autoptr(ChatMessage) message = NULL;
 	gint64 time_usec = timestamp_usec > G_MAXINT64 ?
 		g_get_real_time() : (gint64) timestamp_usec;
 
 	(void) chat_client_ensure_peer(self, peer);
-	if (g_hash_table_contains(self->messages, id)) {
+	if (chat_conversation_store_lookup(self->store, id)) {
 		return;
 	}
-	conversation = G_LIST_STORE(chat_client_get_conversation(self, peer));
 	message = chat_message_new(id, peer, CHAT_MESSAGE_DIRECTION_INCOMING,
 		text, time_usec, CHAT_MESSAGE_STATE_DELIVERED);
-	g_hash_table_insert(self->messages, g_strdup(id),
-		g_object_ref(message));
-	g_list_store_append(conversation, message);
+	chat_conversation_store_append(self->store, message);
+}
+
+static void chat_client_append_queued(ChatClient *self,
+		ChatMessage *message) {
+	if (chat_conversation_store_lookup(self->store,
+			chat_message_get_id(message))) {
+		return;
+	}
+	(void) chat_client_ensure_peer(self, chat_message_get_peer(message));
+	chat_conversation_store_append(self->store, message);
+}
+
+static void on_manager_message_queued(ChatDbusManager *manager,
+		const char *id, const char *peer, const char *text,
+		guint64 timestamp_usec, GVariant *extra, gpointer user_data) {
+	ChatClient *self = user_data;
+	g_autoptr(ChatMessage) message = NULL;
+
+	if (!*id || chat_conversation_store_lookup(self->store, id)) {
+		return;
+	}
+	message = chat_message_new(id, peer, CHAT_MESSAGE_DIRECTION_OUTGOING,
+		text, timestamp_usec > G_MAXINT64 ? g_get_real_time() :
+		(gint64) timestamp_usec, CHAT_MESSAGE_STATE_QUEUED);
+	if (self->pending_sends > 0) {
+		g_ptr_array_add(self->early_queued, g_steal_pointer(&message));
+		return;
+	}
+	chat_client_append_queued(self, message);
 }
 
 /*
@@ -596,7 +315,7 @@ static void on_manager_message_received(ChatDbusManager *manager,
  */
 static void chat_client_apply_state(ChatClient *self, const char *id,
 		ChatMessageState state, const char *reason) {
-	ChatMessage *message = g_hash_table_lookup(self->messages, id);
+	ChatMessage *message = chat_conversation_store_lookup(self->store, id);
 	ChatOutcome *outcome;
 
 	if (!message) {
@@ -654,27 +373,23 @@ static void on_manager_message_state_changed(ChatDbusManager *manager,
 }
 
 static void chat_client_sync_properties(ChatClient *self) {
+	ChatClientState state = chat_client_state_from_string(
+		chat_dbus_manager_get_state(self->manager));
+
+	/* "connecting" once logged in: p2pchatd lost the coordinator. */
+	if (state == CHAT_CLIENT_STATE_CONNECTING &&
+			chat_client_is_logged_in(self)) {
+		state = CHAT_CLIENT_STATE_RECONNECTING;
+	}
 	chat_client_set_strings(self,
 		chat_dbus_manager_get_username(self->manager),
 		chat_dbus_manager_get_coordinator(self->manager));
-	chat_client_set_state(self, chat_client_state_from_string(
-		chat_dbus_manager_get_state(self->manager)));
+	chat_client_set_state(self, state);
 }
 
 static void on_manager_notify(GObject *object, GParamSpec *pspec,
 		gpointer user_data) {
 	chat_client_sync_properties(CHAT_CLIENT(user_data));
-}
-
-/* Forgets history pages in flight (their calls are being cancelled). */
-static void chat_client_stop_history(ChatClient *self) {
-	GHashTableIter iter;
-	gpointer value;
-
-	g_hash_table_iter_init(&iter, self->histories);
-	while (g_hash_table_iter_next(&iter, NULL, &value)) {
-		((ChatHistory *) value)->loading = FALSE;
-	}
 }
 
 static void on_set_active_conversation_ready(GObject *source,
@@ -760,8 +475,8 @@ static void chat_client_drop_manager(ChatClient *self) {
 	 * history pages being loaded are asked again.
 	 */
 	g_hash_table_remove_all(self->early_outcomes);
-	g_hash_table_remove_all(self->unread_asked);
-	chat_client_stop_history(self);
+	chat_roster_forget_unread(self->roster);
+	chat_conversation_store_stop_history(self->store);
 }
 
 static void on_resume_login_ready(GObject *source, GAsyncResult *result,
@@ -823,6 +538,8 @@ static void on_manager_proxy_ready(GObject *source, GAsyncResult *result,
 		G_CALLBACK(on_manager_message_sent), self);
 	g_signal_connect(manager, "message-failed",
 		G_CALLBACK(on_manager_message_failed), self);
+	g_signal_connect(manager, "message-queued",
+		G_CALLBACK(on_manager_message_queued), self);
 	g_signal_connect(manager, "message-state-changed",
 		G_CALLBACK(on_manager_message_state_changed), self);
 	g_object_set_data(G_OBJECT(manager), "chat-client", self);
@@ -864,7 +581,7 @@ static void on_name_vanished(GDBusConnection *connection, const char *name,
 	g_debug("p2pchatd vanished");
 	if (self->online_name && *self->online_name &&
 			*self->online_coordinator &&
-			(self->state == CHAT_CLIENT_STATE_ONLINE ||
+			(chat_client_is_logged_in(self) ||
 			g_get_monotonic_time() - self->left_online_usec <
 			CHAT_RESUME_WINDOW_USEC)) {
 		chat_set_str(&self->resume_name, self->online_name);
@@ -895,11 +612,7 @@ static void on_bus_ready(GObject *source, GAsyncResult *result,
 	 * AUTO_START asks the bus to activate p2pchatd; the watch then keeps
 	 * following the name across daemon restarts.
 	 */
-	self->peer_changed_id = g_dbus_connection_signal_subscribe(connection,
-		P2PCHAT_BUS_NAME, "org.freedesktop.DBus.Properties",
-		"PropertiesChanged", NULL, P2PCHAT_PEER_INTERFACE,
-		G_DBUS_SIGNAL_FLAGS_NONE, on_peer_properties_changed, self,
-		NULL);
+	self->peer_objects = chat_peer_objects_new(connection, self->roster);
 	self->watch_id = g_bus_watch_name_on_connection(connection,
 		P2PCHAT_BUS_NAME, G_BUS_NAME_WATCHER_FLAGS_AUTO_START,
 		on_name_appeared, on_name_vanished, self, NULL);
@@ -921,22 +634,14 @@ static void chat_client_dispose(GObject *object) {
 		g_bus_unwatch_name(self->watch_id);
 		self->watch_id = 0;
 	}
-	if (self->peer_changed_id) {
-		g_dbus_connection_signal_unsubscribe(self->connection,
-			self->peer_changed_id);
-		self->peer_changed_id = 0;
+	g_clear_object(&self->peer_objects);
+	if (self->roster) {
+		chat_client_drop_manager(self);
 	}
-	chat_client_drop_manager(self);
-	g_clear_handle_id(&self->roster_idle_id, g_source_remove);
-	g_clear_pointer(&self->listing, g_variant_unref);
-	g_clear_pointer(&self->listed, g_hash_table_unref);
-	g_clear_pointer(&self->loading, g_ptr_array_unref);
-	g_clear_pointer(&self->unplaced, g_ptr_array_unref);
 	g_clear_object(&self->connection);
 	g_clear_object(&self->cancellable);
-	g_clear_pointer(&self->conversations, g_hash_table_unref);
-	g_clear_pointer(&self->peer_by_name, g_hash_table_unref);
-	g_clear_object(&self->peers);
+	g_clear_object(&self->store);
+	g_clear_object(&self->roster);
 
 	G_OBJECT_CLASS(chat_client_parent_class)->dispose(object);
 }
@@ -945,6 +650,7 @@ static void chat_client_finalize(GObject *object) {
 	ChatClient *self = CHAT_CLIENT(object);
 
 	g_hash_table_unref(self->early_outcomes);
+	g_ptr_array_unref(self->early_queued);
 	g_free(self->resume_name);
 	g_free(self->resume_coordinator);
 	g_free(self->online_name);
@@ -952,9 +658,6 @@ static void chat_client_finalize(GObject *object) {
 	g_free(self->config_username);
 	g_free(self->config_coordinator);
 	g_free(self->active_conversation);
-	g_hash_table_unref(self->messages);
-	g_hash_table_unref(self->histories);
-	g_hash_table_unref(self->unread_asked);
 	g_free(self->username);
 	g_free(self->coordinator);
 
@@ -976,7 +679,7 @@ static void chat_client_get_property(GObject *object, guint prop_id,
 		g_value_set_string(value, self->coordinator);
 		break;
 	case PROP_PEERS:
-		g_value_set_object(value, self->peers);
+		g_value_set_object(value, chat_roster_get_model(self->roster));
 		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -1013,20 +716,11 @@ static void chat_client_init(ChatClient *self) {
 	self->state = CHAT_CLIENT_STATE_NO_DAEMON;
 	self->username = g_strdup("");
 	self->coordinator = g_strdup("");
-	self->peers = g_list_store_new(CHAT_TYPE_PEER);
-	self->peer_by_name = g_hash_table_new_full(g_str_hash, g_str_equal,
-		g_free, g_object_unref);
-	self->unplaced = g_ptr_array_new_with_free_func(g_object_unref);
-	self->conversations = g_hash_table_new_full(g_str_hash, g_str_equal,
-		g_free, g_object_unref);
-	self->histories = g_hash_table_new_full(g_str_hash, g_str_equal,
-		g_free, (GDestroyNotify) chat_history_free);
-	self->unread_asked = g_hash_table_new_full(g_str_hash, g_str_equal,
-		g_free, NULL);
-	self->messages = g_hash_table_new_full(g_str_hash, g_str_equal,
-		g_free, g_object_unref);
+	self->roster = chat_roster_new();
+	self->store = chat_conversation_store_new();
 	self->early_outcomes = g_hash_table_new_full(g_str_hash, g_str_equal,
 		g_free, (GDestroyNotify) chat_outcome_free);
+	self->early_queued = g_ptr_array_new_with_free_func(g_object_unref);
 }
 
 /**
@@ -1046,6 +740,16 @@ ChatClientState chat_client_get_state(ChatClient *self) {
 	return self->state;
 }
 
+/*
+ * Logged in: online, or reconnecting to the coordinator while peers still
+ * take messages.  The chat stays on screen; only logging out leaves it.
+ */
+gboolean chat_client_is_logged_in(ChatClient *self) {
+	g_return_val_if_fail(CHAT_IS_CLIENT(self), FALSE);
+	return self->state == CHAT_CLIENT_STATE_ONLINE ||
+		self->state == CHAT_CLIENT_STATE_RECONNECTING;
+}
+
 const char *chat_client_get_username(ChatClient *self) {
 	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
 	return self->username;
@@ -1058,13 +762,13 @@ const char *chat_client_get_coordinator(ChatClient *self) {
 
 GListModel *chat_client_get_peers(ChatClient *self) {
 	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
-	return G_LIST_MODEL(self->peers);
+	return chat_roster_get_model(self->roster);
 }
 
 ChatPeer *chat_client_get_peer(ChatClient *self, const char *name) {
 	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
 	g_return_val_if_fail(name, NULL);
-	return g_hash_table_lookup(self->peer_by_name, name);
+	return chat_roster_lookup(self->roster, name);
 }
 
 /**
@@ -1076,17 +780,8 @@ ChatPeer *chat_client_get_peer(ChatClient *self, const char *name) {
  * lives as long as the client and grows as messages come and go.
  */
 GListModel *chat_client_get_conversation(ChatClient *self, const char *peer) {
-	GListStore *store;
-
 	g_return_val_if_fail(CHAT_IS_CLIENT(self), NULL);
-	g_return_val_if_fail(peer, NULL);
-
-	store = g_hash_table_lookup(self->conversations, peer);
-	if (!store) {
-		store = g_list_store_new(CHAT_TYPE_MESSAGE);
-		g_hash_table_insert(self->conversations, g_strdup(peer), store);
-	}
-	return G_LIST_MODEL(store);
+	return chat_conversation_store_get(self->store, peer);
 }
 
 /* Fails the task at once when there is no daemon to talk to. */
@@ -1183,6 +878,25 @@ static void chat_client_fail_message(GTask *task, GError *error) {
 	g_task_return_error(task, error);
 }
 
+/* Shows the messages other clients queued while our sends were pending. */
+static void chat_client_flush_queued(ChatClient *self) {
+	g_autoptr(GPtrArray) queued = g_steal_pointer(&self->early_queued);
+
+	self->early_queued = g_ptr_array_new_with_free_func(g_object_unref);
+	for (guint i = 0; i < queued->len; i++) {
+		ChatMessage *message = queued->pdata[i];
+		const char *id = chat_message_get_id(message);
+		ChatOutcome *outcome;
+
+		chat_client_append_queued(self, message);
+		outcome = g_hash_table_lookup(self->early_outcomes, id);
+		if (outcome) {
+			chat_client_apply_state(self, id, outcome->state,
+				outcome->reason);
+		}
+	}
+}
+
 static void on_send_message_ready(GObject *source, GAsyncResult *result,
 		gpointer user_data) {
 	g_autoptr(GTask) task = user_data;
@@ -1201,8 +915,7 @@ static void on_send_message_ready(GObject *source, GAsyncResult *result,
 			chat_client_error_from_remote(error));
 	} else {
 		chat_message_set_id(message, id);
-		g_hash_table_replace(self->messages, g_strdup(id),
-			g_object_ref(message));
+		chat_conversation_store_index(self->store, message);
 		outcome = g_hash_table_lookup(self->early_outcomes, id);
 		if (outcome) {
 			chat_client_apply_state(self, id, outcome->state,
@@ -1212,7 +925,18 @@ static void on_send_message_ready(GObject *source, GAsyncResult *result,
 			g_object_unref);
 	}
 
+	if (id) {
+		for (guint i = 0; i < self->early_queued->len; i++) {
+			if (g_str_equal(id, chat_message_get_id(
+					self->early_queued->pdata[i]))) {
+				g_ptr_array_remove_index(self->early_queued,
+					i);
+				break;
+			}
+		}
+	}
 	if (self->pending_sends == 0) {
+		chat_client_flush_queued(self);
 		g_hash_table_remove_all(self->early_outcomes);
 	}
 }
@@ -1282,108 +1006,6 @@ const char *chat_client_get_login_coordinator(ChatClient *self) {
 	return self->config_coordinator;
 }
 
-static ChatMessage *chat_message_new_from_tuple(GVariant *tuple) {
-	const char *id, *peer, *direction, *text, *state_name;
-	guint64 sent_usec, received_usec;
-	g_autoptr(GVariant) extra = NULL;
-	ChatMessageState state;
-	gboolean incoming;
-
-	g_variant_get(tuple, "(&s&s&s&stt&s@a{sv})", &id, &peer, &direction,
-		&text, &sent_usec, &received_usec, &state_name, &extra);
-	incoming = g_str_equal(direction, "in");
-	if (!chat_message_state_from_string(state_name, &state)) {
-		state = incoming ? CHAT_MESSAGE_STATE_DELIVERED :
-			CHAT_MESSAGE_STATE_QUEUED;
-	}
-	return chat_message_new(id, peer, incoming ?
-		CHAT_MESSAGE_DIRECTION_INCOMING :
-		CHAT_MESSAGE_DIRECTION_OUTGOING, text,
-		(gint64) MIN(sent_usec, (guint64) G_MAXINT64), state);
-}
-
-/* A call about one peer: GetHistory, or Get of its Unread. */
-typedef struct ChatPeerCall {
-	ChatClient *client;	/* valid unless the call was cancelled */
-	char *peer;
-} ChatPeerCall;
-
-static ChatPeerCall *chat_peer_call_new(ChatClient *client,
-		const char *peer) {
-	ChatPeerCall *call = g_new0(ChatPeerCall, 1);
-
-	call->client = client;
-	call->peer = g_strdup(peer);
-	return call;
-}
-
-static void chat_peer_call_free(ChatPeerCall *call) {
-	g_free(call->peer);
-	g_free(call);
-}
-
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(ChatPeerCall, chat_peer_call_free)
-
-static void on_get_history_ready(GObject *source, GAsyncResult *result,
-		gpointer user_data) {
-	g_autoptr(ChatPeerCall) call = user_data;
-	g_autoptr(GVariant) page = NULL;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GPtrArray) added = NULL;
-	ChatHistory *history;
-	ChatClient *self;
-	gboolean first = TRUE;
-	GVariantIter iter;
-	GVariant *tuple;
-	gsize n;
-
-	if (!chat_dbus_manager_call_get_history_finish(
-			CHAT_DBUS_MANAGER(source), &page, result, &error)) {
-		if (chat_client_is_cancelled(error)) {
-			return;
-		}
-		history = g_hash_table_lookup(call->client->histories,
-			call->peer);
-		history->loading = FALSE;
-		/* A daemon older than GetHistory has no history to show. */
-		if (g_error_matches(error, G_DBUS_ERROR,
-				G_DBUS_ERROR_UNKNOWN_METHOD)) {
-			history->complete = TRUE;
-			return;
-		}
-		g_warning("Failed to load the history with '%s': %s",
-			call->peer, error->message);
-		return;
-	}
-	self = call->client;
-	history = g_hash_table_lookup(self->histories, call->peer);
-	history->loading = FALSE;
-
-	/* Oldest first; messages already shown (live ones) are skipped. */
-	n = g_variant_n_children(page);
-	added = g_ptr_array_new_full(n, g_object_unref);
-	g_variant_iter_init(&iter, page);
-	while ((tuple = g_variant_iter_next_value(&iter))) {
-		g_autoptr(ChatMessage) message =
-			chat_message_new_from_tuple(tuple);
-		const char *id = chat_message_get_id(message);
-
-		if (first) {
-			chat_set_str(&history->oldest_id, id);
-			first = FALSE;
-		}
-		if (!g_hash_table_contains(self->messages, id)) {
-			g_hash_table_insert(self->messages, g_strdup(id),
-				g_object_ref(message));
-			g_ptr_array_add(added, g_steal_pointer(&message));
-		}
-		g_variant_unref(tuple);
-	}
-	history->complete = n < CHAT_HISTORY_PAGE;
-	g_list_store_splice(G_LIST_STORE(chat_client_get_conversation(self,
-		call->peer)), 0, 0, added->pdata, added->len);
-}
-
 /**
  * chat_client_load_history() - Loads a page of a conversation's history.
  * @self: the client
@@ -1391,124 +1013,14 @@ static void on_get_history_ready(GObject *source, GAsyncResult *result,
  * @older: FALSE for the newest page (only once: later calls do nothing),
  *         TRUE for the page before the oldest loaded one
  *
- * The messages are put before those of the conversation model.  Nothing
- * happens while a page is loading, when everything is loaded, or without
- * a daemon.
+ * See chat_conversation_store_load_history(); nothing happens without a
+ * daemon.
  */
 void chat_client_load_history(ChatClient *self, const char *peer,
 		gboolean older) {
-	ChatHistory *history;
-
 	g_return_if_fail(CHAT_IS_CLIENT(self));
-	g_return_if_fail(peer);
-
-	history = g_hash_table_lookup(self->histories, peer);
-	if (!history) {
-		history = g_new0(ChatHistory, 1);
-		g_hash_table_insert(self->histories, g_strdup(peer), history);
-	}
-	if (!self->manager || history->loading || history->complete ||
-			(!older && history->oldest_id) ||
-			(older && !history->oldest_id)) {
-		return;
-	}
-	history->loading = TRUE;
-	chat_dbus_manager_call_get_history(self->manager, peer,
-		CHAT_HISTORY_PAGE, older ? history->oldest_id : "",
-		self->proxy_cancellable, on_get_history_ready,
-		chat_peer_call_new(self, peer));
-}
-
-/* The object path of a peer, as sd_bus_path_encode() makes it. */
-static char *chat_peer_path(const char *name) {
-	GString *path = g_string_new(P2PCHAT_PEER_PATH_PREFIX "/");
-
-	if (!*name) {
-		g_string_append_c(path, '_');
-	}
-	for (const char *c = name; *c; c++) {
-		if (g_ascii_isalpha(*c) || (c > name && g_ascii_isdigit(*c))) {
-			g_string_append_c(path, *c);
-		} else {
-			g_string_append_printf(path, "_%02x", (guchar) *c);
-		}
-	}
-	return g_string_free(path, FALSE);
-}
-
-/* The peer name of an object path; NULL when it is not a peer's. */
-static char *chat_peer_name_from_path(const char *path) {
-	GString *name;
-	const char *c;
-
-	if (!g_str_has_prefix(path, P2PCHAT_PEER_PATH_PREFIX "/")) {
-		return NULL;
-	}
-	c = path + strlen(P2PCHAT_PEER_PATH_PREFIX "/");
-	if (g_str_equal(c, "_")) {
-		return g_strdup("");
-	}
-	name = g_string_new(NULL);
-	for (; *c; c++) {
-		int hi, lo;
-
-		if (*c != '_') {
-			g_string_append_c(name, *c);
-			continue;
-		}
-		hi = g_ascii_xdigit_value(c[1]);
-		lo = hi < 0 ? -1 : g_ascii_xdigit_value(c[2]);
-		if (lo < 0) {
-			g_string_free(name, TRUE);
-			return NULL;
-		}
-		g_string_append_c(name, (char) (hi << 4 | lo));
-		c += 2;
-	}
-	return g_string_free(name, FALSE);
-}
-
-static void on_peer_properties_changed(GDBusConnection *connection,
-		const char *sender, const char *path, const char *interface,
-		const char *signal, GVariant *parameters, gpointer user_data) {
-	ChatClient *self = user_data;
-	g_autoptr(GVariant) changed = NULL;
-	g_autofree char *name = NULL;
-	ChatPeer *peer;
-	guint unread;
-
-	if (!g_variant_is_of_type(parameters, G_VARIANT_TYPE("(sa{sv}as)"))) {
-		return;
-	}
-	changed = g_variant_get_child_value(parameters, 1);
-	name = chat_peer_name_from_path(path);
-	peer = name ? g_hash_table_lookup(self->peer_by_name, name) : NULL;
-	if (peer && g_variant_lookup(changed, "Unread", "u", &unread)) {
-		chat_peer_set_unread(peer, unread);
-	}
-}
-
-static void on_get_unread_ready(GObject *source, GAsyncResult *result,
-		gpointer user_data) {
-	g_autoptr(ChatPeerCall) call = user_data;
-	g_autoptr(GVariant) reply = NULL;
-	g_autoptr(GVariant) value = NULL;
-	g_autoptr(GError) error = NULL;
-	ChatPeer *peer;
-
-	reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source),
-		result, &error);
-	if (reply) {
-		g_variant_get(reply, "(v)", &value);
-		peer = g_hash_table_lookup(call->client->peer_by_name,
-			call->peer);
-		if (peer && g_variant_is_of_type(value, G_VARIANT_TYPE_UINT32)) {
-			chat_peer_set_unread(peer, g_variant_get_uint32(value));
-		}
-	} else if (!chat_client_is_cancelled(error)) {
-		g_debug("No unread count for '%s': %s", call->peer,
-			error->message);
-	}
+	chat_conversation_store_load_history(self->store, self->manager, peer,
+		older, self->proxy_cancellable);
 }
 
 /**
@@ -1516,27 +1028,12 @@ static void on_get_unread_ready(GObject *source, GAsyncResult *result,
  * @self: the client
  * @peer: the peer
  *
- * Once per peer and daemon: the roster asks for the rows it shows, so
- * 10,000 peers cost nothing until they are scrolled to; afterwards
- * PropertiesChanged keeps the count current.
+ * See chat_peer_objects_fetch_unread(); nothing happens without a daemon.
  */
 void chat_client_fetch_unread(ChatClient *self, ChatPeer *peer) {
-	const char *name;
-	g_autofree char *path = NULL;
-
 	g_return_if_fail(CHAT_IS_CLIENT(self));
-	g_return_if_fail(CHAT_IS_PEER(peer));
-
-	name = chat_peer_get_name(peer);
-	if (!self->manager || g_hash_table_contains(self->unread_asked, name)) {
-		return;
+	if (self->manager && self->peer_objects) {
+		chat_peer_objects_fetch_unread(self->peer_objects, peer,
+			self->proxy_cancellable);
 	}
-	g_hash_table_add(self->unread_asked, g_strdup(name));
-	path = chat_peer_path(name);
-	g_dbus_connection_call(self->connection, P2PCHAT_BUS_NAME, path,
-		"org.freedesktop.DBus.Properties", "Get",
-		g_variant_new("(ss)", P2PCHAT_PEER_INTERFACE, "Unread"),
-		G_VARIANT_TYPE("(v)"), G_DBUS_CALL_FLAGS_NO_AUTO_START, -1,
-		self->proxy_cancellable, on_get_unread_ready,
-		chat_peer_call_new(self, name));
 }

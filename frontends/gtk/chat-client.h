@@ -11,13 +11,16 @@ G_BEGIN_DECLS
 /*
  * The connection as the app sees it: NO_DAEMON while org.p2pchat.chat1 has
  * no owner (activation failed or the daemon is restarting), otherwise the
- * daemon's own Manager.State.
+ * daemon's own Manager.State; its "connecting" after "online" is
+ * RECONNECTING: still logged in, the coordinator lost, messages to peers
+ * still flow.
  */
 typedef enum {
 	CHAT_CLIENT_STATE_NO_DAEMON,
 	CHAT_CLIENT_STATE_OFFLINE,
 	CHAT_CLIENT_STATE_CONNECTING,
 	CHAT_CLIENT_STATE_ONLINE,
+	CHAT_CLIENT_STATE_RECONNECTING,
 } ChatClientState;
 
 /* The named errors of org.p2pchat.chat1.Error, plus NO_DAEMON. */
@@ -42,6 +45,7 @@ G_DECLARE_FINAL_TYPE(ChatClient, chat_client, CHAT, CLIENT, GObject)
 ChatClient *chat_client_new(void);
 
 ChatClientState chat_client_get_state(ChatClient *self);
+gboolean chat_client_is_logged_in(ChatClient *self);
 const char *chat_client_get_username(ChatClient *self);
 const char *chat_client_get_coordinator(ChatClient *self);
 GListModel *chat_client_get_peers(ChatClient *self);

@@ -81,6 +81,7 @@ static void chat_login_page_update(ChatLoginPage *self) {
 		break;
 	case CHAT_CLIENT_STATE_OFFLINE:
 	case CHAT_CLIENT_STATE_ONLINE:
+	case CHAT_CLIENT_STATE_RECONNECTING:
 		break;
 	}
 	gtk_label_set_text(self->status_label, status);

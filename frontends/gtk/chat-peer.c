@@ -2,8 +2,9 @@
 /*
  * ChatPeer: one roster entry as the GTK app shows it.
  *
- * ChatClient owns the roster GListStore and with it every ChatPeer; it
- * updates the properties from ListPeers and the PeerJoined/PeerLeft signals.
+ * ChatRoster owns the roster GListStore and with it every ChatPeer; it
+ * updates the properties from ListPeers and the PeerJoined/PeerLeft signals
+ * (ChatPeerObjects the unread count, from the daemon's Peer objects).
  * A peer that leaves stays in the roster, offline, so an open conversation
  * keeps its row.
  */
@@ -19,6 +20,7 @@ struct _ChatPeer {
 	gboolean online;
 	gboolean native;
 	guint unread;
+	gboolean unread_known;	/* listed, or asked for (see ChatPeerObjects) */
 };
 
 G_DEFINE_FINAL_TYPE(ChatPeer, chat_peer, G_TYPE_OBJECT)
@@ -190,4 +192,18 @@ void chat_peer_set_unread(ChatPeer *self, guint unread) {
 	}
 	self->unread = unread;
 	g_object_notify_by_pspec(G_OBJECT(self), properties[PROP_UNREAD]);
+}
+
+/*
+ * Whether the unread count is known or asked for, so that it is asked for
+ * once per peer and daemon; not a property: no widget shows it.
+ */
+gboolean chat_peer_get_unread_known(ChatPeer *self) {
+	g_return_val_if_fail(CHAT_IS_PEER(self), FALSE);
+	return self->unread_known;
+}
+
+void chat_peer_set_unread_known(ChatPeer *self, gboolean known) {
+	g_return_if_fail(CHAT_IS_PEER(self));
+	self->unread_known = known;
 }

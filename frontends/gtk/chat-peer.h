@@ -20,5 +20,7 @@ void chat_peer_set_online(ChatPeer *self, gboolean online);
 void chat_peer_set_native(ChatPeer *self, gboolean native);
 guint chat_peer_get_unread(ChatPeer *self);
 void chat_peer_set_unread(ChatPeer *self, guint unread);
+gboolean chat_peer_get_unread_known(ChatPeer *self);
+void chat_peer_set_unread_known(ChatPeer *self, gboolean known);
 
 G_END_DECLS

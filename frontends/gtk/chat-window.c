@@ -22,6 +22,11 @@ struct _ChatWindow {
 
 	AdwToastOverlay *toast_overlay;
 	GtkStack *main_stack;
+	GtkBox *login_box;
+	AdwStatusPage *no_daemon_page;
+	GtkRevealer *notice_revealer;
+	GtkSpinner *notice_spinner;
+	GtkLabel *notice_label;
 	AdwLeaflet *leaflet;
 	AdwWindowTitle *sidebar_title;
 	GtkSearchEntry *search_entry;
@@ -48,6 +53,9 @@ struct _ChatWindow {
 	gboolean pin_to_bottom;		/* keep the newest message in view */
 	guint scroll_to_end_id;
 
+	guint no_daemon_timeout_id;	/* see on_no_daemon_timeout() */
+	gboolean no_daemon_hint;	/* p2pchatd has been away too long */
+
 	GHashTable *unread_wanted;	/* bound roster peers to ask about */
 	guint unread_timeout_id;
 
@@ -67,8 +75,7 @@ enum {
 static GParamSpec *properties[N_PROPS];
 
 static void chat_window_update_actions(ChatWindow *self) {
-	gboolean online = chat_client_get_state(self->client) ==
-		CHAT_CLIENT_STATE_ONLINE;
+	gboolean online = chat_client_is_logged_in(self->client);
 
 	gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.send",
 		online && self->peer);
@@ -105,8 +112,7 @@ static void chat_window_update_conversation_title(ChatWindow *self) {
 static void chat_window_update_active_conversation(ChatWindow *self) {
 	gboolean shown = self->peer &&
 		gtk_window_is_active(GTK_WINDOW(self)) &&
-		chat_client_get_state(self->client) ==
-		CHAT_CLIENT_STATE_ONLINE &&
+		chat_client_is_logged_in(self->client) &&
 		(!adw_leaflet_get_folded(self->leaflet) ||
 		adw_leaflet_get_visible_child(self->leaflet) ==
 		self->conversation_box);
@@ -120,15 +126,88 @@ static void on_active_notify(GObject *object, GParamSpec *pspec,
 	chat_window_update_active_conversation(CHAT_WINDOW(user_data));
 }
 
+/*
+ * How long p2pchatd may be away before the window says so and how to start
+ * it: long enough for a restart (or a slow D-Bus activation) to go unseen.
+ */
+#define CHAT_NO_DAEMON_HINT_SEC 3
+
+static void on_client_notify(GObject *object, GParamSpec *pspec,
+		gpointer user_data);
+
+/*
+ * The no-daemon page has its text only while it is due, so that a screen
+ * reader (which also finds hidden stack pages) does not read it otherwise.
+ */
+static void chat_window_set_no_daemon_hint(ChatWindow *self, gboolean hint) {
+	self->no_daemon_hint = hint;
+	adw_status_page_set_title(self->no_daemon_page,
+		hint ? "p2pchatd Is Not Running" : "");
+	adw_status_page_set_description(self->no_daemon_page, hint ?
+		"p2pchat sends and receives messages through its background "
+		"service, p2pchatd, which is not running. Start it with "
+		"“systemctl --user start p2pchatd” (its log: “journalctl "
+		"--user -u p2pchatd”); this window connects as soon as it "
+		"runs." : "");
+}
+
+static gboolean on_no_daemon_timeout(gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	self->no_daemon_timeout_id = 0;
+	chat_window_set_no_daemon_hint(self, TRUE);
+	on_client_notify(G_OBJECT(self->client), NULL, self);
+	return G_SOURCE_REMOVE;
+}
+
+/*
+ * The page for a state: the chat while logged in (also while the
+ * coordinator is away: peers still take messages), the login page for
+ * logged-out users, and after CHAT_NO_DAEMON_HINT_SEC without p2pchatd a
+ * page that says how to start it.  Until then a missing daemon keeps the
+ * page shown (it may be restarting).
+ */
+static const char *chat_window_page_for(ChatWindow *self,
+		ChatClientState state) {
+	const char *shown = gtk_stack_get_visible_child_name(self->main_stack);
+
+	switch (state) {
+	case CHAT_CLIENT_STATE_NO_DAEMON:
+		if (self->no_daemon_hint) {
+			return "no-daemon";
+		}
+		return g_strcmp0(shown, "chat") == 0 ? "chat" : "login";
+	case CHAT_CLIENT_STATE_OFFLINE:
+	case CHAT_CLIENT_STATE_CONNECTING:
+		return "login";
+	case CHAT_CLIENT_STATE_ONLINE:
+	case CHAT_CLIENT_STATE_RECONNECTING:
+		return "chat";
+	}
+	return "login";
+}
+
+/* The notice over the conversation while the chat works only in part. */
+static void chat_window_update_notice(ChatWindow *self, const char *text) {
+	/* Hidden, it says nothing (a screen reader still finds it). */
+	gtk_label_set_text(self->notice_label, text ? text : "");
+	gtk_spinner_set_spinning(self->notice_spinner, text != NULL);
+	gtk_revealer_set_reveal_child(self->notice_revealer, text != NULL);
+	gtk_widget_set_visible(GTK_WIDGET(self->notice_revealer),
+		text != NULL);
+}
+
 static void on_client_notify(GObject *object, GParamSpec *pspec,
 		gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
 	ChatClientState state = chat_client_get_state(self->client);
 	g_autofree char *subtitle = NULL;
+	const char *notice = NULL;
 
 	switch (state) {
 	case CHAT_CLIENT_STATE_NO_DAEMON:
 		subtitle = g_strdup("p2pchatd is not running");
+		notice = "Waiting for p2pchatd…";
 		break;
 	case CHAT_CLIENT_STATE_OFFLINE:
 		subtitle = g_strdup("Offline");
@@ -136,14 +215,30 @@ static void on_client_notify(GObject *object, GParamSpec *pspec,
 	case CHAT_CLIENT_STATE_CONNECTING:
 		subtitle = g_strdup("Connecting…");
 		break;
+	case CHAT_CLIENT_STATE_RECONNECTING:
+		subtitle = g_strdup("Reconnecting…");
+		notice = "Reconnecting to the coordinator… Peers that are "
+			"online still get your messages.";
+		break;
 	case CHAT_CLIENT_STATE_ONLINE:
 		subtitle = g_strdup_printf("Online as %s",
 			chat_client_get_username(self->client));
 		break;
 	}
+	if (state != CHAT_CLIENT_STATE_NO_DAEMON) {
+		g_clear_handle_id(&self->no_daemon_timeout_id,
+			g_source_remove);
+		if (self->no_daemon_hint) {
+			chat_window_set_no_daemon_hint(self, FALSE);
+		}
+	} else if (!self->no_daemon_hint && !self->no_daemon_timeout_id) {
+		self->no_daemon_timeout_id = g_timeout_add_seconds(
+			CHAT_NO_DAEMON_HINT_SEC, on_no_daemon_timeout, self);
+	}
 	adw_window_title_set_subtitle(self->sidebar_title, subtitle);
+	chat_window_update_notice(self, notice);
 	gtk_stack_set_visible_child_name(self->main_stack,
-		state == CHAT_CLIENT_STATE_ONLINE ? "chat" : "login");
+		chat_window_page_for(self, state));
 	chat_window_update_actions(self);
 	chat_window_update_active_conversation(self);
 	if (self->peer && state == CHAT_CLIENT_STATE_ONLINE) {
@@ -276,7 +371,10 @@ static void chat_window_clear_conversation(ChatWindow *self) {
 	}
 }
 
-/* Selects the roster row of a peer, so that the row and the view agree. */
+/*
+ * Selects the roster row of a peer (none: no row), so that the row and the
+ * view agree.
+ */
 static void chat_window_select_peer_row(ChatWindow *self, ChatPeer *peer) {
 	GListModel *model = G_LIST_MODEL(self->roster_selection);
 	guint n = g_list_model_get_n_items(model);
@@ -285,7 +383,7 @@ static void chat_window_select_peer_row(ChatWindow *self, ChatPeer *peer) {
 			(gpointer) peer) {
 		return;
 	}
-	for (guint i = 0; i < n; i++) {
+	for (guint i = 0; peer && i < n; i++) {
 		g_autoptr(ChatPeer) item = g_list_model_get_item(model, i);
 
 		if (item == peer) {
@@ -293,6 +391,11 @@ static void chat_window_select_peer_row(ChatWindow *self, ChatPeer *peer) {
 				self->roster_selection, i);
 			return;
 		}
+	}
+	if (gtk_single_selection_get_selected(self->roster_selection) !=
+			GTK_INVALID_LIST_POSITION) {
+		gtk_single_selection_set_selected(self->roster_selection,
+			GTK_INVALID_LIST_POSITION);
 	}
 }
 
@@ -349,13 +452,20 @@ void chat_window_open_conversation(ChatWindow *self, const char *peer) {
 	chat_window_update_active_conversation(self);
 }
 
+/*
+ * The roster's selection only shows which conversation is open: a
+ * conversation opens when a row is activated (a click, Enter), never when
+ * the selection moves (GTK selects rows under the pointer, the keyboard
+ * moves it, a re-sort moves rows).  So any other selection is put back on
+ * the open conversation's row, or cleared when it is filtered out.
+ */
 static void on_roster_selection_changed(GtkSingleSelection *selection,
 		GParamSpec *pspec, gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
-	ChatPeer *peer = gtk_single_selection_get_selected_item(selection);
 
-	if (peer && peer != self->peer) {
-		chat_window_open_conversation(self, chat_peer_get_name(peer));
+	if (gtk_single_selection_get_selected_item(selection) !=
+			(gpointer) self->peer) {
+		chat_window_select_peer_row(self, self->peer);
 	}
 }
 
@@ -516,10 +626,16 @@ static const RowKind message_row_kind = {
 	chat_bubble_get_type, "message", FALSE,
 };
 
+/*
+ * No row is selectable by the user: with single-click-activate, GTK would
+ * select the row under the pointer; the window selects the open
+ * conversation's row itself.
+ */
 static void on_factory_setup(GtkSignalListItemFactory *factory,
 		GtkListItem *item, gpointer user_data) {
 	const RowKind *kind = user_data;
 
+	gtk_list_item_set_selectable(item, FALSE);
 	gtk_list_item_set_activatable(item, kind->activatable);
 	gtk_list_item_set_child(item, g_object_new(kind->get_type(), NULL));
 }
@@ -684,7 +800,8 @@ static void chat_window_constructed(GObject *object) {
 	G_OBJECT_CLASS(chat_window_parent_class)->constructed(object);
 
 	login_page = chat_login_page_new(self->client);
-	gtk_stack_add_named(self->main_stack, login_page, "login");
+	gtk_widget_set_vexpand(login_page, TRUE);
+	gtk_box_append(self->login_box, login_page);
 
 	chat_window_setup_roster(self);
 	chat_window_start_frame_log(self);
@@ -694,7 +811,7 @@ static void chat_window_constructed(GObject *object) {
 	g_signal_connect_object(self->client, "notify::username",
 		G_CALLBACK(on_client_notify), self, 0);
 	on_client_notify(G_OBJECT(self->client), NULL, self);
-	if (chat_client_get_state(self->client) != CHAT_CLIENT_STATE_ONLINE) {
+	if (!chat_client_is_logged_in(self->client)) {
 		gtk_widget_grab_focus(login_page);
 	}
 }
@@ -705,6 +822,7 @@ static void chat_window_dispose(GObject *object) {
 	g_cancellable_cancel(self->cancellable);
 	g_clear_handle_id(&self->unread_timeout_id, g_source_remove);
 	g_clear_handle_id(&self->scroll_to_end_id, g_source_remove);
+	g_clear_handle_id(&self->no_daemon_timeout_id, g_source_remove);
 	if (self->frame_clock) {
 		g_clear_signal_handler(&self->after_paint_handler,
 			self->frame_clock);
@@ -779,6 +897,16 @@ static void chat_window_class_init(ChatWindowClass *klass) {
 		toast_overlay);
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
 		main_stack);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		login_box);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		no_daemon_page);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		notice_revealer);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		notice_spinner);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		notice_label);
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow, leaflet);
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
 		sidebar_title);

@@ -177,6 +177,34 @@ class Ui:
                 return action.doAction(i)
         return action.doAction(0)
 
+    def center(self, acc):
+        """The middle of @acc on the screen.  Window coordinates: GTK 4.8
+        does not know screen ones (and warns), and with no window manager
+        the window sits at the origin."""
+        e = acc.queryComponent().getExtents(self.pyatspi.WINDOW_COORDS)
+        return e.x + e.width // 2, e.y + e.height // 2
+
+    def hover(self, acc):
+        """Moves the pointer (XTest, through the AT-SPI registry) over @acc."""
+        x, y = self.center(acc)
+        self.pyatspi.Registry.generateMouseEvent(x, y, self.pyatspi.MOUSE_ABS)
+
+    def click(self, acc):
+        """A real left click in the middle of @acc."""
+        x, y = self.center(acc)
+        self.pyatspi.Registry.generateMouseEvent(x, y, self.pyatspi.MOUSE_ABS)
+        self.pyatspi.Registry.generateMouseEvent(x, y, self.pyatspi.MOUSE_B1C)
+
+    def list_item(self, list_acc, name):
+        """The item of @list_acc that holds an accessible named @name, or
+        "@name, MORE" (a roster row: "bob, online, 1 unread")."""
+        for i in range(list_acc.childCount):
+            item = list_acc.getChildAtIndex(i)
+            if self.pyatspi.findDescendant(item, lambda a: a.name == name or
+                                           a.name.startswith(name + ", ")):
+                return item
+        return None
+
     def type_text(self, text):
         self.pyatspi.Registry.generateKeyboardEvent(0, text, self.pyatspi.KEY_STRING)
 
