@@ -14,6 +14,7 @@
 
 #include "frontends/gtk/chat-application.h"
 #include "frontends/gtk/chat-client.h"
+#include "frontends/gtk/chat-preferences-window.h"
 #include "frontends/gtk/chat-window.h"
 
 struct _ChatApplication {
@@ -47,6 +48,35 @@ static void chat_application_open_conversation(GSimpleAction *action,
 	gtk_window_present(GTK_WINDOW(window));
 }
 
+static void chat_application_preferences(GSimpleAction *action,
+		GVariant *parameter, gpointer user_data) {
+	ChatApplication *self = CHAT_APPLICATION(user_data);
+	ChatWindow *window = chat_application_ensure_window(self);
+
+	gtk_window_present(GTK_WINDOW(chat_preferences_window_new(
+		GTK_WINDOW(window), self->client)));
+}
+
+static void chat_application_about(GSimpleAction *action,
+		GVariant *parameter, gpointer user_data) {
+	ChatApplication *self = CHAT_APPLICATION(user_data);
+	ChatWindow *window = chat_application_ensure_window(self);
+	GtkWidget *about;
+
+	about = g_object_new(ADW_TYPE_ABOUT_WINDOW,
+		"transient-for", window,
+		"modal", TRUE,
+		"application-name", "p2pchat",
+		"application-icon", APPLICATION_ID,
+		"developer-name", "The p2pchat developers",
+		"version", PACKAGE_VERSION,
+		"comments", "Hybrid peer-to-peer chat: a coordinator tells "
+			"who is online, messages go straight to the peer.",
+		"license-type", GTK_LICENSE_MIT_X11,
+		NULL);
+	gtk_window_present(GTK_WINDOW(about));
+}
+
 static void chat_application_quit(GSimpleAction *action, GVariant *parameter,
 		gpointer user_data) {
 	g_application_quit(G_APPLICATION(user_data));
@@ -61,12 +91,16 @@ static gboolean on_quit_signal(gpointer user_data) {
 static const GActionEntry app_actions[] = {
 	{ .name = "open-conversation", .parameter_type = "s",
 		.activate = chat_application_open_conversation },
+	{ .name = "preferences", .activate = chat_application_preferences },
+	{ .name = "about", .activate = chat_application_about },
 	{ .name = "quit", .activate = chat_application_quit },
 };
 
 static void chat_application_startup(GApplication *application) {
 	ChatApplication *self = CHAT_APPLICATION(application);
 	static const char *const quit_accels[] = { "<Control>q", NULL };
+	static const char *const preferences_accels[] = {
+		"<Control>comma", NULL };
 
 	G_APPLICATION_CLASS(chat_application_parent_class)->startup(application);
 
@@ -75,6 +109,8 @@ static void chat_application_startup(GApplication *application) {
 		G_N_ELEMENTS(app_actions), self);
 	gtk_application_set_accels_for_action(GTK_APPLICATION(self), "app.quit",
 		quit_accels);
+	gtk_application_set_accels_for_action(GTK_APPLICATION(self),
+		"app.preferences", preferences_accels);
 
 	self->sigterm_id = g_unix_signal_add(SIGTERM, on_quit_signal, self);
 	self->sigint_id = g_unix_signal_add(SIGINT, on_quit_signal, self);

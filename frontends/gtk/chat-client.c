@@ -11,7 +11,8 @@
  * a daemon restart needs nothing from the user.
  *
  * It feeds the models the widgets show, each kept by its own object: the
- * roster (ChatRoster) from ListPeers, PeerJoined and PeerLeft; the
+ * roster (ChatRoster), a list of conversations, from ListConversations,
+ * ListPeers, PeerJoined, PeerLeft and the message signals; the
  * conversations (ChatConversationStore, with the history paging) from the
  * message signals, MessageQueued (every client's sends) and the app's own
  * sends; the unread counts (ChatPeerObjects) from the daemon's Peer
@@ -215,6 +216,30 @@ static void on_list_peers_ready(GObject *source, GAsyncResult *result,
 	chat_roster_take_listing(self->roster, g_steal_pointer(&list));
 }
 
+static void on_list_conversations_ready(GObject *source,
+		GAsyncResult *result, gpointer user_data) {
+	ChatClient *self = user_data;
+	g_autoptr(GVariant) list = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (!chat_dbus_manager_call_list_conversations_finish(
+			CHAT_DBUS_MANAGER(source), &list, result, &error)) {
+		if (!chat_client_is_cancelled(error)) {
+			g_message("Failed to list conversations: %s",
+				error->message);
+		}
+		return;
+	}
+
+	chat_roster_take_conversations(self->roster, list);
+}
+
+/* At start and at each login: the conversations, offline peers' too. */
+static void chat_client_list_conversations(ChatClient *self) {
+	chat_dbus_manager_call_list_conversations(self->manager,
+		self->proxy_cancellable, on_list_conversations_ready, self);
+}
+
 static void chat_client_set_state(ChatClient *self, ChatClientState state) {
 	if (self->state == state) {
 		return;
@@ -229,6 +254,7 @@ static void chat_client_set_state(ChatClient *self, ChatClientState state) {
 		chat_set_str(&self->online_coordinator, self->coordinator);
 		chat_dbus_manager_call_list_peers(self->manager,
 			self->proxy_cancellable, on_list_peers_ready, self);
+		chat_client_list_conversations(self);
 	} else if (state != CHAT_CLIENT_STATE_RECONNECTING) {
 		/* Reconnecting, p2pchatd keeps its roster; it reconciles it. */
 		chat_roster_mark_all_offline(self->roster);
@@ -271,7 +297,7 @@ static void on_manager_message_received(ChatDbusManager *manager,
 	gint64 time_usec = timestamp_usec > G_MAXINT64 ?
 		g_get_real_time() : (gint64) timestamp_usec;
 
-	(void) chat_client_ensure_peer(self, peer);
+	chat_roster_note_message(self->roster, peer, text, time_usec, FALSE);
 	if (chat_conversation_store_lookup(self->store, id)) {
 		return;
 	}
@@ -296,7 +322,13 @@ static void on_manager_message_queued(ChatDbusManager *manager,
 	ChatClient *self = user_data;
 	g_autoptr(ChatMessage) message = NULL;
 
-	if (!*id || chat_conversation_store_lookup(self->store, id)) {
+	if (!*id) {
+		return;
+	}
+	chat_roster_note_message(self->roster, peer, text,
+		timestamp_usec > G_MAXINT64 ? g_get_real_time() :
+		(gint64) timestamp_usec, TRUE);
+	if (chat_conversation_store_lookup(self->store, id)) {
 		return;
 	}
 	message = chat_message_new(id, peer, CHAT_MESSAGE_DIRECTION_OUTGOING,
@@ -559,6 +591,10 @@ static void on_manager_proxy_ready(GObject *source, GAsyncResult *result,
 	 * set_state(ONLINE), which lists the roster.
 	 */
 	chat_client_sync_properties(self);
+	if (self->state != CHAT_CLIENT_STATE_ONLINE) {
+		/* Online, set_state() has listed them. */
+		chat_client_list_conversations(self);
+	}
 	chat_client_resume(self);
 }
 
@@ -1036,4 +1072,77 @@ void chat_client_fetch_unread(ChatClient *self, ChatPeer *peer) {
 		chat_peer_objects_fetch_unread(self->peer_objects, peer,
 			self->proxy_cancellable);
 	}
+}
+
+static void on_get_config_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GTask) task = user_data;
+	GError *error = NULL;
+	char *value = NULL;
+
+	if (!chat_dbus_manager_call_get_config_finish(
+			CHAT_DBUS_MANAGER(source), &value, result, &error)) {
+		g_task_return_error(task, chat_client_error_from_remote(error));
+		return;
+	}
+	g_task_return_pointer(task, value, g_free);
+}
+
+/* GetConfig, for the preferences. */
+void chat_client_get_config_async(ChatClient *self, const char *key,
+		GCancellable *cancellable, GAsyncReadyCallback callback,
+		gpointer user_data) {
+	g_autoptr(GTask) task = NULL;
+
+	g_return_if_fail(CHAT_IS_CLIENT(self));
+	g_return_if_fail(key);
+
+	task = g_task_new(self, cancellable, callback, user_data);
+	g_task_set_source_tag(task, chat_client_get_config_async);
+	if (!chat_client_check_manager(self, task)) {
+		return;
+	}
+	chat_dbus_manager_call_get_config(self->manager, key, cancellable,
+		on_get_config_ready, g_steal_pointer(&task));
+}
+
+char *chat_client_get_config_finish(ChatClient *self, GAsyncResult *result,
+		GError **error) {
+	g_return_val_if_fail(g_task_is_valid(result, self), NULL);
+	return g_task_propagate_pointer(G_TASK(result), error);
+}
+
+static void on_set_config_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GTask) task = user_data;
+	GError *error = NULL;
+	gboolean ok;
+
+	ok = chat_dbus_manager_call_set_config_finish(CHAT_DBUS_MANAGER(source),
+		result, &error);
+	chat_client_return_call(task, ok, error);
+}
+
+/* SetConfig, for the preferences; InvalidConfig for a bad value. */
+void chat_client_set_config_async(ChatClient *self, const char *key,
+		const char *value, GCancellable *cancellable,
+		GAsyncReadyCallback callback, gpointer user_data) {
+	g_autoptr(GTask) task = NULL;
+
+	g_return_if_fail(CHAT_IS_CLIENT(self));
+	g_return_if_fail(key && value);
+
+	task = g_task_new(self, cancellable, callback, user_data);
+	g_task_set_source_tag(task, chat_client_set_config_async);
+	if (!chat_client_check_manager(self, task)) {
+		return;
+	}
+	chat_dbus_manager_call_set_config(self->manager, key, value,
+		cancellable, on_set_config_ready, g_steal_pointer(&task));
+}
+
+gboolean chat_client_set_config_finish(ChatClient *self, GAsyncResult *result,
+		GError **error) {
+	g_return_val_if_fail(g_task_is_valid(result, self), FALSE);
+	return g_task_propagate_boolean(G_TASK(result), error);
 }

@@ -70,6 +70,17 @@ void chat_client_send_message_async(ChatClient *self, const char *peer,
 ChatMessage *chat_client_send_message_finish(ChatClient *self,
 		GAsyncResult *result, GError **error);
 
+void chat_client_get_config_async(ChatClient *self, const char *key,
+		GCancellable *cancellable, GAsyncReadyCallback callback,
+		gpointer user_data);
+char *chat_client_get_config_finish(ChatClient *self, GAsyncResult *result,
+		GError **error);
+void chat_client_set_config_async(ChatClient *self, const char *key,
+		const char *value, GCancellable *cancellable,
+		GAsyncReadyCallback callback, gpointer user_data);
+gboolean chat_client_set_config_finish(ChatClient *self, GAsyncResult *result,
+		GError **error);
+
 const char *chat_client_get_login_name(ChatClient *self);
 const char *chat_client_get_login_coordinator(ChatClient *self);
 void chat_client_load_history(ChatClient *self, const char *peer,

@@ -6,7 +6,9 @@
  * call; errors from the daemon are shown inline, worded after the D-Bus
  * error name (NameTaken, CoordinatorUnreachable, ...).  The fields are
  * prefilled from the daemon: Username and Coordinator, or while logged out
- * its configured username and coordinator (GetConfig).
+ * its configured username and coordinator (GetConfig).  While connecting
+ * the Log In button turns into Cancel, which logs out (the daemon's Login
+ * would otherwise keep trying until its timeout).
  */
 
 #include "frontends/gtk/chat-login-page.h"
@@ -84,14 +86,26 @@ static void chat_login_page_update(ChatLoginPage *self) {
 	case CHAT_CLIENT_STATE_RECONNECTING:
 		break;
 	}
+	/*
+	 * Always there, empty or not (style.css gives it a line's height),
+	 * so that the form does not move.
+	 */
 	gtk_label_set_text(self->status_label, status);
-	gtk_widget_set_visible(GTK_WIDGET(self->status_label), *status != 0);
 
-	gtk_widget_set_sensitive(GTK_WIDGET(self->login_button), usable);
+	gtk_button_set_label(self->login_button, busy ? "Cancel" : "Log In");
+	if (busy) {
+		gtk_widget_remove_css_class(GTK_WIDGET(self->login_button),
+			"suggested-action");
+	} else {
+		gtk_widget_add_css_class(GTK_WIDGET(self->login_button),
+			"suggested-action");
+	}
+	gtk_widget_set_sensitive(GTK_WIDGET(self->login_button),
+		usable || busy);
 	gtk_editable_set_editable(GTK_EDITABLE(self->name_entry), !busy);
 	gtk_editable_set_editable(GTK_EDITABLE(self->coordinator_entry), !busy);
+	/* Never hidden: it keeps its place, and draws nothing when idle. */
 	gtk_spinner_set_spinning(self->spinner, busy);
-	gtk_widget_set_visible(GTK_WIDGET(self->spinner), busy);
 }
 
 static void chat_login_page_prefill(ChatLoginPage *self) {
@@ -141,10 +155,36 @@ static void on_login_ready(GObject *source, GAsyncResult *result,
 		gtk_editable_get_text(GTK_EDITABLE(self->coordinator_entry)));
 	chat_login_page_show_error(self, text);
 	chat_login_page_update(self);
-	gtk_widget_grab_focus(GTK_WIDGET(self->name_entry));
+	/* The focus goes to the field at fault. */
+	if (g_error_matches(error, CHAT_CLIENT_ERROR,
+			CHAT_CLIENT_ERROR_COORDINATOR_UNREACHABLE)) {
+		gtk_widget_grab_focus(GTK_WIDGET(self->coordinator_entry));
+	} else {
+		gtk_widget_grab_focus(GTK_WIDGET(self->name_entry));
+	}
 }
 
-static void on_login_button_clicked(ChatLoginPage *self) {
+static void on_cancel_logout_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GError) error = NULL;
+
+	if (!chat_client_logout_finish(CHAT_CLIENT(source), result, &error)) {
+		/* Already offline: the login had just failed.  Nothing to do. */
+		g_debug("Failed to cancel the login: %s", error->message);
+	}
+}
+
+/* Cancel: stops waiting for our Login and logs out of the attempt. */
+static void chat_login_page_cancel(ChatLoginPage *self) {
+	g_cancellable_cancel(self->cancellable);
+	g_clear_object(&self->cancellable);
+	chat_client_logout_async(self->client, NULL, on_cancel_logout_ready,
+		NULL);
+	chat_login_page_update(self);
+}
+
+/* Enter in a field, or the Log In button. */
+static void chat_login_page_log_in(ChatLoginPage *self) {
 	g_autofree char *name = NULL;
 	g_autofree char *coordinator = NULL;
 
@@ -175,6 +215,16 @@ static void on_login_button_clicked(ChatLoginPage *self) {
 	chat_client_login_async(self->client, name, coordinator,
 		self->cancellable, on_login_ready, self);
 	chat_login_page_update(self);
+}
+
+/* Log In, or Cancel while connecting. */
+static void on_login_button_clicked(ChatLoginPage *self) {
+	if (self->cancellable || chat_client_get_state(self->client) ==
+			CHAT_CLIENT_STATE_CONNECTING) {
+		chat_login_page_cancel(self);
+		return;
+	}
+	chat_login_page_log_in(self);
 }
 
 static void chat_login_page_constructed(GObject *object) {
@@ -285,9 +335,9 @@ static void chat_login_page_init(ChatLoginPage *self) {
 	g_signal_connect_swapped(self->login_button, "clicked",
 		G_CALLBACK(on_login_button_clicked), self);
 	g_signal_connect_swapped(self->name_entry, "activate",
-		G_CALLBACK(on_login_button_clicked), self);
+		G_CALLBACK(chat_login_page_log_in), self);
 	g_signal_connect_swapped(self->coordinator_entry, "activate",
-		G_CALLBACK(on_login_button_clicked), self);
+		G_CALLBACK(chat_login_page_log_in), self);
 }
 
 GtkWidget *chat_login_page_new(ChatClient *client) {

@@ -3,16 +3,21 @@
  * ChatPeerRow: the row widget of the roster list.
  *
  * Recycled by the list view like ChatBubble: the peer is set on bind and
- * cleared on unbind, and while set the row follows the peer's presence and
- * unread count.
+ * cleared on unbind, and while set the row follows the peer's presence,
+ * unread count and last message.  The second line previews the last
+ * message ("online"/"offline" for a peer without one); presence is a dot
+ * on the avatar, and is said in the accessible label.
  */
+
+#include <adwaita.h>
 
 #include "frontends/gtk/chat-peer-row.h"
 
 struct _ChatPeerRow {
 	GtkWidget parent_instance;
 
-	GtkImage *presence_image;
+	AdwAvatar *avatar;
+	GtkWidget *presence_dot;
 	GtkLabel *name_label;
 	GtkLabel *status_label;
 	GtkLabel *unread_label;
@@ -20,6 +25,7 @@ struct _ChatPeerRow {
 	ChatPeer *peer;
 	gulong notify_handler;
 	gulong unread_handler;
+	gulong last_handler;
 };
 
 G_DEFINE_FINAL_TYPE(ChatPeerRow, chat_peer_row, GTK_TYPE_WIDGET)
@@ -36,14 +42,31 @@ static void chat_peer_row_update(ChatPeerRow *self) {
 	gboolean online = self->peer && chat_peer_get_online(self->peer);
 	guint unread = self->peer ? chat_peer_get_unread(self->peer) : 0;
 	const char *status = online ? "online" : "offline";
+	const char *last = self->peer ? chat_peer_get_last_text(self->peer) : "";
 	g_autofree char *description = NULL;
+	g_autofree char *preview = NULL;
 	char count[16];
 
 	gtk_label_set_text(self->name_label,
 		self->peer ? chat_peer_get_name(self->peer) : "");
-	gtk_label_set_text(self->status_label, status);
-	gtk_image_set_from_icon_name(self->presence_image, online ?
-		"user-available-symbolic" : "user-offline-symbolic");
+	adw_avatar_set_text(self->avatar,
+		self->peer ? chat_peer_get_name(self->peer) : "");
+	if (!*last) {
+		gtk_label_set_text(self->status_label, status);
+	} else if (chat_peer_get_last_outgoing(self->peer)) {
+		/* One line: a multi-line message shows its first lines. */
+		preview = g_strdup_printf("You: %s", last);
+		g_strdelimit(preview, "\n\r\t", ' ');
+		gtk_label_set_text(self->status_label, preview);
+	} else {
+		preview = g_strdelimit(g_strdup(last), "\n\r\t", ' ');
+		gtk_label_set_text(self->status_label, preview);
+	}
+	if (online) {
+		gtk_widget_add_css_class(self->presence_dot, "online");
+	} else {
+		gtk_widget_remove_css_class(self->presence_dot, "online");
+	}
 
 	g_snprintf(count, sizeof(count), "%u", unread);
 	gtk_label_set_text(self->unread_label, count);
@@ -75,6 +98,7 @@ void chat_peer_row_set_peer(ChatPeerRow *self, ChatPeer *peer) {
 	if (self->peer) {
 		g_clear_signal_handler(&self->notify_handler, self->peer);
 		g_clear_signal_handler(&self->unread_handler, self->peer);
+		g_clear_signal_handler(&self->last_handler, self->peer);
 	}
 	g_set_object(&self->peer, peer);
 	if (peer) {
@@ -82,6 +106,8 @@ void chat_peer_row_set_peer(ChatPeerRow *self, ChatPeer *peer) {
 			G_CALLBACK(on_peer_notify), self);
 		self->unread_handler = g_signal_connect(peer, "notify::unread",
 			G_CALLBACK(on_peer_notify), self);
+		self->last_handler = g_signal_connect(peer,
+			"notify::last-text", G_CALLBACK(on_peer_notify), self);
 	}
 	chat_peer_row_update(self);
 
@@ -100,6 +126,7 @@ static void chat_peer_row_dispose(GObject *object) {
 	if (self->peer) {
 		g_clear_signal_handler(&self->notify_handler, self->peer);
 		g_clear_signal_handler(&self->unread_handler, self->peer);
+		g_clear_signal_handler(&self->last_handler, self->peer);
 		g_clear_object(&self->peer);
 	}
 	gtk_widget_dispose_template(GTK_WIDGET(self), CHAT_TYPE_PEER_ROW);
@@ -153,7 +180,9 @@ static void chat_peer_row_class_init(ChatPeerRowClass *klass) {
 	gtk_widget_class_set_template_from_resource(widget_class,
 		"/org/p2pchat/P2pchat/chat-peer-row.ui");
 	gtk_widget_class_bind_template_child(widget_class, ChatPeerRow,
-		presence_image);
+		avatar);
+	gtk_widget_class_bind_template_child(widget_class, ChatPeerRow,
+		presence_dot);
 	gtk_widget_class_bind_template_child(widget_class, ChatPeerRow,
 		name_label);
 	gtk_widget_class_bind_template_child(widget_class, ChatPeerRow,

@@ -21,6 +21,11 @@ struct _ChatPeer {
 	gboolean native;
 	guint unread;
 	gboolean unread_known;	/* listed, or asked for (see ChatPeerObjects) */
+
+	/* The conversation's last message, for its row (ChatRoster). */
+	char *last_text;
+	gint64 last_usec;	/* its sent time; 0: no messages */
+	gboolean last_outgoing;
 };
 
 G_DEFINE_FINAL_TYPE(ChatPeer, chat_peer, G_TYPE_OBJECT)
@@ -32,6 +37,7 @@ enum {
 	PROP_ONLINE,
 	PROP_NATIVE,
 	PROP_UNREAD,
+	PROP_LAST_TEXT,
 	N_PROPS,
 };
 
@@ -42,6 +48,7 @@ static void chat_peer_finalize(GObject *object) {
 
 	g_free(self->name);
 	g_free(self->endpoint);
+	g_free(self->last_text);
 
 	G_OBJECT_CLASS(chat_peer_parent_class)->finalize(object);
 }
@@ -65,6 +72,9 @@ static void chat_peer_get_property(GObject *object, guint prop_id,
 		break;
 	case PROP_UNREAD:
 		g_value_set_uint(value, self->unread);
+		break;
+	case PROP_LAST_TEXT:
+		g_value_set_string(value, self->last_text);
 		break;
 	default:
 		G_OBJECT_WARN_INVALID_PROPERTY_ID(object, prop_id, pspec);
@@ -116,12 +126,16 @@ static void chat_peer_class_init(ChatPeerClass *klass) {
 		FALSE, rw);
 	properties[PROP_UNREAD] = g_param_spec_uint("unread", NULL, NULL,
 		0, G_MAXUINT, 0, rw);
+	properties[PROP_LAST_TEXT] = g_param_spec_string("last-text", NULL,
+		NULL, "", G_PARAM_READABLE | G_PARAM_STATIC_STRINGS |
+		G_PARAM_EXPLICIT_NOTIFY);
 
 	g_object_class_install_properties(object_class, N_PROPS, properties);
 }
 
 static void chat_peer_init(ChatPeer *self) {
 	self->endpoint = g_strdup("");
+	self->last_text = g_strdup("");
 }
 
 ChatPeer *chat_peer_new(const char *name) {
@@ -206,4 +220,41 @@ gboolean chat_peer_get_unread_known(ChatPeer *self) {
 void chat_peer_set_unread_known(ChatPeer *self, gboolean known) {
 	g_return_if_fail(CHAT_IS_PEER(self));
 	self->unread_known = known;
+}
+
+const char *chat_peer_get_last_text(ChatPeer *self) {
+	g_return_val_if_fail(CHAT_IS_PEER(self), NULL);
+	return self->last_text;
+}
+
+gint64 chat_peer_get_last_usec(ChatPeer *self) {
+	g_return_val_if_fail(CHAT_IS_PEER(self), 0);
+	return self->last_usec;
+}
+
+gboolean chat_peer_get_last_outgoing(ChatPeer *self) {
+	g_return_val_if_fail(CHAT_IS_PEER(self), FALSE);
+	return self->last_outgoing;
+}
+
+/*
+ * Sets the conversation's last message; "last-text" is notified whenever
+ * any of the three changes, so a row has one signal to follow.  Callers
+ * keep the roster in order (see chat_roster_note_message()).
+ */
+void chat_peer_set_last_message(ChatPeer *self, const char *text,
+		gint64 usec, gboolean outgoing) {
+	gboolean changed;
+
+	g_return_if_fail(CHAT_IS_PEER(self));
+
+	changed = chat_set_str(&self->last_text, text ? text : "");
+	changed |= self->last_usec != usec ||
+		self->last_outgoing != !!outgoing;
+	self->last_usec = usec;
+	self->last_outgoing = !!outgoing;
+	if (changed) {
+		g_object_notify_by_pspec(G_OBJECT(self),
+			properties[PROP_LAST_TEXT]);
+	}
 }

@@ -22,5 +22,10 @@ guint chat_peer_get_unread(ChatPeer *self);
 void chat_peer_set_unread(ChatPeer *self, guint unread);
 gboolean chat_peer_get_unread_known(ChatPeer *self);
 void chat_peer_set_unread_known(ChatPeer *self, gboolean known);
+const char *chat_peer_get_last_text(ChatPeer *self);
+gint64 chat_peer_get_last_usec(ChatPeer *self);
+gboolean chat_peer_get_last_outgoing(ChatPeer *self);
+void chat_peer_set_last_message(ChatPeer *self, const char *text,
+		gint64 usec, gboolean outgoing);
 
 G_END_DECLS

@@ -2,11 +2,14 @@
 /*
  * ChatRoster: the roster model the window shows.
  *
- * A GListStore of ChatPeer, online first and by name, filled from idle
- * slices so 10,000 peers never stall a frame.  Peers are never removed,
- * only marked offline (an open conversation keeps its row).  ChatClient
- * feeds it: a ListPeers reply, PeerJoined and PeerLeft, and marks everyone
- * offline when the daemon goes away or logs out.  No D-Bus here.
+ * A GListStore of ChatPeer: the conversations, most recent first (offline
+ * peers with history too), then the peers without messages, online first
+ * and by name; filled from idle slices so 10,000 peers never stall a frame.
+ * Peers are never removed, only marked offline (an open conversation keeps
+ * its row).  ChatClient feeds it: a ListConversations reply and the
+ * message signals (each peer's last message), a ListPeers reply, PeerJoined
+ * and PeerLeft, and marks everyone offline when the daemon goes away or
+ * logs out.  No D-Bus here.
  */
 
 #include <string.h>
@@ -36,7 +39,8 @@ G_DEFINE_FINAL_TYPE(ChatRoster, chat_roster, G_TYPE_OBJECT)
 /*
  * The roster is kept in order here, once, rather than by a sorting model in
  * the window (a GtkSortListModel over 10,000 peers blocked the main loop
- * for half a second): online peers first, each group in name order.
+ * for half a second): conversations first, newest last message first;
+ * then online peers, then offline ones, each group in name order.
  *
  * Whole-roster work runs from an idle source in slices of a few
  * milliseconds, so that frames keep coming while thousands of peers load:
@@ -61,6 +65,12 @@ static int chat_peer_compare(gconstpointer a, gconstpointer b,
 		gpointer user_data) {
 	ChatPeer *pa = (ChatPeer *) a, *pb = (ChatPeer *) b;
 	gboolean online_a = chat_peer_get_online(pa);
+	gint64 last_a = chat_peer_get_last_usec(pa);
+	gint64 last_b = chat_peer_get_last_usec(pb);
+
+	if (last_a != last_b) {
+		return last_a > last_b ? -1 : 1;
+	}
 
 	if (online_a != chat_peer_get_online(pb)) {
 		return online_a ? -1 : 1;
@@ -245,29 +255,135 @@ static void chat_roster_load(ChatRoster *self) {
 }
 
 /*
- * Sets a peer's presence and keeps the roster in order: by moving the one
- * peer, or, while the roster is loading, by sorting it again afterwards.
+ * Keeps the roster in order after a change of a peer's sort key: moves the
+ * one peer, or, while the roster is loading, sorts it again afterwards.
+ * @change applies the change to the peer.
  */
-static void chat_roster_set_online(ChatRoster *self, ChatPeer *peer,
-		gboolean online) {
+typedef void (*ChatPeerChange)(ChatPeer *peer, gpointer data);
+
+static void chat_roster_reposition(ChatRoster *self, ChatPeer *peer,
+		ChatPeerChange change, gpointer data) {
 	guint position;
 
-	if (chat_peer_get_online(peer) == !!online) {
-		return;
-	}
 	if (self->roster_idle_id ||
 			!g_list_store_find(self->peers, peer, &position)) {
-		chat_peer_set_online(peer, online);
+		change(peer, data);
 		self->roster_dirty = TRUE;
 		chat_roster_load(self);
 		return;
 	}
 	g_object_ref(peer);
 	g_list_store_remove(self->peers, position);
-	chat_peer_set_online(peer, online);
+	change(peer, data);
 	g_list_store_insert_sorted(self->peers, peer, chat_peer_compare,
 		NULL);
 	g_object_unref(peer);
+}
+
+static void change_online(ChatPeer *peer, gpointer data) {
+	chat_peer_set_online(peer, GPOINTER_TO_INT(data));
+}
+
+static void chat_roster_set_online(ChatRoster *self, ChatPeer *peer,
+		gboolean online) {
+	if (chat_peer_get_online(peer) == !!online) {
+		return;
+	}
+	chat_roster_reposition(self, peer, change_online,
+		GINT_TO_POINTER(!!online));
+}
+
+typedef struct ChatLastMessage {
+	const char *text;
+	gint64 usec;
+	gboolean outgoing;
+} ChatLastMessage;
+
+static void change_last_message(ChatPeer *peer, gpointer data) {
+	ChatLastMessage *last = data;
+
+	chat_peer_set_last_message(peer, last->text, last->usec,
+		last->outgoing);
+}
+
+/**
+ * chat_roster_note_message() - A message in a conversation, new or listed.
+ * @self: the roster
+ * @name: the peer
+ * @text: the message's text
+ * @usec: its sent time
+ * @outgoing: whether we sent it
+ *
+ * The peer (added when new) shows it as its last message unless it has a
+ * newer one, and moves to its place among the conversations.
+ */
+void chat_roster_note_message(ChatRoster *self, const char *name,
+		const char *text, gint64 usec, gboolean outgoing) {
+	ChatLastMessage last = { text, MAX(usec, 1), outgoing };
+	ChatPeer *peer;
+
+	g_return_if_fail(CHAT_IS_ROSTER(self));
+	g_return_if_fail(name);
+
+	peer = chat_roster_ensure(self, name);
+	if (last.usec < chat_peer_get_last_usec(peer)) {
+		return;
+	}
+	if (last.usec == chat_peer_get_last_usec(peer)) {
+		/* Same place: only the text may change. */
+		change_last_message(peer, &last);
+		return;
+	}
+	chat_roster_reposition(self, peer, change_last_message, &last);
+}
+
+/**
+ * chat_roster_take_conversations() - Reads a ListConversations reply.
+ * @self: the roster
+ * @listing: the reply's a(ssssta{sv})
+ *
+ * Sets every listed peer's last message, unread count and presence.  One
+ * pass over at most 1000 conversations plus the roster; the order is
+ * restored from the idle slices.
+ */
+void chat_roster_take_conversations(ChatRoster *self, GVariant *listing) {
+	const char *name, *id, *text, *direction;
+	GVariantIter iter;
+	GVariant *extra;
+	gboolean online;
+	guint64 usec;
+	guint unread;
+
+	g_return_if_fail(CHAT_IS_ROSTER(self));
+
+	g_variant_iter_init(&iter, listing);
+	while (g_variant_iter_next(&iter, "(&s&s&s&st@a{sv})", &name, &id,
+			&text, &direction, &usec, &extra)) {
+		ChatPeer *peer = chat_roster_ensure(self, name);
+
+		if (*id && usec <= G_MAXINT64 &&
+				(gint64) usec >= chat_peer_get_last_usec(peer)) {
+			chat_peer_set_last_message(peer, text,
+				MAX((gint64) usec, 1),
+				g_str_equal(direction, "out"));
+			self->roster_dirty = TRUE;
+		}
+		if (g_variant_lookup(extra, "online", "b", &online) &&
+				chat_peer_get_online(peer) != online) {
+			chat_peer_set_online(peer, online);
+			self->roster_dirty = TRUE;
+		}
+		chat_peer_set_native(peer, extra_get_native(extra,
+			chat_peer_get_native(peer)));
+		if (g_variant_lookup(extra, "unread", "u", &unread)) {
+			chat_peer_set_unread(peer, unread);
+			chat_peer_set_unread_known(peer, TRUE);
+		}
+		g_variant_unref(extra);
+	}
+	if (self->roster_dirty) {
+		chat_roster_load(self);
+	}
 }
 
 /* Marks every peer offline: the daemon went away, or we logged out. */

@@ -20,6 +20,9 @@ void chat_roster_take_listing(ChatRoster *self, GVariant *listing);
 void chat_roster_peer_joined(ChatRoster *self, const char *name,
 		const char *endpoint, GVariant *extra);
 void chat_roster_peer_left(ChatRoster *self, const char *name);
+void chat_roster_take_conversations(ChatRoster *self, GVariant *listing);
+void chat_roster_note_message(ChatRoster *self, const char *name,
+		const char *text, gint64 usec, gboolean outgoing);
 void chat_roster_mark_all_offline(ChatRoster *self);
 void chat_roster_forget_unread(ChatRoster *self);
 

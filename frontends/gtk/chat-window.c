@@ -30,6 +30,7 @@ struct _ChatWindow {
 	AdwLeaflet *leaflet;
 	AdwWindowTitle *sidebar_title;
 	GtkSearchEntry *search_entry;
+	GtkWidget *sidebar;
 	GtkListView *roster_view;
 	GtkWidget *conversation_box;
 	GtkButton *back_button;
@@ -38,6 +39,8 @@ struct _ChatWindow {
 	GtkScrolledWindow *message_scroller;
 	GtkListView *message_view;
 	GtkTextView *composer;
+	GtkLabel *composer_placeholder;
+	AdwStatusPage *empty_status;
 
 	ChatClient *client;
 	GCancellable *cancellable;
@@ -85,6 +88,8 @@ static void chat_window_update_actions(ChatWindow *self) {
 }
 
 static void chat_window_update_conversation_title(ChatWindow *self) {
+	g_autofree char *placeholder = NULL;
+	g_autofree char *description = NULL;
 	g_autofree char *label = NULL;
 
 	if (!self->peer) {
@@ -94,6 +99,15 @@ static void chat_window_update_conversation_title(ChatWindow *self) {
 	}
 	adw_window_title_set_title(self->conversation_title,
 		chat_peer_get_name(self->peer));
+	placeholder = g_strdup_printf("Message %s",
+		chat_peer_get_name(self->peer));
+	gtk_label_set_text(self->composer_placeholder, placeholder);
+	description = g_strdup_printf(
+		"Messages you and %s send will show here.",
+		chat_peer_get_name(self->peer));
+	adw_status_page_set_description(self->empty_status, description);
+	gtk_accessible_update_property(GTK_ACCESSIBLE(self->composer),
+		GTK_ACCESSIBLE_PROPERTY_PLACEHOLDER, placeholder, -1);
 	adw_window_title_set_subtitle(self->conversation_title,
 		chat_peer_get_online(self->peer) ? "online" : "offline");
 
@@ -307,6 +321,23 @@ static void on_message_adjustment_value_changed(GtkAdjustment *adj,
 	}
 }
 
+/* An empty conversation says so rather than showing a blank pane. */
+static void chat_window_update_empty(ChatWindow *self) {
+	gboolean empty = self->conversation &&
+		g_list_model_get_n_items(G_LIST_MODEL(self->conversation)) == 0 &&
+		chat_paced_model_get_pending(self->conversation) == 0;
+
+	gtk_widget_set_visible(GTK_WIDGET(self->empty_status), empty);
+}
+
+static void on_composer_buffer_changed(GtkTextBuffer *buffer,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	gtk_widget_set_visible(GTK_WIDGET(self->composer_placeholder),
+		gtk_text_buffer_get_char_count(buffer) == 0);
+}
+
 static void on_conversation_items_changed(GListModel *model, guint position,
 		guint removed, guint added, gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
@@ -321,6 +352,7 @@ static void on_conversation_items_changed(GListModel *model, guint position,
 	if (added > 0 && self->pin_to_bottom) {
 		chat_window_scroll_to_end(self);
 	}
+	chat_window_update_empty(self);
 }
 
 /*
@@ -344,6 +376,7 @@ static void on_conversation_notify_pending(GObject *object,
 		GParamSpec *pspec, gpointer user_data) {
 	ChatWindow *self = CHAT_WINDOW(user_data);
 
+	chat_window_update_empty(self);
 	if (self->reveal_tick_id == 0 &&
 			chat_paced_model_get_pending(self->conversation) > 0) {
 		self->reveal_tick_id = gtk_widget_add_tick_callback(
@@ -442,6 +475,7 @@ void chat_window_open_conversation(ChatWindow *self, const char *peer) {
 	}
 
 	chat_window_select_peer_row(self, item);
+	chat_window_update_empty(self);
 	chat_window_update_conversation_title(self);
 	chat_window_update_actions(self);
 	gtk_stack_set_visible_child_name(self->conversation_stack,
@@ -578,12 +612,71 @@ static void on_logout_ready(GObject *source, GAsyncResult *result,
 	adw_toast_overlay_add_toast(self->toast_overlay, adw_toast_new(text));
 }
 
+static void on_logout_dialog_response(AdwMessageDialog *dialog,
+		const char *response, gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+
+	if (g_str_equal(response, "logout")) {
+		chat_client_logout_async(self->client, self->cancellable,
+			on_logout_ready, self);
+	}
+}
+
+/* Logging out is asked about first: Enter on a focused button is easy. */
 static void chat_window_logout(GtkWidget *widget, const char *action_name,
 		GVariant *parameter) {
 	ChatWindow *self = CHAT_WINDOW(widget);
+	GtkWidget *dialog;
 
-	chat_client_logout_async(self->client, self->cancellable,
-		on_logout_ready, self);
+	dialog = adw_message_dialog_new(GTK_WINDOW(self), "Log Out?",
+		"You will show as offline. Messages you write are queued "
+		"until you log in again.");
+	adw_message_dialog_add_responses(ADW_MESSAGE_DIALOG(dialog),
+		"cancel", "_Cancel", "logout", "_Log Out", NULL);
+	adw_message_dialog_set_response_appearance(ADW_MESSAGE_DIALOG(dialog),
+		"logout", ADW_RESPONSE_DESTRUCTIVE);
+	adw_message_dialog_set_default_response(ADW_MESSAGE_DIALOG(dialog),
+		"cancel");
+	adw_message_dialog_set_close_response(ADW_MESSAGE_DIALOG(dialog),
+		"cancel");
+	g_signal_connect_object(dialog, "response",
+		G_CALLBACK(on_logout_dialog_response), self, 0);
+	gtk_window_present(GTK_WINDOW(dialog));
+}
+
+/* Ctrl+K, Ctrl+F: to the search field, the list of conversations shown. */
+static void chat_window_search(GtkWidget *widget, const char *action_name,
+		GVariant *parameter) {
+	ChatWindow *self = CHAT_WINDOW(widget);
+
+	if (g_strcmp0(gtk_stack_get_visible_child_name(self->main_stack),
+			"chat") != 0) {
+		return;
+	}
+	adw_leaflet_set_visible_child(self->leaflet, self->sidebar);
+	gtk_widget_grab_focus(GTK_WIDGET(self->search_entry));
+}
+
+/*
+ * Back to the list in the narrow layout (Alt+Left, the Back button): the
+ * focus goes to the open conversation's row, or the list, never to the
+ * header bar's buttons.
+ */
+static void on_leaflet_visible_child(GObject *object, GParamSpec *pspec,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+	GtkWidget *focus = gtk_root_get_focus(GTK_ROOT(self));
+
+	if (!adw_leaflet_get_folded(self->leaflet) ||
+			adw_leaflet_get_visible_child(self->leaflet) !=
+			self->sidebar) {
+		return;
+	}
+	if (focus && gtk_widget_is_ancestor(focus,
+			GTK_WIDGET(self->roster_view))) {
+		return;
+	}
+	gtk_widget_grab_focus(GTK_WIDGET(self->roster_view));
 }
 
 /* Enter sends; Shift+Enter falls through to the text view: a new line. */
@@ -890,11 +983,21 @@ static void chat_window_class_init(ChatWindowClass *klass) {
 		chat_window_send);
 	gtk_widget_class_install_action(widget_class, "win.logout", NULL,
 		chat_window_logout);
+	gtk_widget_class_install_action(widget_class, "win.search", NULL,
+		chat_window_search);
+	gtk_widget_class_add_binding_action(widget_class, GDK_KEY_k,
+		GDK_CONTROL_MASK, "win.search", NULL);
+	gtk_widget_class_add_binding_action(widget_class, GDK_KEY_f,
+		GDK_CONTROL_MASK, "win.search", NULL);
 
 	gtk_widget_class_set_template_from_resource(widget_class,
 		"/org/p2pchat/P2pchat/chat-window.ui");
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
 		toast_overlay);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		composer_placeholder);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		empty_status);
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
 		main_stack);
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
@@ -908,6 +1011,7 @@ static void chat_window_class_init(ChatWindowClass *klass) {
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
 		notice_label);
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow, leaflet);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow, sidebar);
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
 		sidebar_title);
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
@@ -953,6 +1057,8 @@ static void chat_window_init(ChatWindow *self) {
 	g_signal_connect(key, "key-pressed",
 		G_CALLBACK(on_composer_key_pressed), self);
 	gtk_widget_add_controller(GTK_WIDGET(self->composer), key);
+	g_signal_connect(gtk_text_view_get_buffer(self->composer), "changed",
+		G_CALLBACK(on_composer_buffer_changed), self);
 
 	adj = gtk_scrolled_window_get_vadjustment(self->message_scroller);
 	g_signal_connect(adj, "notify::upper",
@@ -966,6 +1072,8 @@ static void chat_window_init(ChatWindow *self) {
 		G_CALLBACK(on_active_notify), self);
 	g_signal_connect(self->leaflet, "notify::visible-child",
 		G_CALLBACK(on_active_notify), self);
+	g_signal_connect(self->leaflet, "notify::visible-child",
+		G_CALLBACK(on_leaflet_visible_child), self);
 
 	factory = chat_window_factory_new(&message_row_kind);
 	gtk_list_view_set_factory(self->message_view, factory);

@@ -65,11 +65,12 @@ def app_complaints(log_path):
             if "-CRITICAL **" in line or "-WARNING **" in line]
 
 
-def fill_history(user, peer, n, text="message %d"):
+def fill_history(user, peer, n, text="message %d", first_id=0):
     """Stores @n old messages with @peer (text % i, i = 0 oldest) in
     @user's history, the daemon stopped (it is the one writer), in one
     transaction, and starts the daemon again.  Odd ones came in (read), even
-    ones went out (delivered), one second apart."""
+    ones went out (delivered), one second apart.  Ids count from
+    @first_id + 1, so that several peers' histories can be filled."""
     user.kill(signal.SIGTERM)
     wait_for(lambda: not user.has_owner(), 10)
     db = sqlite3.connect(os.path.join(user.home, "data", "p2pchat", "history.db"))
@@ -78,7 +79,7 @@ def fill_history(user, peer, n, text="message %d"):
         db.executemany(
             "INSERT INTO messages (id, peer, direction, text, sent_usec, received_usec, state) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (("%032x" % (i + 1), peer, "in" if i % 2 else "out", text % i,
+            (("%032x" % (first_id + i + 1), peer, "in" if i % 2 else "out", text % i,
               base + i * 1000000, base + i * 1000000 + 500 if i % 2 else 0,
               "read" if i % 2 else "delivered")
              for i in range(n)))

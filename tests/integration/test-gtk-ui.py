@@ -26,6 +26,7 @@ from p2ptest import Tap, stop  # noqa: E402
 ADW_TEMPLATE_PARENTS = {
     "AdwApplicationWindow": "GtkApplicationWindow",
     "AdwWindow": "GtkWindow",
+    "AdwPreferencesWindow": "GtkWindow",
 }
 
 

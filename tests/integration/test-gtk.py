@@ -276,6 +276,12 @@ def main():
                "\n".join(ui.labels()))
 
         ui.press(ui.named(pyatspi.ROLE_PUSH_BUTTON, "Log Out"))
+        # Log Out asks first: the dialog's own Log Out button confirms.
+        # (GTK 4.8 names it "_Log Out Log Out": mnemonic and label.)
+        confirm = ui.find(lambda a: a.getRole() == pyatspi.ROLE_PUSH_BUTTON and
+                          a.name.endswith("Log Out") and a.name != "Log Out", 10)
+        if confirm is not None:
+            ui.press(confirm)
         tap.ok(wait_for(lambda: alice.prop("State") == "offline", 10) and
                ui.wait_label(lambda s: s == "Offline", 5) and
                ui.find(lambda a: a.getRole() == pyatspi.ROLE_TEXT and a.name == "Message" and
