@@ -1074,6 +1074,59 @@ void chat_client_fetch_unread(ChatClient *self, ChatPeer *peer) {
 	}
 }
 
+static void on_search_history_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GTask) task = user_data;
+	g_autoptr(GVariant) messages = NULL;
+	g_autoptr(GListStore) store = NULL;
+	GError *error = NULL;
+	GVariantIter iter;
+	GVariant *tuple;
+
+	if (!chat_dbus_manager_call_search_history_finish(
+			CHAT_DBUS_MANAGER(source), &messages, result, &error)) {
+		g_task_return_error(task, chat_client_error_from_remote(error));
+		return;
+	}
+	store = g_list_store_new(CHAT_TYPE_MESSAGE);
+	g_variant_iter_init(&iter, messages);
+	while ((tuple = g_variant_iter_next_value(&iter))) {
+		g_autoptr(ChatMessage) message =
+			chat_message_new_from_tuple(tuple);
+
+		g_list_store_append(store, message);
+		g_variant_unref(tuple);
+	}
+	g_task_return_pointer(task, g_steal_pointer(&store), g_object_unref);
+}
+
+/*
+ * SearchHistory: up to @limit messages whose text contains @query, newest
+ * first, as a GListModel of ChatMessage.
+ */
+void chat_client_search_history_async(ChatClient *self, const char *query,
+		guint limit, GCancellable *cancellable,
+		GAsyncReadyCallback callback, gpointer user_data) {
+	g_autoptr(GTask) task = NULL;
+
+	g_return_if_fail(CHAT_IS_CLIENT(self));
+	g_return_if_fail(query);
+
+	task = g_task_new(self, cancellable, callback, user_data);
+	g_task_set_source_tag(task, chat_client_search_history_async);
+	if (!chat_client_check_manager(self, task)) {
+		return;
+	}
+	chat_dbus_manager_call_search_history(self->manager, query, limit,
+		cancellable, on_search_history_ready, g_steal_pointer(&task));
+}
+
+GListModel *chat_client_search_history_finish(ChatClient *self,
+		GAsyncResult *result, GError **error) {
+	g_return_val_if_fail(g_task_is_valid(result, self), NULL);
+	return g_task_propagate_pointer(G_TASK(result), error);
+}
+
 static void on_get_config_ready(GObject *source, GAsyncResult *result,
 		gpointer user_data) {
 	g_autoptr(GTask) task = user_data;

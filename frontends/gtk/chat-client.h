@@ -81,6 +81,12 @@ void chat_client_set_config_async(ChatClient *self, const char *key,
 gboolean chat_client_set_config_finish(ChatClient *self, GAsyncResult *result,
 		GError **error);
 
+void chat_client_search_history_async(ChatClient *self, const char *query,
+		guint limit, GCancellable *cancellable,
+		GAsyncReadyCallback callback, gpointer user_data);
+GListModel *chat_client_search_history_finish(ChatClient *self,
+		GAsyncResult *result, GError **error);
+
 const char *chat_client_get_login_name(ChatClient *self);
 const char *chat_client_get_login_coordinator(ChatClient *self);
 void chat_client_load_history(ChatClient *self, const char *peer,

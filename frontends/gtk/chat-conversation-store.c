@@ -41,7 +41,8 @@ struct _ChatConversationStore {
 G_DEFINE_FINAL_TYPE(ChatConversationStore, chat_conversation_store,
 	G_TYPE_OBJECT)
 
-static ChatMessage *chat_message_new_from_tuple(GVariant *tuple) {
+/* A message tuple (ssssttsa{sv}) of GetHistory or SearchHistory. */
+ChatMessage *chat_message_new_from_tuple(GVariant *tuple) {
 	const char *id, *peer, *direction, *text, *state_name;
 	guint64 sent_usec, received_usec;
 	g_autoptr(GVariant) extra = NULL;

@@ -18,6 +18,8 @@ GListModel *chat_conversation_store_get(ChatConversationStore *self,
 		const char *peer);
 ChatMessage *chat_conversation_store_lookup(ChatConversationStore *self,
 		const char *id);
+ChatMessage *chat_message_new_from_tuple(GVariant *tuple);
+
 void chat_conversation_store_append(ChatConversationStore *self,
 		ChatMessage *message);
 void chat_conversation_store_index(ChatConversationStore *self,

@@ -41,11 +41,17 @@ struct _ChatWindow {
 	GtkTextView *composer;
 	GtkLabel *composer_placeholder;
 	AdwStatusPage *empty_status;
+	GtkSearchBar *history_search_bar;
+	GtkSearchEntry *history_search_entry;
+	GtkListBox *history_results;
+	AdwStatusPage *history_no_results;
 
 	ChatClient *client;
 	GCancellable *cancellable;
 	GtkStringFilter *roster_filter;
 	GtkSingleSelection *roster_selection;
+	GCancellable *search_cancellable;	/* of the SearchHistory call */
+	GListModel *search_results;
 
 	ChatPeer *peer;			/* of the open conversation */
 	gulong peer_notify_handler;
@@ -449,6 +455,7 @@ void chat_window_open_conversation(ChatWindow *self, const char *peer) {
 	if (!*peer) {
 		return;
 	}
+	gtk_search_bar_set_search_mode(self->history_search_bar, FALSE);
 	item = chat_client_ensure_peer(self->client, peer);
 	if (item != self->peer) {
 		chat_window_clear_conversation(self);
@@ -642,6 +649,160 @@ static void chat_window_logout(GtkWidget *widget, const char *action_name,
 	g_signal_connect_object(dialog, "response",
 		G_CALLBACK(on_logout_dialog_response), self, 0);
 	gtk_window_present(GTK_WINDOW(dialog));
+}
+
+/* How many messages a search shows at most. */
+#define CHAT_SEARCH_LIMIT 50
+
+/*
+ * The message search: while its bar is shown, the conversation pane shows
+ * the results of the search text instead of the conversation.
+ */
+static GtkWidget *chat_window_create_result_row(gpointer item,
+		gpointer user_data) {
+	ChatMessage *message = CHAT_MESSAGE(item);
+	g_autoptr(GDateTime) time = NULL;
+	g_autofree char *title = NULL;
+	g_autofree char *date = NULL;
+	GtkWidget *row = adw_action_row_new();
+
+	title = g_strdup_printf("%s — %s", chat_message_get_peer(message),
+		chat_message_get_text(message));
+	time = g_date_time_new_from_unix_local(
+		chat_message_get_time(message) / G_USEC_PER_SEC);
+	if (time) {
+		date = g_date_time_format(time, "%e %b %Y, %H:%M");
+	}
+	adw_preferences_row_set_use_markup(ADW_PREFERENCES_ROW(row), FALSE);
+	adw_preferences_row_set_title(ADW_PREFERENCES_ROW(row), title);
+	adw_action_row_set_title_lines(ADW_ACTION_ROW(row), 2);
+	adw_action_row_set_subtitle(ADW_ACTION_ROW(row),
+		date ? g_strstrip(date) : "");
+	gtk_list_box_row_set_activatable(GTK_LIST_BOX_ROW(row), TRUE);
+	return row;
+}
+
+static void chat_window_set_search_results(ChatWindow *self,
+		GListModel *results) {
+	g_set_object(&self->search_results, results);
+	gtk_list_box_bind_model(self->history_results, results,
+		results ? chat_window_create_result_row : NULL, NULL, NULL);
+	gtk_widget_set_visible(GTK_WIDGET(self->history_no_results),
+		results && g_list_model_get_n_items(results) == 0);
+	gtk_widget_set_visible(GTK_WIDGET(self->history_results),
+		results && g_list_model_get_n_items(results) > 0);
+}
+
+static void on_search_history_ready(GObject *source, GAsyncResult *result,
+		gpointer user_data) {
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GListModel) results = NULL;
+	g_autofree char *text = NULL;
+	ChatWindow *self;
+
+	results = chat_client_search_history_finish(CHAT_CLIENT(source),
+		result, &error);
+	if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+		return;
+	}
+	self = CHAT_WINDOW(user_data);
+	if (!results) {
+		text = g_strdup_printf("Could not search the messages: %s",
+			error->message);
+		adw_toast_overlay_add_toast(self->toast_overlay,
+			adw_toast_new(text));
+		return;
+	}
+	chat_window_set_search_results(self, results);
+}
+
+static void chat_window_cancel_search(ChatWindow *self) {
+	if (self->search_cancellable) {
+		g_cancellable_cancel(self->search_cancellable);
+		g_clear_object(&self->search_cancellable);
+	}
+}
+
+/* search-changed comes once typing pauses: GtkSearchEntry debounces it. */
+static void on_history_search_changed(GtkSearchEntry *entry,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+	const char *query = gtk_editable_get_text(GTK_EDITABLE(entry));
+
+	chat_window_cancel_search(self);
+	if (!*query) {
+		chat_window_set_search_results(self, NULL);
+		return;
+	}
+	self->search_cancellable = g_cancellable_new();
+	chat_client_search_history_async(self->client, query,
+		CHAT_SEARCH_LIMIT, self->search_cancellable,
+		on_search_history_ready, self);
+}
+
+static void on_history_search_mode(GObject *object, GParamSpec *pspec,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+	gboolean active =
+		gtk_search_bar_get_search_mode(self->history_search_bar);
+
+	gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.close-search",
+		active);
+	if (active) {
+		gtk_stack_set_visible_child_name(self->conversation_stack,
+			"search");
+		gtk_widget_grab_focus(GTK_WIDGET(self->history_search_entry));
+		return;
+	}
+	chat_window_cancel_search(self);
+	gtk_editable_set_text(GTK_EDITABLE(self->history_search_entry), "");
+	chat_window_set_search_results(self, NULL);
+	gtk_stack_set_visible_child_name(self->conversation_stack,
+		self->peer ? "conversation" : "empty");
+	if (self->peer) {
+		gtk_widget_grab_focus(GTK_WIDGET(self->composer));
+	}
+}
+
+static void on_history_result_activated(GtkListBox *box, GtkListBoxRow *row,
+		gpointer user_data) {
+	ChatWindow *self = CHAT_WINDOW(user_data);
+	g_autoptr(ChatMessage) message = NULL;
+	g_autofree char *peer = NULL;
+
+	if (!self->search_results) {
+		return;
+	}
+	message = g_list_model_get_item(self->search_results,
+		gtk_list_box_row_get_index(row));
+	if (!message) {
+		return;
+	}
+	peer = g_strdup(chat_message_get_peer(message));
+	gtk_search_bar_set_search_mode(self->history_search_bar, FALSE);
+	chat_window_open_conversation(self, peer);
+}
+
+/* Ctrl+Shift+F, the search button: the message search. */
+static void chat_window_search_messages(GtkWidget *widget,
+		const char *action_name, GVariant *parameter) {
+	ChatWindow *self = CHAT_WINDOW(widget);
+
+	if (g_strcmp0(gtk_stack_get_visible_child_name(self->main_stack),
+			"chat") != 0) {
+		return;
+	}
+	adw_leaflet_set_visible_child(self->leaflet, self->conversation_box);
+	gtk_search_bar_set_search_mode(self->history_search_bar, TRUE);
+	gtk_widget_grab_focus(GTK_WIDGET(self->history_search_entry));
+}
+
+/* Escape, wherever the focus is, while the message search is shown. */
+static void chat_window_close_search(GtkWidget *widget,
+		const char *action_name, GVariant *parameter) {
+	ChatWindow *self = CHAT_WINDOW(widget);
+
+	gtk_search_bar_set_search_mode(self->history_search_bar, FALSE);
 }
 
 /* Ctrl+K, Ctrl+F: to the search field, the list of conversations shown. */
@@ -913,6 +1074,12 @@ static void chat_window_dispose(GObject *object) {
 	ChatWindow *self = CHAT_WINDOW(object);
 
 	g_cancellable_cancel(self->cancellable);
+	chat_window_cancel_search(self);
+	if (self->history_results) {
+		gtk_list_box_bind_model(self->history_results, NULL, NULL,
+			NULL, NULL);
+	}
+	g_clear_object(&self->search_results);
 	g_clear_handle_id(&self->unread_timeout_id, g_source_remove);
 	g_clear_handle_id(&self->scroll_to_end_id, g_source_remove);
 	g_clear_handle_id(&self->no_daemon_timeout_id, g_source_remove);
@@ -985,6 +1152,16 @@ static void chat_window_class_init(ChatWindowClass *klass) {
 		chat_window_logout);
 	gtk_widget_class_install_action(widget_class, "win.search", NULL,
 		chat_window_search);
+	gtk_widget_class_install_action(widget_class, "win.search-messages",
+		NULL, chat_window_search_messages);
+	gtk_widget_class_install_action(widget_class, "win.close-search",
+		NULL, chat_window_close_search);
+	gtk_widget_class_add_binding_action(widget_class, GDK_KEY_F,
+		GDK_CONTROL_MASK | GDK_SHIFT_MASK, "win.search-messages", NULL);
+	gtk_widget_class_add_binding_action(widget_class, GDK_KEY_f,
+		GDK_CONTROL_MASK | GDK_SHIFT_MASK, "win.search-messages", NULL);
+	gtk_widget_class_add_binding_action(widget_class, GDK_KEY_Escape,
+		0, "win.close-search", NULL);
 	gtk_widget_class_add_binding_action(widget_class, GDK_KEY_k,
 		GDK_CONTROL_MASK, "win.search", NULL);
 	gtk_widget_class_add_binding_action(widget_class, GDK_KEY_f,
@@ -1032,6 +1209,14 @@ static void chat_window_class_init(ChatWindowClass *klass) {
 		message_view);
 	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
 		composer);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		history_search_bar);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		history_search_entry);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		history_results);
+	gtk_widget_class_bind_template_child(widget_class, ChatWindow,
+		history_no_results);
 }
 
 static void chat_window_init(ChatWindow *self) {
@@ -1051,6 +1236,16 @@ static void chat_window_init(ChatWindow *self) {
 		G_CALLBACK(on_roster_view_activate), self);
 	g_signal_connect(self->back_button, "clicked",
 		G_CALLBACK(on_back_button_clicked), self);
+	g_signal_connect(self->history_search_entry, "search-changed",
+		G_CALLBACK(on_history_search_changed), self);
+	g_signal_connect(self->history_search_bar, "notify::search-mode-enabled",
+		G_CALLBACK(on_history_search_mode), self);
+	g_signal_connect(self->history_results, "row-activated",
+		G_CALLBACK(on_history_result_activated), self);
+	gtk_search_bar_connect_entry(self->history_search_bar,
+		GTK_EDITABLE(self->history_search_entry));
+	gtk_widget_action_set_enabled(GTK_WIDGET(self), "win.close-search",
+		FALSE);
 
 	key = gtk_event_controller_key_new();
 	gtk_event_controller_set_propagation_phase(key, GTK_PHASE_CAPTURE);

@@ -69,13 +69,15 @@ def fill_history(user, peer, n, text="message %d", first_id=0):
     """Stores @n old messages with @peer (text % i, i = 0 oldest) in
     @user's history, the daemon stopped (it is the one writer), in one
     transaction, and starts the daemon again.  Odd ones came in (read), even
-    ones went out (delivered), one second apart.  Ids count from
-    @first_id + 1, so that several peers' histories can be filled."""
+    ones went out (delivered), one second apart, in the full-text index
+    too.  Ids count from @first_id + 1, so that several peers' histories
+    can be filled."""
     user.kill(signal.SIGTERM)
     wait_for(lambda: not user.has_owner(), 10)
     db = sqlite3.connect(os.path.join(user.home, "data", "p2pchat", "history.db"))
     base = 1764000000000000
     with db:
+        last = db.execute("SELECT COALESCE(MAX(seq), 0) FROM messages").fetchone()[0]
         db.executemany(
             "INSERT INTO messages (id, peer, direction, text, sent_usec, received_usec, state) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -83,6 +85,9 @@ def fill_history(user, peer, n, text="message %d", first_id=0):
               base + i * 1000000, base + i * 1000000 + 500 if i % 2 else 0,
               "read" if i % 2 else "delivered")
              for i in range(n)))
+        # The daemon indexes its own inserts for SearchHistory at commit.
+        db.execute("INSERT INTO messages_fts (rowid, text) "
+                   "SELECT seq, text FROM messages WHERE seq > ?", (last,))
     db.close()
     user.start()
 
