@@ -29,6 +29,15 @@ const sd_bus_error_map bus_error_map[] = {
 	/* Not ENOENT or EBUSY: the store and the loop return those for other things. */
 	SD_BUS_ERROR_MAP(BUS_ERROR_UNKNOWN_MESSAGE, ENOMSG),
 	SD_BUS_ERROR_MAP(BUS_ERROR_MESSAGE_NOT_CANCELLABLE, EALREADY),
+	/* The coordinator offered a key other than the pinned one (the login fails). */
+	SD_BUS_ERROR_MAP(BUS_ERROR_COORDINATOR_KEY_CHANGED, EKEYREJECTED),
+	/* TrustCoordinator: no changed key of that coordinator waits to be trusted. */
+	SD_BUS_ERROR_MAP(BUS_ERROR_NO_PENDING_KEY, ENOKEY),
+	/*
+	 * TrustCoordinator: the fingerprint is not the pending key's.  Not
+	 * EKEYREJECTED (taken above); nothing the daemon calls returns EKEYREVOKED.
+	 */
+	SD_BUS_ERROR_MAP(BUS_ERROR_FINGERPRINT_MISMATCH, EKEYREVOKED),
 	SD_BUS_ERROR_MAP_END,
 };
 

@@ -22,6 +22,9 @@
 #define BUS_ERROR_STORAGE_UNAVAILABLE "org.p2pchat.chat1.Error.StorageUnavailable"
 #define BUS_ERROR_UNKNOWN_MESSAGE "org.p2pchat.chat1.Error.UnknownMessage"
 #define BUS_ERROR_MESSAGE_NOT_CANCELLABLE "org.p2pchat.chat1.Error.MessageNotCancellable"
+#define BUS_ERROR_COORDINATOR_KEY_CHANGED "org.p2pchat.chat1.Error.CoordinatorKeyChanged"
+#define BUS_ERROR_NO_PENDING_KEY "org.p2pchat.chat1.Error.NoPendingKey"
+#define BUS_ERROR_FINGERPRINT_MISMATCH "org.p2pchat.chat1.Error.FingerprintMismatch"
 
 extern const sd_bus_error_map bus_error_map[];
 

@@ -432,6 +432,18 @@ bool wire_caps_is_valid(const char *s, size_t n) {
 	return true;
 }
 
+bool wire_key_is_valid(const char *s, size_t n) {
+	if (!s || n != WIRE_KEY_HEX_LEN) {
+		return false;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f'))) {
+			return false;
+		}
+	}
+	return true;
+}
+
 bool wire_caps_has(const char *caps, const char *token) {
 	size_t len;
 
@@ -559,12 +571,21 @@ static int parse_caps(Field f, char ret[static WIRE_CAPS_MAX + 1]) {
 	return 0;
 }
 
-/* NAME,EP[,CAPS]: the tail of login and a list entry (@k is 2 or 3). */
+static int parse_key(Field f, char ret[static WIRE_KEY_HEX_LEN + 1]) {
+	if (!wire_key_is_valid(f.s, f.n)) {
+		return -EINVAL;
+	}
+	field_copy(ret, f);
+	return 0;
+}
+
+/* NAME,EP[,CAPS[,KEY]]: the tail of login and a list entry (@k is 2 to 4). */
 static int parse_user(const Field *f, size_t k, char name[static WIRE_NAME_MAX_BYTES + 1],
-		Endpoint *endpoint, char caps[static WIRE_CAPS_MAX + 1]) {
+		Endpoint *endpoint, char caps[static WIRE_CAPS_MAX + 1],
+		char key[static WIRE_KEY_HEX_LEN + 1]) {
 	int r;
 
-	assert(k == 2 || k == 3);
+	assert(k >= 2 && k <= 4);
 	r = parse_name(f[0], name);
 	if (r < 0) {
 		return r;
@@ -572,9 +593,15 @@ static int parse_user(const Field *f, size_t k, char name[static WIRE_NAME_MAX_B
 	if (endpoint_parse(f[1].s, f[1].n, endpoint) < 0) {
 		return -EINVAL;
 	}
-	caps[0] = 0;
-	if (k == 3) {
-		return parse_caps(f[2], caps);
+	caps[0] = key[0] = 0;
+	if (k >= 3) {
+		r = parse_caps(f[2], caps);
+		if (r < 0) {
+			return r;
+		}
+	}
+	if (k == 4) {
+		return parse_key(f[3], key);
 	}
 	return 0;
 }
@@ -598,7 +625,7 @@ static WireType type_from_field(Field f, bool *ret_misspelled) {
 static const struct {
 	uint8_t min, max;
 } field_counts[_WIRE_TYPE_MAX] = {
-	[WIRE_TYPE_LOGIN] = { 3, 4 },
+	[WIRE_TYPE_LOGIN] = { 3, 5 },
 	[WIRE_TYPE_LOGOUT] = { 3, 3 },
 	[WIRE_TYPE_ACCEPT] = { 2, 2 },
 	[WIRE_TYPE_REJECT] = { 2, 2 },
@@ -619,7 +646,7 @@ void wire_message_done(WireMessage *m) {
 
 int wire_parse_line(const char *s, size_t n, WireMessage *ret) {
 	_cleanup_(wire_message_done) WireMessage m = {};
-	Field f[5];
+	Field f[6];
 	size_t k;
 	int r;
 
@@ -652,7 +679,10 @@ int wire_parse_line(const char *s, size_t n, WireMessage *ret) {
 	switch (m.type) {
 	case WIRE_TYPE_LOGIN:
 	case WIRE_TYPE_LOGOUT:
-		r = parse_user(f + 1, k - 1, m.name, &m.endpoint, m.caps);
+		if (m.type == WIRE_TYPE_LOGOUT && k > 4) {
+			return -EBADMSG;
+		}
+		r = parse_user(f + 1, k - 1, m.name, &m.endpoint, m.caps, m.key);
 		if (r < 0) {
 			return r;
 		}
@@ -763,9 +793,16 @@ static bool caps_field_is_valid(const char *caps, bool optional) {
 	return (optional && n == 0) || wire_caps_is_valid(caps, n);
 }
 
+/* An optional KEY: only with CAPS. */
+static bool key_field_is_valid(const char *key, const char *caps) {
+	size_t n = strnlen(key, WIRE_KEY_HEX_LEN + 1);
+
+	return n == 0 || (caps[0] && wire_key_is_valid(key, n));
+}
+
 int wire_format_line(const WireMessage *m, char **ret, size_t *ret_len) {
 	char ep[ENDPOINT_STRLEN], port[6];
-	Field f[4];
+	Field f[5];
 	size_t k = 0;
 
 	if (!m || m->type < 0 || m->type >= _WIRE_TYPE_MAX) {
@@ -783,11 +820,15 @@ int wire_format_line(const WireMessage *m, char **ret, size_t *ret_len) {
 		f[k++] = FIELD_STR(m->name);
 		f[k++] = FIELD_STR(endpoint_format(&m->endpoint, ep));
 		if (m->type == WIRE_TYPE_LOGIN) {
-			if (!caps_field_is_valid(m->caps, true)) {
+			if (!caps_field_is_valid(m->caps, true) ||
+					!key_field_is_valid(m->key, m->caps)) {
 				return -EINVAL;
 			}
 			if (m->caps[0]) {
 				f[k++] = FIELD_STR(m->caps);
+			}
+			if (m->key[0]) {
+				f[k++] = FIELD_STR(m->key);
 			}
 		}
 		break;
@@ -888,14 +929,14 @@ int wire_format_datagram(const WireMessage *m, WireEncoding enc, uint8_t **ret, 
 /* --- The roster list --- */
 
 static int parse_list_entry(const char *s, size_t n, WireListEntry *ret) {
-	Field f[4];
+	Field f[5];
 	size_t k;
 
 	k = split_fields(s, n, f, ELEMENTSOF(f));
-	if (k != 2 && k != 3) {
+	if (k < 2 || k > 4) {
 		return -EBADMSG;
 	}
-	return parse_user(f, k, ret->name, &ret->endpoint, ret->caps);
+	return parse_user(f, k, ret->name, &ret->endpoint, ret->caps, ret->key);
 }
 
 int wire_parse_list(const char *s, size_t n, WireListEntry **ret, size_t *ret_n) {
@@ -971,12 +1012,16 @@ int wire_format_list(const WireListEntry *entries, size_t n, char **ret, size_t 
 		const WireListEntry *e = &entries[i];
 
 		if (!name_field_is_valid(e->name) || !endpoint_is_wire_valid(&e->endpoint) ||
-				!caps_field_is_valid(e->caps, true)) {
+				!caps_field_is_valid(e->caps, true) ||
+				!key_field_is_valid(e->key, e->caps)) {
 			return -EINVAL;
 		}
 		len += strlen(e->name) + 1 + strlen(endpoint_format(&e->endpoint, ep)) + 1;
 		if (e->caps[0]) {
 			len += 1 + strlen(e->caps);
+		}
+		if (e->key[0]) {
+			len += 1 + WIRE_KEY_HEX_LEN;
 		}
 	}
 	len += 3;
@@ -994,6 +1039,9 @@ int wire_format_list(const WireListEntry *entries, size_t n, char **ret, size_t 
 		pos += (size_t) sprintf(out + pos, "%s,%s", e->name, endpoint_format(&e->endpoint, ep));
 		if (e->caps[0]) {
 			pos += (size_t) sprintf(out + pos, ",%s", e->caps);
+		}
+		if (e->key[0]) {
+			pos += (size_t) sprintf(out + pos, ",%s", e->key);
 		}
 		out[pos++] = ';';
 	}
@@ -1073,6 +1121,13 @@ void wire_frame_decoder_done(WireFrameDecoder *d) {
 		return;
 	}
 	frame_decoder_reset(d);
+}
+
+void wire_frame_decoder_set_binary(WireFrameDecoder *d, size_t max) {
+	/* Between frames only: the frame being read keeps the old rules. */
+	assert(!d->have_length && d->shift == 0);
+	d->binary = true;
+	d->max = max == 0 || max > WIRE_FRAME_MAX ? WIRE_FRAME_MAX : max;
 }
 
 static bool frame_decoder_complete(const WireFrameDecoder *d) {
@@ -1170,7 +1225,7 @@ int wire_frame_decoder_feed(WireFrameDecoder *d, const uint8_t *buf, size_t n,
 	}
 
 	d->buf[d->filled] = 0;
-	if (!utf8_is_valid(d->buf, d->filled)) {
+	if (!d->binary && !utf8_is_valid(d->buf, d->filled)) {
 		return frame_decoder_fail(d, -EILSEQ);
 	}
 	*ret_consumed = i;

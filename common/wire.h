@@ -32,6 +32,15 @@
 #define WIRE_CAPS_MAX 64
 /* The caps token our daemon announces: it speaks the native peer protocol. */
 #define WIRE_CAPS_NATIVE "native1"
+/*
+ * KEY: a user's identity (its Ed25519 public key) as 64 lowercase hex
+ * digits, after CAPS in login forwards and list entries; the coordinator
+ * puts it there for the users whose session proved it.  The reference
+ * programs read only the first fields.
+ */
+#define WIRE_KEY_HEX_LEN 64
+/* The caps token of a native hello that opens a Noise XX session. */
+#define WIRE_CAPS_NOISE "noise1"
 /* talk TIME: 1-32 bytes, no ',' and no controls. */
 #define WIRE_TIME_MAX 32
 /* Reject REASON: 1-64 bytes of [a-z0-9-]. */
@@ -64,7 +73,7 @@ typedef enum WireEncoding {
 } WireEncoding;
 
 typedef enum WireType {
-	WIRE_TYPE_LOGIN,   /* login,NAME,EP[,CAPS]        client -> coordinator, forwards */
+	WIRE_TYPE_LOGIN,   /* login,NAME,EP[,CAPS[,KEY]]  client -> coordinator, forwards */
 	WIRE_TYPE_LOGOUT,  /* logout,NAME,EP (lohout read) client -> coordinator, forwards */
 	WIRE_TYPE_ACCEPT,  /* Accept,PORT                  coordinator -> client */
 	WIRE_TYPE_REJECT,  /* Reject,REASON                coordinator -> client */
@@ -83,6 +92,7 @@ typedef struct WireMessage {
 	char name[WIRE_NAME_MAX_BYTES + 1]; /* login, logout, hello; talk sender */
 	Endpoint endpoint;           /* login, logout */
 	char caps[WIRE_CAPS_MAX + 1]; /* login (optional: ""), hello, welcome */
+	char key[WIRE_KEY_HEX_LEN + 1]; /* login (optional: "", only after CAPS) */
 	uint16_t port;               /* Accept */
 	char reason[WIRE_REASON_MAX + 1]; /* Reject */
 	char time[WIRE_TIME_MAX + 1];     /* talk */
@@ -94,6 +104,7 @@ typedef struct WireListEntry {
 	char name[WIRE_NAME_MAX_BYTES + 1];
 	Endpoint endpoint;
 	char caps[WIRE_CAPS_MAX + 1]; /* "" when absent */
+	char key[WIRE_KEY_HEX_LEN + 1]; /* "" when absent; only after caps */
 } WireListEntry;
 
 /* Frees what a parsed message owns (its text); the struct itself stays. */
@@ -107,6 +118,8 @@ bool wire_name_is_valid(const char *s, size_t n);
 bool wire_caps_is_valid(const char *s, size_t n);
 /* Whether a caps string holds the token @token. */
 bool wire_caps_has(const char *caps, const char *token);
+/* Whether @s is a KEY field: exactly WIRE_KEY_HEX_LEN lowercase hex digits. */
+bool wire_key_is_valid(const char *s, size_t n);
 
 /*
  * Strict UTF-8 validation: no overlongs, surrogates or code points > U+10FFFF,
@@ -148,7 +161,7 @@ int wire_parse_datagram(const uint8_t *buf, size_t n, WireMessage *ret, WireEnco
 int wire_format_datagram(const WireMessage *m, WireEncoding enc, uint8_t **ret, size_t *ret_len);
 
 /*
- * The roster list "n1,ep1[,caps1];n2,ep2[,caps2];...;end" (UTF-8).  An
+ * The roster list "n1,ep1[,caps1[,key1]];n2,ep2[,caps2[,key2]];...;end" (UTF-8).  An
  * empty list is "end".  *ret is an array of *ret_n entries, to be free()d.
  */
 int wire_parse_list(const char *s, size_t n, WireListEntry **ret, size_t *ret_n);
@@ -168,6 +181,8 @@ int wire_frame_encode(const char *s, size_t n, uint8_t **ret, size_t *ret_len);
  * with the rest.  A length over @max (at most WIRE_FRAME_MAX) is -EMSGSIZE
  * before anything is allocated; an overlong or non-minimal LEB128 is -EBADMSG;
  * invalid UTF-8 is -EILSEQ.  After an error the decoder stays failed.
+ * A binary decoder (wire_frame_decoder_set_binary()) skips the UTF-8 check:
+ * the frames of a Noise session are binary.
  */
 typedef struct WireFrameDecoder {
 	size_t max;
@@ -178,11 +193,14 @@ typedef struct WireFrameDecoder {
 	size_t allocated;    /* grows with the bytes that really arrived */
 	size_t filled;
 	int error;
+	bool binary;         /* frames are bytes, not UTF-8 */
 } WireFrameDecoder;
 
 /* @max 0 means WIRE_FRAME_MAX; larger values are clamped to it. */
 void wire_frame_decoder_init(WireFrameDecoder *d, size_t max);
 void wire_frame_decoder_done(WireFrameDecoder *d);
+/* From the next frame on, frames are checked against @max only (not UTF-8). */
+void wire_frame_decoder_set_binary(WireFrameDecoder *d, size_t max);
 int wire_frame_decoder_feed(WireFrameDecoder *d, const uint8_t *buf, size_t n,
 		size_t *ret_consumed);
 /*

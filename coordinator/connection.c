@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/noise-stream.h"
 #include "coordinator/connection.h"
 #include "coordinator/list.h"
 #include "coordinator/timeout-queue.h"
@@ -47,9 +48,13 @@ struct Connection {
 	int fd;
 	sd_event_source *io;
 	Endpoint peer;
-	WireFrameDecoder decoder;
-	uint8_t *out;
+	WireFrameDecoder decoder;  /* of what arrives: text, or binary Noise messages */
+	uint8_t *out;              /* frames to send (their plaintext, with a cipher) */
 	size_t out_start, out_end, out_cap;
+	NoiseStream *cipher;       /* once the session's handshake is done */
+	WireFrameDecoder inner;    /* with a cipher: the frames inside the messages */
+	uint8_t *sealed;           /* with a cipher: the messages to send */
+	size_t sealed_start, sealed_end, sealed_cap;
 	const char *doomed;        /* why to close at the next flush, output and all */
 	bool closing;              /* writes its last output, then waits for EOF */
 	bool shut;                 /* SHUT_WR done */
@@ -155,8 +160,21 @@ void connection_close(Connection *c, const char *why) {
 	c->io = sd_event_source_disable_unref(c->io);
 	(void) safe_close(c->fd);
 	wire_frame_decoder_done(&c->decoder);
+	wire_frame_decoder_done(&c->inner);
+	noise_stream_free(c->cipher);
 	free(c->out);
+	free(c->sealed);
 	free(c);
+}
+
+void connection_set_binary(Connection *c, size_t max) {
+	wire_frame_decoder_set_binary(&c->decoder, max);
+}
+
+void connection_start_cipher(Connection *c, NoiseStream *cipher) {
+	assert(!c->cipher && noise_stream_is_ready(cipher));
+	c->cipher = cipher;
+	wire_frame_decoder_init(&c->inner, c->pool->max_frame);
 }
 
 const Endpoint *connection_get_peer(const Connection *c) {
@@ -182,7 +200,7 @@ bool connection_take_heard(Connection *c) {
 static int connection_reserve(Connection *c, size_t need) {
 	size_t pending = c->out_end - c->out_start;
 
-	if (pending + need > c->pool->output_cap) {
+	if (pending + (c->sealed_end - c->sealed_start) + need > c->pool->output_cap) {
 		return -ENOBUFS;
 	}
 	if (c->out_end + need <= c->out_cap) {
@@ -260,6 +278,10 @@ int connection_send_frame(Connection *c, const char *text, size_t len) {
 	if (c->doomed) {
 		return -ECONNRESET;
 	}
+	if (c->cipher) {
+		/* It is encrypted at the flush like every other frame. */
+		return connection_queue_frame(c, text, len);
+	}
 	k = leb128_encode(len, prefix);
 	pool->n_frames++;
 
@@ -320,11 +342,34 @@ static int connection_set_want_out(Connection *c, bool b) {
 	return 0;
 }
 
-/* Writes what is buffered: 0 when done, 1 when the kernel is full, <0 on error. */
-static int connection_flush(Connection *c) {
-	while (c->out_start < c->out_end) {
-		ssize_t n = send(c->fd, c->out + c->out_start, c->out_end - c->out_start,
-				MSG_NOSIGNAL | MSG_DONTWAIT);
+/*
+ * With a cipher, the frames queued since the last flush become transport
+ * messages: many small pushes are sealed together, a large list in pieces.
+ */
+static int connection_seal(Connection *c) {
+	int r;
+
+	if (!c->cipher || c->out_start == c->out_end) {
+		return 0;
+	}
+	if (c->sealed_start == c->sealed_end) {
+		c->sealed_start = c->sealed_end = 0;
+	}
+	r = noise_stream_seal_frames(c->cipher, c->out + c->out_start, c->out_end - c->out_start,
+			&c->sealed, &c->sealed_end, &c->sealed_cap);
+	if (r < 0) {
+		return r;
+	}
+	c->out_start = c->out_end = 0;
+	c->out = mfree(c->out);
+	c->out_cap = 0;
+	return 0;
+}
+
+/* Sends from @buf [*start, end): 0 when all went, 1 when the kernel is full, <0 on error. */
+static int connection_write(Connection *c, const uint8_t *buf, size_t *start, size_t end) {
+	while (*start < end) {
+		ssize_t n = send(c->fd, buf + *start, end - *start, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		c->pool->n_writes++;
 		if (n < 0) {
@@ -336,12 +381,37 @@ static int connection_flush(Connection *c) {
 			}
 			n = 0;
 		}
-		c->out_start += n;
-		if (c->out_start < c->out_end) {
+		*start += n;
+		if (*start < end) {
 			/* The socket buffer is full: wait for EPOLLOUT, not spin. */
 			int r = connection_set_want_out(c, true);
 
 			return r < 0 ? r : 1;
+		}
+	}
+	return 0;
+}
+
+/* Writes what is buffered: 0 when done, 1 when the kernel is full, <0 on error. */
+static int connection_flush(Connection *c) {
+	int r;
+
+	r = connection_seal(c);
+	if (r < 0) {
+		return r;
+	}
+	if (c->cipher) {
+		r = connection_write(c, c->sealed, &c->sealed_start, c->sealed_end);
+		if (r != 0) {
+			return r;
+		}
+		c->sealed_start = c->sealed_end = 0;
+		c->sealed = mfree(c->sealed);
+		c->sealed_cap = 0;
+	} else {
+		r = connection_write(c, c->out, &c->out_start, c->out_end);
+		if (r != 0) {
+			return r;
 		}
 	}
 
@@ -390,14 +460,15 @@ void connection_shutdown(Connection *c) {
 	connection_mark_dirty(c);
 }
 
-/* Feeds received bytes to the frame decoder; <0 is a bad frame. */
-static int connection_feed(Connection *c, const uint8_t *buf, size_t n) {
+/* Feeds bytes to @d and hands each complete frame to the owner; <0 is a bad frame. */
+static int connection_feed_frames(Connection *c, WireFrameDecoder *d, const uint8_t *buf,
+		size_t n, bool open) {
 	while (n > 0 && !c->closing && !c->doomed) {
 		_cleanup_free_ char *frame = NULL;
 		size_t used = 0, len;
 		int r;
 
-		r = wire_frame_decoder_feed(&c->decoder, buf, n, &used);
+		r = wire_frame_decoder_feed(d, buf, n, &used);
 		if (r < 0) {
 			return r;
 		}
@@ -406,13 +477,30 @@ static int connection_feed(Connection *c, const uint8_t *buf, size_t n) {
 		if (r == 0) {
 			break;
 		}
-		r = wire_frame_decoder_take(&c->decoder, &frame, &len);
+		r = wire_frame_decoder_take(d, &frame, &len);
 		if (r < 0) {
 			return r;
 		}
-		c->callbacks->on_frame(c, frame, len, c->userdata);
+		if (!open) {
+			c->callbacks->on_frame(c, frame, len, c->userdata);
+			continue;
+		}
+		/* A transport message: decrypted in place, its bytes are frames again. */
+		r = noise_stream_open(c->cipher, (const uint8_t *) frame, len, (uint8_t *) frame);
+		if (r < 0) {
+			return r;
+		}
+		r = connection_feed_frames(c, &c->inner, (const uint8_t *) frame,
+				len - NOISE_TAG_SIZE, false);
+		if (r < 0) {
+			return r;
+		}
 	}
 	return 0;
+}
+
+static int connection_feed(Connection *c, const uint8_t *buf, size_t n) {
+	return connection_feed_frames(c, &c->decoder, buf, n, !!c->cipher);
 }
 
 static int on_connection_io(sd_event_source *source, int fd, uint32_t revents, void *userdata) {

@@ -24,6 +24,7 @@
 #include "common/macro.h"
 #include "common/wire.h"
 
+typedef struct NoiseStream NoiseStream;
 typedef struct ConnectionPool ConnectionPool;
 typedef struct Connection Connection;
 
@@ -109,6 +110,21 @@ void connection_shutdown(Connection *c);
 /* Marks @c to be closed with @why at the next flush, output and all. */
 void connection_doom(Connection *c, const char *why);
 bool connection_is_doomed(const Connection *c);
+
+/*
+ * connection_set_binary() - the frames that follow the current one are
+ * binary (a Noise handshake), at most @max bytes each.
+ */
+void connection_set_binary(Connection *c, size_t max);
+
+/*
+ * connection_start_cipher() - from now on every frame read is a transport
+ * message of @cipher (a completed handshake; owned by @c from now on): it is
+ * decrypted and the frames inside it go to on_frame(); a message that fails
+ * authentication is a bad frame.  Every frame queued is sealed at the next
+ * flush.
+ */
+void connection_start_cipher(Connection *c, NoiseStream *cipher);
 
 /* Whether anything was read since the last call. */
 bool connection_take_heard(Connection *c);

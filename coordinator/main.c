@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * p2pchat-coordinator: option parsing and setup.  The Server (server.c) does
- * the work; main() owns the event loop and the Server and frees both on exit.
+ * p2pchat-coordinator: option parsing and setup, and the operator commands
+ * on the binding store (--release, --list-bindings), which run instead of
+ * the server.  The Server (server.c) does the work; main() owns the event
+ * loop, the Server, the binding store and the coordinator's identity, and
+ * frees them on exit (the Server first: it borrows the other two).
  */
 
 #include <errno.h>
@@ -15,15 +18,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 
+#include "common/identity.h"
 #include "common/log.h"
 #include "common/parse-util.h"
+#include "coordinator/bindings.h"
 #include "coordinator/server.h"
+#include "coordinator/state.h"
 
 static ServerConfig arg_config;
+static const char *arg_state_dir;   /* NULL: state_dir_default() */
+static const char *arg_release;     /* a name to release, then exit */
+static bool arg_list_bindings;
 
 static void help(void) {
 	printf("%s [OPTIONS...]\n\n"
@@ -31,11 +41,21 @@ static void help(void) {
 	       "  -h --help                     Show this help\n"
 	       "     --version                  Show package version\n"
 	       "  -v --verbose                  Log debug messages\n"
+	       "     --state-dir=DIR            Where the key and the name bindings are kept\n"
+	       "                                (default: $STATE_DIRECTORY, else\n"
+	       "                                %s)\n"
+	       "     --list-bindings            List the bound names and exit\n"
+	       "     --release=NAME             Forget NAME's key binding and exit\n"
 	       "  -l --listen=ADDR:PORT         UDP (and TCP) address (default 0.0.0.0:%d)\n"
 	       "     --tcp-port=PORT            TCP port (default: the listen port)\n"
 	       "     --max-users=N              Users online at once (default %u)\n"
 	       "     --max-connections=N        TCP connections at once (default %u)\n"
 	       "     --max-connections-per-ip=N TCP connections per source IP (default %u)\n"
+	       "     --max-names-per-ip=N       Users online per source IP (default %u)\n"
+	       "     --max-pending-per-ip=N     Reference logins per source IP awaiting their\n"
+	       "                                list fetch (default %u)\n"
+	       "     --pending-wait=SEC         Time a reference login has to fetch the list\n"
+	       "                                (default %" PRIu64 ")\n"
 	       "     --login-rate=N             Logins per source IP per second, 0: no limit\n"
 	       "                                (default %u)\n"
 	       "     --login-burst=N            Logins per source IP in a burst (default %u)\n"
@@ -55,8 +75,11 @@ static void help(void) {
 	       "                                logout (default %u)\n"
 	       "     --probe-rate=N             Probes per second at most, 0: no limit\n"
 	       "                                (default %u)\n",
-	       program_invocation_short_name, COORDINATOR_DEFAULT_PORT, arg_config.max_users,
-	       arg_config.max_connections, arg_config.max_conns_per_ip, arg_config.login_rate,
+	       program_invocation_short_name, STATE_DIR_DEFAULT, COORDINATOR_DEFAULT_PORT,
+	       arg_config.max_users,
+	       arg_config.max_connections, arg_config.max_conns_per_ip,
+	       arg_config.max_names_per_ip, arg_config.max_pending_per_ip,
+	       arg_config.pending_wait / USEC_PER_SEC, arg_config.login_rate,
 	       arg_config.login_burst, arg_config.max_datagram, arg_config.output_cap,
 	       arg_config.grace / USEC_PER_MSEC, arg_config.lease / USEC_PER_SEC,
 	       arg_config.session_wait / USEC_PER_SEC, arg_config.ping_interval / USEC_PER_SEC,
@@ -80,6 +103,9 @@ static int parse_argv(int argc, char *argv[]) {
 		ARG_MAX_USERS,
 		ARG_MAX_CONNECTIONS,
 		ARG_MAX_CONNECTIONS_PER_IP,
+		ARG_MAX_NAMES_PER_IP,
+		ARG_MAX_PENDING_PER_IP,
+		ARG_PENDING_WAIT,
 		ARG_LOGIN_RATE,
 		ARG_LOGIN_BURST,
 		ARG_MAX_DATAGRAM,
@@ -91,6 +117,9 @@ static int parse_argv(int argc, char *argv[]) {
 		ARG_PROBE_INTERVAL,
 		ARG_PROBE_COUNT,
 		ARG_PROBE_RATE,
+		ARG_STATE_DIR,
+		ARG_RELEASE,
+		ARG_LIST_BINDINGS,
 	};
 	static const struct option options[] = {
 		{ "help", no_argument, NULL, 'h' },
@@ -101,6 +130,9 @@ static int parse_argv(int argc, char *argv[]) {
 		{ "max-users", required_argument, NULL, ARG_MAX_USERS },
 		{ "max-connections", required_argument, NULL, ARG_MAX_CONNECTIONS },
 		{ "max-connections-per-ip", required_argument, NULL, ARG_MAX_CONNECTIONS_PER_IP },
+		{ "max-names-per-ip", required_argument, NULL, ARG_MAX_NAMES_PER_IP },
+		{ "max-pending-per-ip", required_argument, NULL, ARG_MAX_PENDING_PER_IP },
+		{ "pending-wait", required_argument, NULL, ARG_PENDING_WAIT },
 		{ "login-rate", required_argument, NULL, ARG_LOGIN_RATE },
 		{ "login-burst", required_argument, NULL, ARG_LOGIN_BURST },
 		{ "max-datagram", required_argument, NULL, ARG_MAX_DATAGRAM },
@@ -112,6 +144,9 @@ static int parse_argv(int argc, char *argv[]) {
 		{ "probe-interval", required_argument, NULL, ARG_PROBE_INTERVAL },
 		{ "probe-count", required_argument, NULL, ARG_PROBE_COUNT },
 		{ "probe-rate", required_argument, NULL, ARG_PROBE_RATE },
+		{ "state-dir", required_argument, NULL, ARG_STATE_DIR },
+		{ "release", required_argument, NULL, ARG_RELEASE },
+		{ "list-bindings", no_argument, NULL, ARG_LIST_BINDINGS },
 		{}
 	};
 	/* Each numeric option: where it goes, its unit and its range. */
@@ -123,6 +158,9 @@ static int parse_argv(int argc, char *argv[]) {
 		{ ARG_MAX_USERS, 1, WIRE_LIST_MAX_ENTRIES, 1 },
 		{ ARG_MAX_CONNECTIONS, 1, 1000000, 1 },
 		{ ARG_MAX_CONNECTIONS_PER_IP, 1, 1000000, 1 },
+		{ ARG_MAX_NAMES_PER_IP, 1, WIRE_LIST_MAX_ENTRIES, 1 },
+		{ ARG_MAX_PENDING_PER_IP, 1, 1000000, 1 },
+		{ ARG_PENDING_WAIT, 1, 3600, USEC_PER_SEC },
 		{ ARG_LOGIN_RATE, 0, 1000000, 1 },
 		{ ARG_LOGIN_BURST, 1, 1000000, 1 },
 		{ ARG_MAX_DATAGRAM, 64, WIRE_DATAGRAM_MAX, 1 },
@@ -183,6 +221,15 @@ static int parse_argv(int argc, char *argv[]) {
 		case ARG_MAX_CONNECTIONS_PER_IP:
 			arg_config.max_conns_per_ip = (unsigned) v;
 			break;
+		case ARG_MAX_NAMES_PER_IP:
+			arg_config.max_names_per_ip = (unsigned) v;
+			break;
+		case ARG_MAX_PENDING_PER_IP:
+			arg_config.max_pending_per_ip = (unsigned) v;
+			break;
+		case ARG_PENDING_WAIT:
+			arg_config.pending_wait = v;
+			break;
 		case ARG_LOGIN_RATE:
 			arg_config.login_rate = (unsigned) v;
 			break;
@@ -216,6 +263,19 @@ static int parse_argv(int argc, char *argv[]) {
 		case ARG_PROBE_RATE:
 			arg_config.probe_rate = (unsigned) v;
 			break;
+		case ARG_STATE_DIR:
+			if (optarg[0] == '\0') {
+				log_error("Invalid state directory ''.");
+				return -EINVAL;
+			}
+			arg_state_dir = optarg;
+			break;
+		case ARG_RELEASE:
+			arg_release = optarg;
+			break;
+		case ARG_LIST_BINDINGS:
+			arg_list_bindings = true;
+			break;
 		case '?':
 			return -EINVAL;
 		default:
@@ -224,6 +284,10 @@ static int parse_argv(int argc, char *argv[]) {
 	}
 	if (optind < argc) {
 		log_error("%s takes no arguments.", program_invocation_short_name);
+		return -EINVAL;
+	}
+	if (arg_release && arg_list_bindings) {
+		log_error("--release and --list-bindings cannot be combined.");
 		return -EINVAL;
 	}
 	return 1;
@@ -242,7 +306,110 @@ static void raise_nofile(void) {
 	}
 }
 
+/*
+ * The operator commands open an existing store only: a store this process
+ * created (as root, say) could be one the service's user cannot write.  No
+ * store is a store without bindings.
+ */
+static int open_store_existing(BindingStore **ret) {
+	int r;
+
+	r = binding_store_open_existing(arg_state_dir, ret);
+	if (r == -ENOENT) {
+		*ret = NULL;
+		return 0;
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to open the bindings in '%s': %m",
+				arg_state_dir);
+	}
+	return 0;
+}
+
+static int release_name(const char *name) {
+	_cleanup_(binding_store_freep) BindingStore *store = NULL;
+	int r;
+
+	r = open_store_existing(&store);
+	if (r < 0) {
+		return r;
+	}
+	r = store ? binding_store_release(store, name) : -ENOENT;
+	if (r == -ENOENT) {
+		log_error("Name '%s' is not bound.", name);
+		return r;
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to release '%s': %m", name);
+	}
+	printf("Released '%s'.\n", name);
+	return 0;
+}
+
+static int print_binding(const Binding *b, void *userdata) {
+	char fingerprint[IDENTITY_FINGERPRINT_SIZE], created[sizeof("YYYY-MM-DDTHH:MM:SSZ")];
+	time_t t = (time_t) (b->created_usec / USEC_PER_SEC);
+	struct tm tm;
+
+	identity_fingerprint(b->key, fingerprint);
+	if (!gmtime_r(&t, &tm) ||
+			strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0) {
+		strcpy(created, "-");
+	}
+	printf("%s\t%s\t%s\n", b->name, fingerprint, created);
+	return 0;
+}
+
+static int list_bindings(void) {
+	_cleanup_(binding_store_freep) BindingStore *store = NULL;
+	int r;
+
+	r = open_store_existing(&store);
+	if (r < 0 || !store) {
+		return r;
+	}
+	r = binding_store_foreach(store, print_binding, NULL);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to list the bindings: %m");
+	}
+	return 0;
+}
+
+/* The coordinator's key and its bindings, for the Server to borrow. */
+static int open_state(Identity **ret_identity, BindingStore **ret_store) {
+	_cleanup_(binding_store_freep) BindingStore *store = NULL;
+	_cleanup_(identity_freep) Identity *identity = NULL;
+	char fingerprint[IDENTITY_FINGERPRINT_SIZE];
+	int r;
+
+	r = coordinator_identity_load(arg_state_dir, &identity);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to load the coordinator key from '%s/%s': %m",
+				arg_state_dir, STATE_KEY_FILE);
+	}
+	if (r > 0) {
+		log_info("Created a new coordinator key in '%s/%s'.", arg_state_dir,
+				STATE_KEY_FILE);
+	}
+	identity_get_fingerprint(identity, fingerprint);
+	log_info("Coordinator key fingerprint: %s", fingerprint);
+
+	r = binding_store_open(arg_state_dir, &store);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to open the bindings in '%s': %m",
+				arg_state_dir);
+	}
+
+	*ret_identity = TAKE_PTR(identity);
+	*ret_store = TAKE_PTR(store);
+	return 0;
+}
+
 static int run(int argc, char *argv[]) {
+	/* Declared before the Server, so freed after it: it borrows them. */
+	_cleanup_(binding_store_freep) BindingStore *bindings = NULL;
+	_cleanup_(identity_freep) Identity *identity = NULL;
+	_cleanup_free_ char *state_dir = NULL;
 	_cleanup_(sd_event_unrefp) sd_event *event = NULL;
 	_cleanup_(server_freep) Server *server = NULL;
 	sigset_t mask;
@@ -255,6 +422,27 @@ static int run(int argc, char *argv[]) {
 	if (r <= 0) {
 		return r;
 	}
+	if (!arg_state_dir) {
+		r = state_dir_default(&state_dir);
+		if (r < 0) {
+			return log_oom();
+		}
+		arg_state_dir = state_dir;
+	}
+
+	if (arg_release) {
+		return release_name(arg_release);
+	}
+	if (arg_list_bindings) {
+		return list_bindings();
+	}
+
+	r = open_state(&identity, &bindings);
+	if (r < 0) {
+		return r;
+	}
+	arg_config.identity = identity;
+	arg_config.bindings = bindings;
 
 	raise_nofile();
 	/* A fixed mmap threshold: large buffers (lists, storm queues) go back to

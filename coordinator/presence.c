@@ -3,15 +3,20 @@
 /*
  * Presence owns the registry (and through it every User), the lease queue of
  * users without a session, the wait queue of native users before their
- * hello and the probe queue of reference clients.  A User lives from an
- * accepted login until its logout: a logout datagram or frame, a newer login
- * from the same IP, the end of its lease or wait, probes reported
- * unreachable, or the close of its session.
+ * hello, the pending queue of reference logins before their confirmation
+ * and the probe queue of reference clients.  A User lives from an accepted
+ * login until its logout: a logout datagram or frame, a newer login from
+ * the same IP, the end of its lease or wait, probes reported unreachable, or
+ * the close of its session.  A reference login is first only pending: not
+ * listed, not forwarded, sent nothing but its Accept; it goes online when a
+ * TCP connection from its source IP fetches the list (presence_confirm()),
+ * and is forgotten, unannounced, when pending_wait runs out first.
  *
- * A User is in at most one queue, by its one TimeoutLink: the wait queue
- * (native, no session yet), the probe queue or probe backlog (reference
- * client whose declared endpoint may be sent to, probing on), the lease
- * queue (any other session-less user), or none (it has a session).
+ * A User is in at most one queue, by its one TimeoutLink: the pending queue
+ * (reference login, not confirmed), the wait queue (native, no session
+ * yet), the probe queue or probe backlog (reference client whose declared
+ * endpoint may be sent to, probing on), the lease queue (any other
+ * session-less user), or none (it has a session).
  *
  * Probes: the reference client cannot be asked whether it is there, but its
  * host answers a datagram to a closed port with ICMP port unreachable (and
@@ -32,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/identity.h"
 #include "common/log.h"
 #include "coordinator/presence.h"
 #include "coordinator/timeout-queue.h"
@@ -43,7 +49,8 @@ struct Presence {
 	sd_event *event;
 	Registry *registry;
 	TimeoutQueue lease_queue;  /* session-less users */
-	TimeoutQueue wait_queue;   /* native users before their hello */
+	TimeoutQueue wait_queue;   /* pending native logins before their hello */
+	TimeoutQueue pending_queue; /* reference logins before their confirmation */
 	TimeoutQueue probe_queue;  /* probed users, until their next probe */
 	ListNode probe_backlog;    /* probed users due, waiting for a token */
 	sd_event_source *backlog_timer;
@@ -66,6 +73,22 @@ const char *presence_reply_to_reason(PresenceReply r) {
 
 static void presence_remove_user(Presence *p, User *u, const char *why);
 static void presence_drain_probes(Presence *p);
+
+/* Forgets the pending login @u: nobody was told of it, nobody is now. */
+static void presence_drop_pending(Presence *p, User *u, const char *why) {
+	char buf[ENDPOINT_STRLEN];
+
+	log_debug("Forgetting pending login of '%s' from %s: %s.", user_get_name(u),
+			endpoint_format(user_get_source(u), buf), why);
+	registry_remove(p->registry, u);
+}
+
+static void on_pending_timeout(TimeoutQueue *q, TimeoutLink *link, void *userdata) {
+	Presence *p = userdata;
+
+	presence_drop_pending(p, user_from_timeout(link),
+			q == &p->wait_queue ? "no session" : "no list fetch from its IP");
+}
 
 static void on_user_timeout(TimeoutQueue *q, TimeoutLink *link, void *userdata) {
 	Presence *p = userdata;
@@ -223,7 +246,13 @@ int presence_new(sd_event *event, const PresenceConfig *config,
 	if (r < 0) {
 		return r;
 	}
-	r = timeout_queue_init(&p->wait_queue, event, config->session_wait, on_user_timeout, p);
+	r = timeout_queue_init(&p->wait_queue, event, MAX(config->session_wait, 1u),
+			on_pending_timeout, p);
+	if (r < 0) {
+		return r;
+	}
+	r = timeout_queue_init(&p->pending_queue, event, MAX(config->pending_wait, 1u),
+			on_pending_timeout, p);
 	if (r < 0) {
 		return r;
 	}
@@ -254,6 +283,7 @@ Presence *presence_free(Presence *p) {
 	p->registry = registry_free(p->registry);
 	timeout_queue_done(&p->lease_queue);
 	timeout_queue_done(&p->wait_queue);
+	timeout_queue_done(&p->pending_queue);
 	timeout_queue_done(&p->probe_queue);
 	hash_table_done(&p->probing);
 	p->backlog_timer = sd_event_source_disable_unref(p->backlog_timer);
@@ -298,6 +328,7 @@ static int presence_forward(Presence *p, User *u, WireType type) {
 	m.endpoint = *user_get_announced(u);
 	if (type == WIRE_TYPE_LOGIN) {
 		(void) snprintf(m.caps, sizeof(m.caps), "%s", user_get_caps(u));
+		(void) snprintf(m.key, sizeof(m.key), "%s", user_get_key(u));
 	}
 	r = wire_format_line(&m, &text, &text_len);
 	if (r < 0) {
@@ -339,16 +370,14 @@ static int presence_forward(Presence *p, User *u, WireType type) {
 }
 
 /*
- * Puts @u in the session-wait, probe or lease queue it belongs to.  A login
- * proves a probed client is there: its count starts over.
+ * Puts the session-less @u in the probe or lease queue it belongs to.  A
+ * login proves a probed client is there: its count starts over.
  */
 static void presence_start_lease(Presence *p, User *u) {
 	TimeoutQueue *q = &p->lease_queue;
 	int r;
 
-	if (user_is_native(u)) {
-		q = &p->wait_queue;
-	} else if (presence_probes(p, u)) {
+	if (presence_probes(p, u)) {
 		q = &p->probe_queue;
 		presence_clear_probe(p, u);
 		u->probe_misses = 0;
@@ -378,13 +407,78 @@ static void presence_remove_user(Presence *p, User *u, const char *why) {
 	log_debug("'%s' logged out: %s.", user_get_name(u), why);
 	session = presence_unbind(p, u);
 	if (session) {
-		p->callbacks.drop_session(session, p->userdata);
+		p->callbacks.drop_session(session, NULL, p->userdata);
 	}
 	if (!p->shutting_down) {
 		(void) presence_forward(p, u, WIRE_TYPE_LOGOUT);
 	}
 	presence_clear_probe(p, u);
 	registry_remove(p->registry, u);
+}
+
+/*
+ * A reference login: nothing vouches for its source address, which anyone
+ * can forge, so it is only kept until a TCP connection from that IP fetches
+ * the list (a handshake cannot be forged blind).  A forged one thus costs
+ * its victim the Accept alone, never larger than the login (server.c).
+ *
+ * Pending logins hold no name: several may name one user, from several IPs,
+ * and the first confirmed takes the name; the others are forgotten when
+ * their IP fetches the list.  So forged logins, never confirmed, cannot
+ * keep the real client out of its name, nor take a name from a user online.
+ * A second pending login of the name from the same IP replaces the first.
+ */
+static PresenceReply presence_login_pending(Presence *p, const WireMessage *m,
+		WireEncoding enc, const Endpoint *source, TimeoutQueue *queue) {
+	char buf[ENDPOINT_STRLEN];
+	ListNode *oldest;
+	User *u;
+	int r;
+
+	if (registry_n_users(p->registry) >= p->config.limits.max_users) {
+		log_notice("Refusing login of '%s': %u users online.", m->name,
+				p->config.limits.max_users);
+		return PRESENCE_REPLY_FULL;
+	}
+	u = registry_find_pending(p->registry, source, m->name);
+	if (u) {
+		presence_drop_pending(p, u, "replaced by a newer login");
+	}
+
+	r = registry_add_pending(p->registry, m, source, enc, &u);
+	if (r == -EUSERS) {
+		log_debug("Refusing login of '%s' from %s: too many names or pending logins "
+				"from its IP.", m->name, endpoint_format(source, buf));
+		return PRESENCE_REPLY_FULL;
+	}
+	if (r == -ENOSPC) {
+		log_debug("Dropping login of '%s' from %s: too many source IPs tracked.",
+				m->name, endpoint_format(source, buf));
+		return PRESENCE_REPLY_NONE;
+	}
+	if (r < 0) {
+		log_error_errno(r, "Failed to keep login of '%s', dropping it: %m", m->name);
+		return PRESENCE_REPLY_NONE;
+	}
+	r = timeout_queue_push(queue, user_get_timeout(u));
+	if (r < 0) {
+		log_error_errno(r, "Failed to queue login of '%s', dropping it: %m", m->name);
+		registry_remove(p->registry, u);
+		return PRESENCE_REPLY_NONE;
+	}
+
+	/* Beyond max_users pending logins the oldest goes: forged logins from
+	 * many addresses then shorten everyone's wait instead of refusing real
+	 * clients, which confirm within a round trip and the grace. */
+	if (registry_n_pending(p->registry) > p->config.limits.max_users &&
+			(oldest = list_first(&queue->head))) {
+		presence_drop_pending(p, user_from_timeout(container_of(oldest, TimeoutLink,
+						node)), "too many pending logins");
+	}
+	log_debug("'%s' from %s pending until %s.", m->name, endpoint_format(source, buf),
+			queue == &p->wait_queue ? "its session proves its key" :
+			"its IP fetches the list");
+	return PRESENCE_REPLY_ACCEPT;
 }
 
 PresenceReply presence_login(Presence *p, const WireMessage *m, WireEncoding enc,
@@ -398,6 +492,10 @@ PresenceReply presence_login(Presence *p, const WireMessage *m, WireEncoding enc
 		log_debug("Dropping login of '%s' from %s: over the rate limit.", m->name,
 				endpoint_format(source, buf));
 		return PRESENCE_REPLY_NONE;
+	}
+	if (wire_caps_has(m->caps, WIRE_CAPS_NATIVE)) {
+		/* Whose name it is, the session's handshake will tell. */
+		return presence_login_pending(p, m, enc, source, &p->wait_queue);
 	}
 
 	u = registry_find(p->registry, m->name);
@@ -414,32 +512,20 @@ PresenceReply presence_login(Presence *p, const WireMessage *m, WireEncoding enc
 		}
 		return PRESENCE_REPLY_ACCEPT;
 	}
-	if (u && user_is_native(u) && !wire_caps_has(m->caps, WIRE_CAPS_NATIVE)) {
+	if (u && user_is_native(u)) {
 		/* A native client keeps its name: its daemon would log in again at
 		 * once, and the two would take the name from each other forever. */
 		log_debug("Refusing login of '%s' from %s: a native user holds the name.",
 				m->name, endpoint_format(source, buf));
 		return PRESENCE_REPLY_NAME_TAKEN;
 	}
-	if (u) {
-		presence_remove_user(p, u, "replaced by a new login");
+	if (p->callbacks.name_is_bound(m->name, p->userdata)) {
+		/* The name belongs to a key: a login without one is not its owner. */
+		log_debug("Refusing login of '%s' from %s: the name is bound to a key.",
+				m->name, endpoint_format(source, buf));
+		return PRESENCE_REPLY_NAME_TAKEN;
 	}
-
-	r = registry_add(p->registry, m, source, enc, &u);
-	if (r == -ENOSPC) {
-		log_notice("Refusing login of '%s': %u users online.", m->name,
-				p->config.limits.max_users);
-		return PRESENCE_REPLY_FULL;
-	}
-	if (r < 0) {
-		log_error_errno(r, "Failed to register '%s', dropping login: %m", m->name);
-		return PRESENCE_REPLY_NONE;
-	}
-	presence_start_lease(p, u);
-	log_debug("'%s' logged in from %s.", user_get_name(u), endpoint_format(source, buf));
-
-	(void) presence_forward(p, u, WIRE_TYPE_LOGIN);
-	return PRESENCE_REPLY_ACCEPT;
+	return presence_login_pending(p, m, enc, source, &p->pending_queue);
 }
 
 void presence_probe_unreachable(Presence *p, const Endpoint *dest) {
@@ -472,39 +558,180 @@ void presence_probe_unreachable(Presence *p, const Endpoint *dest) {
 	}
 }
 
+/* Whether @u, pending or online, is who the logout @m from @source names. */
+static bool logout_matches(const User *u, const WireMessage *m, const Endpoint *source) {
+	return endpoint_same_ip(user_get_source(u), source) &&
+		endpoint_equal(user_get_declared(u), &m->endpoint);
+}
+
+/*
+ * Puts the pending login @u online by the rules of presence_login(), and
+ * tells the others; false when it is forgotten instead.
+ */
+static bool presence_confirm_one(Presence *p, User *u) {
+	char buf[ENDPOINT_STRLEN];
+	User *online;
+	int r;
+
+	if (p->callbacks.name_is_bound(user_get_name(u), p->userdata)) {
+		/* Bound since its login: it proves no key, so it is not the owner. */
+		presence_drop_pending(p, u, "the name is bound to a key");
+		return false;
+	}
+	online = registry_find(p->registry, user_get_name(u));
+	if (online && !endpoint_same_ip(user_get_source(online), user_get_source(u))) {
+		presence_drop_pending(p, u, "name taken meanwhile");
+		return false;
+	}
+	if (online && user_is_native(online)) {
+		presence_drop_pending(p, u, "a native user holds the name");
+		return false;
+	}
+	if (online) {
+		presence_remove_user(p, online, "replaced by a new login");
+	}
+	r = registry_confirm(p->registry, u);
+	if (r < 0) {
+		presence_drop_pending(p, u, r == -EUSERS ? "too many names from its IP" :
+				"too many users online");
+		return false;
+	}
+	presence_start_lease(p, u);
+	log_debug("'%s' logged in from %s (list fetched).", user_get_name(u),
+			endpoint_format(user_get_source(u), buf));
+	(void) presence_forward(p, u, WIRE_TYPE_LOGIN);
+	return true;
+}
+
+size_t presence_confirm(Presence *p, const Endpoint *peer) {
+	size_t n = 0;
+	User *u;
+
+	/*
+	 * Every pending login from the IP goes online, not only the one of the
+	 * client behind this connection: the reference client's fetch names
+	 * nobody.  That is acceptable: the handshake proves that a host at
+	 * this IP is there and talks to us, and the Accept of each of these
+	 * logins went to that IP and nowhere else, so a forger using the IP as
+	 * its source gets no more than the host itself could ask for, within
+	 * max_pending_per_ip and max_names_per_ip.
+	 */
+	for (u = registry_first_pending(p->registry, peer); u;) {
+		User *next = registry_next_pending(p->registry, u);
+
+		/* A native login waits for its session, which proves its key. */
+		if (!user_is_native(u)) {
+			n += presence_confirm_one(p, u);
+		}
+		u = next;
+	}
+	return n;
+}
+
 void presence_logout(Presence *p, const WireMessage *m, const Endpoint *source) {
+	char buf[ENDPOINT_STRLEN];
 	User *u;
 
 	u = registry_find(p->registry, m->name);
-	if (!u) {
+	if (u && user_is_native(u)) {
+		/* Anyone can forge a datagram: a native user, whose session is
+		 * authenticated, leaves only through it. */
+		log_debug("Ignoring logout datagram of '%s' from %s: a native user leaves "
+				"through its session.", m->name, endpoint_format(source, buf));
 		return;
 	}
-	if (!endpoint_same_ip(user_get_source(u), source) ||
-			!endpoint_equal(user_get_declared(u), &m->endpoint)) {
-		char buf[ENDPOINT_STRLEN];
+	if (u && logout_matches(u, m, source)) {
+		presence_remove_user(p, u, m->misspelled ? "lohout" : "logout");
+		return;
+	}
+	u = registry_find_pending(p->registry, source, m->name);
+	if (u && !user_is_native(u) && logout_matches(u, m, source)) {
+		presence_drop_pending(p, u, m->misspelled ? "lohout" : "logout");
+		return;
+	}
+	log_debug("Ignoring logout of '%s' from %s: not its address.", m->name,
+			endpoint_format(source, buf));
+}
 
-		log_debug("Ignoring logout of '%s' from %s: not its address.", m->name,
-				endpoint_format(source, buf));
-		return;
+/* Whether the online @u may hand its name over to the pending native login @pending. */
+static int presence_may_replace(const User *u, const User *pending, const char *key) {
+	if (user_is_native(u)) {
+		/* Bound to this key (bind_name() said so): another daemon of the
+		 * owner, or the same one reconnecting. */
+		return streq(user_get_key(u), key) ? 0 : -EEXIST;
 	}
-	presence_remove_user(p, u, m->misspelled ? "lohout" : "logout");
+	/* A reference user, from the same IP only, as for reference logins. */
+	return endpoint_same_ip(user_get_source(u), user_get_source(pending)) ? 0 : -EEXIST;
 }
 
 int presence_hello(Presence *p, void *session, const Endpoint *peer, const WireMessage *m,
-		User **ret) {
-	void *old;
-	User *u;
+		const uint8_t key[static IDENTITY_PUBLIC_KEY_SIZE], User **ret) {
+	char hex[IDENTITY_KEY_HEX_SIZE];
+	User *pending, *u;
+	int r;
 
+	pending = registry_find_pending(p->registry, peer, m->name);
+	if (!pending || !user_is_native(pending)) {
+		log_debug("Refusing hello for '%s': no native login from this IP.", m->name);
+		return -EPERM;
+	}
+	identity_key_to_hex(key, hex);
 	u = registry_find(p->registry, m->name);
-	if (!u || !endpoint_same_ip(user_get_source(u), peer)) {
-		log_debug("Refusing hello for '%s': not logged in from this IP.", m->name);
+	if (u) {
+		r = presence_may_replace(u, pending, hex);
+		if (r < 0) {
+			log_debug("Refusing hello for '%s': name taken.", m->name);
+			presence_drop_pending(p, pending, "name taken");
+			return r;
+		}
+	}
+	r = p->callbacks.bind_name(m->name, key, p->userdata);
+	if (r < 0) {
+		log_debug_errno(r, "Refusing hello for '%s': %m", m->name);
+		presence_drop_pending(p, pending, r == -EEXIST ? "name bound to another key" :
+				"binding failed");
+		return r == -EEXIST ? -EEXIST : -EPERM;
+	}
+	r = user_set_key(pending, hex);
+	if (r < 0) {
+		presence_drop_pending(p, pending, "out of memory");
 		return -EPERM;
 	}
 
-	/* The client reconnected: the old session goes, the user stays. */
-	old = presence_unbind(p, u);
-	if (old) {
-		p->callbacks.drop_session(old, p->userdata);
+	if (u && !user_login_is_same_user(u, pending) &&
+			!registry_may_confirm(p->registry, pending, u)) {
+		/* Checked first: the owner's old session must not go for nothing. */
+		presence_drop_pending(p, pending, "no room for its new login");
+		return -ENOSPC;
+	}
+	if (u && user_login_is_same_user(u, pending)) {
+		/* The same login again (a reconnect, or a second daemon of the
+		 * owner): the old session goes, told why; others see no change. */
+		void *old = presence_unbind(p, u);
+
+		if (old) {
+			p->callbacks.drop_session(old, "replaced", p->userdata);
+		}
+		presence_drop_pending(p, pending, "same as the online user");
+	} else {
+		if (u) {
+			void *old = presence_unbind(p, u);
+
+			if (old) {
+				p->callbacks.drop_session(old, "replaced", p->userdata);
+			}
+			presence_remove_user(p, u, "replaced by its owner's new session");
+		}
+		timeout_link_remove(user_get_timeout(pending));
+		r = registry_confirm(p->registry, pending);
+		if (r < 0) {
+			presence_drop_pending(p, pending, r == -EUSERS ?
+					"too many names from its IP" : "too many users online");
+			return -ENOSPC;
+		}
+		u = pending;
+		log_debug("'%s' logged in with a session.", user_get_name(u));
+		(void) presence_forward(p, u, WIRE_TYPE_LOGIN);
 	}
 
 	timeout_link_remove(user_get_timeout(u));

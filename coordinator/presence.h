@@ -15,12 +15,14 @@
  */
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <systemd/sd-event.h>
 
 #include "common/endpoint.h"
+#include "common/identity.h"
 #include "common/macro.h"
 #include "common/wire.h"
 #include "coordinator/user.h"
@@ -31,6 +33,13 @@ typedef struct PresenceConfig {
 	RegistryLimits limits;
 	uint64_t lease;         /* usec a session-less user stays without re-login */
 	uint64_t session_wait;  /* usec a native login has to bind its session */
+	/*
+	 * A reference login (no native1) stays pending, and nothing but its
+	 * Accept goes to it, until its source IP fetches the list over TCP
+	 * (presence_confirm()); unconfirmed, it is forgotten after
+	 * @pending_wait usec.
+	 */
+	uint64_t pending_wait;
 	/*
 	 * A reference client sends nothing while it runs and nothing when its
 	 * window closes.  One whose declared endpoint may be sent to is probed
@@ -56,9 +65,19 @@ typedef struct PresenceCallbacks {
 			void *userdata);
 	/*
 	 * @session no longer belongs to its user (a newer session replaced it,
-	 * or the user logged out): close it.
+	 * or the user logged out): close it, after a "Reject,@reason" frame
+	 * when @reason is not NULL.
 	 */
-	void (*drop_session)(void *session, void *userdata);
+	void (*drop_session)(void *session, const char *reason, void *userdata);
+	/*
+	 * Bind @name to the Ed25519 key @key for good, unless it is bound
+	 * already: return >= 0 when it is (now) bound to @key, -EEXIST when
+	 * bound to another key, another negative errno on failure.
+	 */
+	int (*bind_name)(const char *name, const uint8_t key[static IDENTITY_PUBLIC_KEY_SIZE],
+			void *userdata);
+	/* Whether @name is bound to a key. */
+	bool (*name_is_bound)(const char *name, void *userdata);
 	/*
 	 * Send a probe to @dest: a datagram the reference client ignores, from
 	 * a socket whose ICMP errors the owner reads.  Return 0, or a negative
@@ -97,11 +116,12 @@ void presence_shutdown(Presence *p);
 /*
  * presence_login() - a login datagram @m in @enc from @source.
  *
- * Within @source's rate limit, a new name is registered and forwarded to
- * everyone else; a name online from another IP is refused, and so is a
- * reference login (no native1) for the name of a native user; a repeated
- * login from the same address renews the lease; any other login from the
- * same IP replaces the user.
+ * Within @source's rate limit, a name online from another IP is refused,
+ * and so is a reference login (no native1) for the name of a native user; a
+ * repeated login from the same address renews the lease.  Otherwise a
+ * native login is registered (replacing a user of that name from the same
+ * IP) and forwarded to everyone else; a reference login is only kept
+ * pending until presence_confirm(), which does the same for it.
  */
 PresenceReply presence_login(Presence *p, const WireMessage *m, WireEncoding enc,
 		const Endpoint *source);
@@ -115,18 +135,35 @@ PresenceReply presence_login(Presence *p, const WireMessage *m, WireEncoding enc
  */
 void presence_probe_unreachable(Presence *p, const Endpoint *dest);
 
-/* A logout datagram: counts only from the address the user logged in from. */
+/*
+ * presence_confirm() - a TCP connection from @peer fetched the list: every
+ * pending reference login from @peer's IP goes online (in arrival order)
+ * and is forwarded, before the list is cut.
+ * Return: how many went online.
+ */
+size_t presence_confirm(Presence *p, const Endpoint *peer);
+
+/*
+ * A logout datagram: counts only for a reference user, from the IP it
+ * logged in from and with its declared endpoint (a pending login is
+ * forgotten likewise).  A native user leaves only through its session.
+ */
 void presence_logout(Presence *p, const WireMessage *m, const Endpoint *source);
 
 /*
- * presence_hello() - a "hello" @m on the new TCP connection @session from
- * @peer: makes it the session of the user it names, replacing any older one
- * (which is dropped).
- * Return: 0 and the user, -EPERM when that user is not logged in from
- * @peer's IP.
+ * presence_hello() - the session @session from @peer said "hello" @m and
+ * proved the Ed25519 key @key.  The pending native login of that name from
+ * @peer's IP goes online with @key, if @key may have the name: the first
+ * key to log in with a name is bound to it for good (bind_name()); an
+ * online user of the name is replaced when it has the same key (its
+ * session is dropped with the reason "replaced"; when nothing else changed
+ * the others see no logout), or is a reference user from the same IP.
+ * Return: 0 and the user; -EPERM without a pending native login from that
+ * IP (or when the binding cannot be stored), -EEXIST when the name belongs
+ * to someone else, -ENOSPC when no more users may go online.
  */
 int presence_hello(Presence *p, void *session, const Endpoint *peer, const WireMessage *m,
-		User **ret);
+		const uint8_t key[static IDENTITY_PUBLIC_KEY_SIZE], User **ret);
 
 /* A logout frame @m on the session of @u: counts only for @u's own name. */
 void presence_session_logout(Presence *p, User *u, const WireMessage *m);

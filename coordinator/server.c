@@ -5,10 +5,11 @@
  * UDP out queue, the connection pool and every Client; it lives for the
  * whole process.  A Client is one accepted TCP connection and the protocol
  * spoken on it: it lives from accept until its Connection closes.  A new
- * Client is UNBOUND: if it sends "hello,NAME,CAPS" within the grace it
- * becomes the SESSION of that user (welcome, list, then every login/logout
- * pushed in order); if it says nothing it gets the reference behaviour (the
- * list, then close).  Datagrams are handled as they arrive; everything they
+ * Client is UNBOUND: if it sends "hello,NAME,CAPS" (CAPS with noise1)
+ * within the grace, a Noise XX HANDSHAKE follows in binary frames, and once
+ * the client proved its key it becomes the SESSION of that user (welcome,
+ * list, then every login/logout pushed in order, all encrypted); if it says
+ * nothing it gets the reference behaviour (the list, then close).  Datagrams are handled as they arrive; everything they
  * cause (session frames, UDP forwards) is queued, and one post source per
  * loop iteration writes each dirty connection once and sends the forwards
  * with sendmmsg(): in a login storm many events share one syscall.
@@ -37,7 +38,11 @@
 
 #include <systemd/sd-daemon.h>
 
+#include "common/identity.h"
 #include "common/log.h"
+#include "common/noise-stream.h"
+#include "common/time-util.h"
+#include "coordinator/bindings.h"
 #include "coordinator/connection.h"
 #include "coordinator/list.h"
 #include "coordinator/presence.h"
@@ -78,6 +83,9 @@ void server_config_init(ServerConfig *c) {
 		.grace = 100 * USEC_PER_MSEC,
 		.lease = 600 * USEC_PER_SEC,
 		.session_wait = 10 * USEC_PER_SEC,
+		.pending_wait = 10 * USEC_PER_SEC,
+		.max_names_per_ip = 64,
+		.max_pending_per_ip = 8,
 		.ping_interval = 30 * USEC_PER_SEC,
 		.probe_interval = 10 * USEC_PER_SEC,
 		.probe_count = 2,
@@ -100,8 +108,9 @@ typedef struct Origin {
 } Origin;
 
 typedef enum ClientState {
-	CLIENT_UNBOUND,  /* waiting for a hello within the grace */
-	CLIENT_SESSION,  /* bound to a user */
+	CLIENT_UNBOUND,    /* waiting for a hello within the grace */
+	CLIENT_HANDSHAKE,  /* said hello: the Noise handshake runs */
+	CLIENT_SESSION,    /* bound to a user */
 	CLIENT_CLOSING,  /* its connection writes its last output, then ends */
 	_CLIENT_STATE_MAX,
 	_CLIENT_STATE_INVALID = -EINVAL,
@@ -115,7 +124,9 @@ typedef struct Client {
 	TimeoutLink grace;       /* Server.grace_queue while UNBOUND */
 	ClientState state;
 	User *user;              /* not owned; SESSION only */
-	bool pinged;             /* our ping is unanswered */
+	WireMessage *hello;      /* HANDSHAKE only */
+	NoiseStream *handshake;  /* HANDSHAKE only; the connection's cipher after */
+	bool pinged;             /* our ping is unanswered (or, in HANDSHAKE, a check passed) */
 } Client;
 
 struct Server {
@@ -278,18 +289,64 @@ static int client_send_list(Client *c) {
 	return connection_send_frame(c->connection, list, len);
 }
 
-static void client_hello(Client *c, const WireMessage *m) {
+static void client_end_handshake(Client *c) {
+	c->hello = mfree(c->hello);
+	c->handshake = noise_stream_free(c->handshake);
+}
+
+/* A hello: the handshake that proves the client's key follows. */
+static void client_hello(Client *c, const WireMessage *m, const char *text, size_t len) {
+	int r;
+
+	timeout_link_remove(&c->grace);
+	if (!wire_caps_has(m->caps, WIRE_CAPS_NOISE)) {
+		client_refuse(c, "auth-required");
+		return;
+	}
+	c->hello = malloc(sizeof(WireMessage));
+	if (c->hello) {
+		*c->hello = *m;  /* a hello owns no text */
+	} else {
+		connection_doom(c->connection, "out of memory");
+		return;
+	}
+	r = noise_stream_new(NOISE_ROLE_RESPONDER, c->server->config.identity, text, len,
+			&c->handshake);
+	if (r < 0) {
+		connection_doom(c->connection, "cannot start the handshake");
+		return;
+	}
+	c->state = CLIENT_HANDSHAKE;
+	connection_set_binary(c->connection, NOISE_MAX_MESSAGE);
+}
+
+static const char *hello_error_to_reason(int error) {
+	switch (error) {
+	case -EEXIST:
+		return "name-taken";
+	case -ENOSPC:
+		return "full";
+	default:
+		return "not-logged-in";
+	}
+}
+
+/* The handshake is done: the session is encrypted from now on, a refusal too. */
+static void client_bind(Client *c) {
 	WireMessage welcome = { .type = WIRE_TYPE_WELCOME };
+	const uint8_t *key = noise_stream_get_remote_key(c->handshake);
 	User *u;
 	int r;
 
-	r = presence_hello(c->server->presence, c, connection_get_peer(c->connection), m, &u);
+	r = presence_hello(c->server->presence, c, connection_get_peer(c->connection), c->hello,
+			key, &u);
+	connection_start_cipher(c->connection, TAKE_PTR(c->handshake));
+	client_end_handshake(c);
 	if (r < 0) {
-		client_refuse(c, "not-logged-in");
+		client_refuse(c, hello_error_to_reason(r));
 		return;
 	}
 
-	timeout_link_remove(&c->grace);
 	c->state = CLIENT_SESSION;
 	c->user = u;
 
@@ -328,20 +385,49 @@ static void client_handle_session_frame(Client *c, const WireMessage *m) {
 	}
 }
 
+/* A binary frame of the handshake. */
+static void client_handshake(Client *c, const char *text, size_t len) {
+	uint8_t out[NOISE_STREAM_HANDSHAKE_MAX];
+	size_t n = 0;
+	int r;
+
+	r = noise_stream_handshake(c->handshake, (const uint8_t *) text, len, out, &n);
+	if (r < 0) {
+		char buf[ENDPOINT_STRLEN];
+
+		log_debug_errno(r, "Handshake of '%s' from %s failed: %m", c->hello->name,
+				endpoint_format(connection_get_peer(c->connection), buf));
+		connection_doom(c->connection, "handshake failed");
+		return;
+	}
+	if (n > 0 && connection_queue_frame(c->connection, (const char *) out, n) < 0) {
+		return;
+	}
+	if (r > 0) {
+		client_bind(c);
+	}
+}
+
 static void on_client_frame(Connection *connection, const char *text, size_t len,
 		void *userdata) {
 	Client *c = userdata;
 	WireMessage m = {};
 	int r;
 
+	if (c->state == CLIENT_HANDSHAKE) {
+		client_handshake(c, text, len);
+		return;
+	}
 	r = wire_parse_line(text, len, &m);
 	switch (c->state) {
 	case CLIENT_UNBOUND:
 		if (r < 0 || m.type != WIRE_TYPE_HELLO) {
 			client_refuse(c, "invalid");
 		} else {
-			client_hello(c, &m);
+			client_hello(c, &m, text, len);
 		}
+		break;
+	case CLIENT_HANDSHAKE:
 		break;
 	case CLIENT_SESSION:
 		if (r < 0) {
@@ -368,6 +454,8 @@ static const char *on_client_bad_frame(Connection *connection, int error, void *
 	case CLIENT_UNBOUND:
 		client_refuse(c, "invalid");
 		return NULL;
+	case CLIENT_HANDSHAKE:
+		return "bad handshake frame";
 	case CLIENT_SESSION:
 	case CLIENT_CLOSING:
 		return "bad frame";
@@ -395,6 +483,7 @@ static void on_client_close(Connection *connection, const char *why, void *userd
 		presence_session_closed(s->presence, u, why ? why : "session closed");
 	}
 
+	client_end_handshake(c);
 	list_remove(&c->node);
 	timeout_link_remove(&c->grace);
 	s->n_connections--;
@@ -439,10 +528,16 @@ static int client_new(Server *s, int fd, const Endpoint *peer) {
 	return 0;
 }
 
-/* The grace ran out: the reference behaviour, the list (newcomer included), then close. */
+/*
+ * The grace ran out: the reference behaviour, the list (newcomer included),
+ * then close.  The connection proves its source IP (a handshake cannot be
+ * forged blind), so the reference logins pending from that IP go online
+ * first, and are in this list.
+ */
 static void on_grace_timeout(TimeoutQueue *q, TimeoutLink *link, void *userdata) {
 	Client *c = container_of(link, Client, grace);
 
+	(void) presence_confirm(c->server->presence, connection_get_peer(c->connection));
 	if (client_send_list(c) < 0 && !connection_is_doomed(c->connection)) {
 		connection_doom(c->connection, "cannot queue the list");
 	}
@@ -453,6 +548,14 @@ static void on_grace_timeout(TimeoutQueue *q, TimeoutLink *link, void *userdata)
 static void client_check_alive(Client *c) {
 	WireMessage ping = { .type = WIRE_TYPE_PING };
 
+	if (c->state == CLIENT_HANDSHAKE) {
+		/* A handshake gets one to two check intervals. */
+		if (c->pinged) {
+			connection_doom(c->connection, "handshake timeout");
+		}
+		c->pinged = true;
+		return;
+	}
 	if (c->state != CLIENT_SESSION || connection_is_doomed(c->connection)) {
 		return;
 	}
@@ -484,12 +587,48 @@ static int on_presence_send_datagram(const Endpoint *dest, const uint8_t *buf, s
 	return udp_queue_add(s->udp_out, dest, buf, len);
 }
 
-static void on_presence_drop_session(void *session, void *userdata) {
+static void on_presence_drop_session(void *session, const char *reason, void *userdata) {
 	Client *c = session;
 
 	c->user = NULL;
+	if (reason) {
+		/* Told why, so that it does not log in again by itself. */
+		client_refuse(c, reason);
+		return;
+	}
 	client_shutdown(c);
 	connection_doom(c->connection, "replaced or logged out");
+}
+
+static int on_presence_bind_name(const char *name,
+		const uint8_t key[static IDENTITY_PUBLIC_KEY_SIZE], void *userdata) {
+	Server *s = userdata;
+	int r;
+
+	r = binding_store_bind(s->config.bindings, name, key, now_usec(CLOCK_REALTIME));
+	if (r > 0) {
+		char fp[IDENTITY_FINGERPRINT_SIZE];
+
+		identity_fingerprint(key, fp);
+		log_info("Bound '%s' to the key %s.", name, fp);
+	} else if (r < 0 && r != -EEXIST) {
+		log_error_errno(r, "Failed to bind '%s' to its key: %m", name);
+	}
+	return r;
+}
+
+static bool on_presence_name_is_bound(const char *name, void *userdata) {
+	Server *s = userdata;
+	uint8_t key[IDENTITY_PUBLIC_KEY_SIZE];
+	int r;
+
+	r = binding_store_lookup(s->config.bindings, name, key);
+	if (r < 0) {
+		/* Unsure: a name that may belong to someone is not given away. */
+		log_warning_errno(r, "Failed to look up the binding of '%s', refusing: %m", name);
+		return true;
+	}
+	return r > 0;
 }
 
 /*
@@ -521,6 +660,8 @@ static const PresenceCallbacks presence_callbacks = {
 	.send_frame = on_presence_send_frame,
 	.send_datagram = on_presence_send_datagram,
 	.drop_session = on_presence_drop_session,
+	.bind_name = on_presence_bind_name,
+	.name_is_bound = on_presence_name_is_bound,
 	.send_probe = on_presence_send_probe,
 };
 
@@ -1031,9 +1172,12 @@ int server_new(const ServerConfig *config, sd_event *event, Server **ret) {
 			.login_burst = MAX(config->login_burst, 1u),
 			.max_conns_per_ip = config->max_conns_per_ip,
 			.max_ips = MAX(config->max_users, config->max_connections) * 4 + 1024,
+			.max_names_per_ip = config->max_names_per_ip,
+			.max_pending_per_ip = config->max_pending_per_ip,
 		},
 		.lease = config->lease,
 		.session_wait = config->session_wait,
+		.pending_wait = config->pending_wait,
 		.probe_interval = config->probe_interval,
 		.probe_count = MAX(config->probe_count, 1u),
 		.probe_rate = config->probe_rate,

@@ -14,8 +14,10 @@
 #include <systemd/sd-event.h>
 
 #include "common/endpoint.h"
+#include "common/identity.h"
 #include "common/macro.h"
 #include "common/wire.h"
+#include "coordinator/bindings.h"
 
 #define COORDINATOR_DEFAULT_PORT 7474
 
@@ -25,6 +27,8 @@ typedef struct ServerConfig {
 	unsigned max_users;
 	unsigned max_connections;  /* TCP, all sources */
 	unsigned max_conns_per_ip;
+	unsigned max_names_per_ip;   /* users online per source IP */
+	unsigned max_pending_per_ip; /* reference logins awaiting their list fetch */
 	unsigned login_rate;       /* per source IP per second; 0: no limit */
 	unsigned login_burst;
 	size_t max_datagram;       /* bytes; larger datagrams are dropped */
@@ -32,11 +36,14 @@ typedef struct ServerConfig {
 	uint64_t grace;            /* usec a new TCP connection has to say hello */
 	uint64_t lease;            /* usec a session-less user stays without re-login */
 	uint64_t session_wait;     /* usec a native login has to bind its session */
+	uint64_t pending_wait;     /* usec a reference login has to fetch the list */
 	uint64_t ping_interval;    /* usec between liveness checks of sessions */
 	uint64_t probe_interval;   /* usec between probes of a reference client; 0: none */
 	unsigned probe_count;      /* unreachable probes in a row that log it out */
 	unsigned probe_rate;       /* probes per second at most; 0: no limit */
 	uint64_t drain_timeout;    /* usec to flush a closing connection */
+	BindingStore *bindings;    /* name -> key bindings; not owned (main.c's) */
+	const Identity *identity;  /* the coordinator's key; not owned (main.c's) */
 } ServerConfig;
 
 void server_config_init(ServerConfig *c);

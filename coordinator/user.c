@@ -1,9 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The registry owns every User (from registry_add() until registry_remove())
- * and every per-IP record (IpRecord: a login token bucket and a TCP
- * connection count), which live until registry_gc_ips() finds them idle.  It
+ * The registry owns every User (from registry_add() or registry_add_pending()
+ * until registry_remove()) and every per-IP record (IpRecord: a login token
+ * bucket, a TCP connection count, the count of users online from the IP and
+ * its pending logins), which live until registry_gc_ips() finds them idle
+ * (no connection, no user, nothing pending, a full bucket).  A pending User
+ * is on its IpRecord's list, not in the users table nor the roster, until
+ * registry_confirm() moves it there; every User points at its IpRecord.  It
  * also keeps the roster text "e1;...;end" that list frames are cut from: a
  * login appends to it, a logout marks it stale and the next reader rebuilds
  * it, so a login storm costs O(1) per login instead of O(users).
@@ -23,6 +27,9 @@ typedef struct IpRecord {
 	uint64_t tokens;      /* in millionths of a login */
 	uint64_t refilled_at; /* usec */
 	unsigned conns;
+	unsigned n_users;     /* online from this IP */
+	unsigned n_pending;
+	ListNode pending;     /* pending Users, by roster_node, oldest first */
 } IpRecord;
 
 struct Registry {
@@ -30,6 +37,7 @@ struct Registry {
 	HashTable users;
 	ListNode roster;
 	HashTable ips;
+	size_t n_pending;
 
 	char *list;           /* "e1;e2;...;end" */
 	size_t list_len, list_cap;
@@ -38,6 +46,10 @@ struct Registry {
 
 #define TOKEN_UNIT ((uint64_t) 1000000)
 #define LIST_END "end"
+
+static int ip_get(Registry *reg, const Endpoint *ip, uint64_t now, IpRecord **ret);
+static IpRecord *ip_find(const Registry *reg, const Endpoint *ip, uint64_t *ret_hash);
+static User *user_free(User *u);
 
 int registry_new(const RegistryLimits *limits, Registry **ret) {
 	Registry *reg;
@@ -56,7 +68,14 @@ int registry_new(const RegistryLimits *limits, Registry **ret) {
 }
 
 static void free_ip(HashNode *node, void *userdata) {
-	free(container_of(node, IpRecord, hash_node));
+	IpRecord *rec = container_of(node, IpRecord, hash_node);
+	ListNode *n;
+
+	while ((n = list_first(&rec->pending))) {
+		list_remove(n);
+		user_free(container_of(n, User, roster_node));
+	}
+	free(rec);
 }
 
 Registry *registry_free(Registry *reg) {
@@ -174,6 +193,7 @@ static int user_format_entry(User *u) {
 	memcpy(e.name, u->name, u->name_len + 1);
 	e.endpoint = u->announced;
 	memcpy(e.caps, u->caps, sizeof(e.caps));
+	memcpy(e.key, u->key, sizeof(e.key));
 
 	r = wire_format_list(&e, 1, &text, &len);
 	if (r < 0) {
@@ -191,6 +211,33 @@ static int user_format_entry(User *u) {
 	return 0;
 }
 
+int user_set_key(User *u, const char *hex) {
+	char old[sizeof(u->key)];
+	char *entry = u->entry;
+	int r;
+
+	assert(u->pending);
+	assert(wire_key_is_valid(hex, strlen(hex)));
+	memcpy(old, u->key, sizeof(old));
+	memcpy(u->key, hex, WIRE_KEY_HEX_LEN + 1);
+	r = user_format_entry(u);
+	if (r < 0) {
+		memcpy(u->key, old, sizeof(old));
+		u->entry = entry;
+		return r;
+	}
+	free(entry);
+	return 0;
+}
+
+bool user_login_is_same_user(const User *u, const User *pending) {
+	return endpoint_equal(&u->announced, &pending->announced) &&
+		endpoint_equal(&u->declared, &pending->declared) &&
+		endpoint_same_ip(&u->source, &pending->source) &&
+		u->encoding == pending->encoding && streq(u->caps, pending->caps) &&
+		streq(u->key, pending->key);
+}
+
 static User *user_free(User *u) {
 	if (!u) {
 		return NULL;
@@ -202,16 +249,13 @@ static User *user_free(User *u) {
 }
 DEFINE_TRIVIAL_CLEANUP_FUNC(User *, user_free);
 
-int registry_add(Registry *reg, const WireMessage *m, const Endpoint *source, WireEncoding enc,
+/* A User for the login @m from @source, linked nowhere yet. */
+static int user_new(const WireMessage *m, const Endpoint *source, WireEncoding enc,
 		User **ret) {
 	_cleanup_(user_freep) User *u = NULL;
 	int r;
 
 	assert(m->type == WIRE_TYPE_LOGIN);
-
-	if (registry_n_users(reg) >= reg->limits.max_users) {
-		return -ENOSPC;
-	}
 
 	u = calloc(1, sizeof(User));
 	if (!u) {
@@ -234,13 +278,32 @@ int registry_add(Registry *reg, const WireMessage *m, const Endpoint *source, Wi
 	if (r < 0) {
 		return r;
 	}
+	*ret = TAKE_PTR(u);
+	return 0;
+}
+
+/* Whether one more user may go online from @rec's IP. */
+static bool ip_may_add_user(const Registry *reg, const IpRecord *rec) {
+	return reg->limits.max_names_per_ip == 0 || rec->n_users < reg->limits.max_names_per_ip;
+}
+
+/* Puts @u (new or pending) online: in the users table, the roster and the list text. */
+static int registry_link(Registry *reg, User *u) {
+	int r;
 
 	u->hash_node.hash = hash_table_hash(&reg->users, u->name, u->name_len);
 	r = hash_table_add(&reg->users, &u->hash_node);
 	if (r < 0) {
 		return r;
 	}
+	if (u->pending) {
+		list_remove(&u->roster_node);
+		u->ip->n_pending--;
+		reg->n_pending--;
+		u->pending = false;
+	}
 	list_append(&reg->roster, &u->roster_node);
+	u->ip->n_users++;
 
 	if (!reg->list_stale) {
 		/* Replace the trailing "end" with "entry;end". */
@@ -250,9 +313,135 @@ int registry_add(Registry *reg, const WireMessage *m, const Endpoint *source, Wi
 			reg->list_stale = true;
 		}
 	}
+	return 0;
+}
 
+int registry_add(Registry *reg, const WireMessage *m, const Endpoint *source, WireEncoding enc,
+		User **ret) {
+	_cleanup_(user_freep) User *u = NULL;
+	IpRecord *rec;
+	int r;
+
+	if (registry_n_users(reg) >= reg->limits.max_users) {
+		return -ENOSPC;
+	}
+	/* Time 0: the bucket is not refilled here (registry_take_login_token() does). */
+	r = ip_get(reg, source, 0, &rec);
+	if (r < 0) {
+		return r;
+	}
+	if (!ip_may_add_user(reg, rec)) {
+		return -EUSERS;
+	}
+
+	r = user_new(m, source, enc, &u);
+	if (r < 0) {
+		return r;
+	}
+	u->ip = rec;
+	r = registry_link(reg, u);
+	if (r < 0) {
+		return r;
+	}
 	*ret = TAKE_PTR(u);
 	return 0;
+}
+
+int registry_add_pending(Registry *reg, const WireMessage *m, const Endpoint *source,
+		WireEncoding enc, User **ret) {
+	User *online, *u;
+	IpRecord *rec;
+	int r;
+
+	r = ip_get(reg, source, 0, &rec);
+	if (r < 0) {
+		return r;
+	}
+	if (reg->limits.max_pending_per_ip > 0 &&
+			rec->n_pending >= reg->limits.max_pending_per_ip) {
+		return -EUSERS;
+	}
+	/* A new login for a name online from this IP replaces it: no new name. */
+	online = registry_find(reg, m->name);
+	if (!ip_may_add_user(reg, rec) && !(online && online->ip == rec)) {
+		return -EUSERS;
+	}
+
+	r = user_new(m, source, enc, &u);
+	if (r < 0) {
+		return r;
+	}
+	u->ip = rec;
+	u->pending = true;
+	list_append(&rec->pending, &u->roster_node);
+	rec->n_pending++;
+	reg->n_pending++;
+	*ret = u;
+	return 0;
+}
+
+User *registry_find_pending(const Registry *reg, const Endpoint *ip, const char *name) {
+	IpRecord *rec;
+	uint64_t h;
+
+	rec = ip_find(reg, ip, &h);
+	if (!rec) {
+		return NULL;
+	}
+	for (ListNode *n = rec->pending.next; n != &rec->pending; n = n->next) {
+		User *u = container_of(n, User, roster_node);
+
+		if (streq(u->name, name)) {
+			return u;
+		}
+	}
+	return NULL;
+}
+
+User *registry_first_pending(const Registry *reg, const Endpoint *ip) {
+	IpRecord *rec;
+	ListNode *n;
+	uint64_t h;
+
+	rec = ip_find(reg, ip, &h);
+	if (!rec) {
+		return NULL;
+	}
+	n = list_first(&rec->pending);
+	return n ? container_of(n, User, roster_node) : NULL;
+}
+
+User *registry_next_pending(const Registry *reg, const User *u) {
+	assert(u->pending);
+	if (u->roster_node.next == &u->ip->pending) {
+		return NULL;
+	}
+	return container_of(u->roster_node.next, User, roster_node);
+}
+
+size_t registry_n_pending(const Registry *reg) {
+	return reg->n_pending;
+}
+
+int registry_confirm(Registry *reg, User *u) {
+	assert(u->pending);
+
+	if (registry_n_users(reg) >= reg->limits.max_users) {
+		return -ENOSPC;
+	}
+	if (!ip_may_add_user(reg, u->ip)) {
+		return -EUSERS;
+	}
+	return registry_link(reg, u);
+}
+
+bool registry_may_confirm(const Registry *reg, const User *u, const User *replaced) {
+	size_t users = registry_n_users(reg) - (replaced ? 1 : 0);
+	unsigned from_ip = u->ip->n_users - (replaced && replaced->ip == u->ip ? 1 : 0);
+
+	assert(u->pending);
+	return users < reg->limits.max_users &&
+		(reg->limits.max_names_per_ip == 0 || from_ip < reg->limits.max_names_per_ip);
 }
 
 bool user_login_is_same(const User *u, const WireMessage *m, WireEncoding enc) {
@@ -264,9 +453,15 @@ void registry_remove(Registry *reg, User *u) {
 	if (!u) {
 		return;
 	}
-	hash_table_remove(&reg->users, &u->hash_node);
 	list_remove(&u->roster_node);
-	reg->list_stale = true;
+	if (u->pending) {
+		u->ip->n_pending--;
+		reg->n_pending--;
+	} else {
+		hash_table_remove(&reg->users, &u->hash_node);
+		u->ip->n_users--;
+		reg->list_stale = true;
+	}
 	user_free(u);
 }
 
@@ -329,6 +524,7 @@ static int ip_get(Registry *reg, const Endpoint *ip, uint64_t now, IpRecord **re
 	}
 	rec->ip = *ip;
 	endpoint_set_port(&rec->ip, 0);
+	list_head_init(&rec->pending);
 	rec->tokens = (uint64_t) reg->limits.login_burst * TOKEN_UNIT;
 	rec->refilled_at = now;
 	rec->hash_node.hash = h;
@@ -395,7 +591,7 @@ static void gc_ip(HashNode *node, void *userdata) {
 	IpRecord *rec = container_of(node, IpRecord, hash_node);
 
 	ip_refill(c->reg, rec, c->now);
-	if (rec->conns == 0 &&
+	if (rec->conns == 0 && rec->n_users == 0 && rec->n_pending == 0 &&
 			rec->tokens >= (uint64_t) c->reg->limits.login_burst * TOKEN_UNIT) {
 		hash_table_remove(&c->reg->ips, node);
 		free(rec);

@@ -3,8 +3,10 @@
 
 /*
  * The registry of online users, the roster text every list frame is cut
- * from, and the per-source-IP accounting behind the abuse limits.  Pure
- * bookkeeping: no sockets, no event loop; the time is passed in.
+ * from, the pending reference logins (not online until their source IP
+ * fetches the list over TCP) and the per-source-IP accounting behind the
+ * abuse limits.  Pure bookkeeping: no sockets, no event loop; the time is
+ * passed in.
  */
 
 #include <stdbool.h>
@@ -17,10 +19,16 @@
 #include "coordinator/list.h"
 #include "coordinator/timeout-queue.h"
 
+struct IpRecord;
+
 typedef struct User {
-	HashNode hash_node;     /* Registry.users, by name */
-	ListNode roster_node;   /* Registry.roster, in login order */
-	TimeoutLink timeout;    /* lease, session wait or probe; see presence.c */
+	HashNode hash_node;     /* Registry.users, by name; unused while pending */
+	ListNode roster_node;   /* Registry.roster in login order; while pending,
+				 * its IP's pending logins in arrival order */
+	struct IpRecord *ip;    /* not owned: the record of the source IP */
+	bool pending;           /* a reference login not confirmed yet */
+	TimeoutLink timeout;    /* lease, session wait, probe or pending wait;
+				 * see presence.c */
 	HashNode probe_node;    /* Presence.probing while a probe is pending */
 	unsigned probe_misses;  /* probes in a row reported unreachable */
 	bool probe_pending;     /* probed, no unreachable report yet */
@@ -36,6 +44,7 @@ typedef struct User {
 	size_t name_len;
 	char name[WIRE_NAME_MAX_BYTES + 1];
 	char caps[WIRE_CAPS_MAX + 1];
+	char key[WIRE_KEY_HEX_LEN + 1]; /* its proven identity (native), else "" */
 } User;
 
 /*
@@ -48,6 +57,11 @@ static inline const char *user_get_name(const User *u) {
 
 static inline const char *user_get_caps(const User *u) {
 	return u->caps;
+}
+
+/* The identity a native user proved with its session (hex), "" for others. */
+static inline const char *user_get_key(const User *u) {
+	return u->key;
 }
 
 /* The endpoint in the login, and where the login came from. */
@@ -70,6 +84,11 @@ static inline WireEncoding user_get_encoding(const User *u) {
 
 static inline bool user_is_native(const User *u) {
 	return u->native;
+}
+
+/* A reference login its source IP has not confirmed yet: see registry_add_pending(). */
+static inline bool user_is_pending(const User *u) {
+	return u->pending;
 }
 
 /* Whether datagrams may go to the declared endpoint (its IP is the source's). */
@@ -100,6 +119,8 @@ typedef struct RegistryLimits {
 	unsigned login_burst; /* bucket size */
 	unsigned max_conns_per_ip;
 	unsigned max_ips;     /* source IPs tracked at once */
+	unsigned max_names_per_ip;   /* users online per source IP; 0: no limit */
+	unsigned max_pending_per_ip; /* pending logins per source IP; 0: no limit */
 } RegistryLimits;
 
 typedef struct Registry Registry;
@@ -121,15 +142,63 @@ User *registry_next(const Registry *reg, const User *u);
  * @enc: its encoding
  *
  * The name must not be online (see registry_find()).
- * Return: 0, -ENOSPC when max_users are online, -ENOMEM.
+ * Return: 0, -ENOSPC when max_users are online or the IP cannot be tracked,
+ * -EUSERS when max_names_per_ip are online from @source's IP, -ENOMEM.
  */
 int registry_add(Registry *reg, const WireMessage *m, const Endpoint *source, WireEncoding enc,
 		User **ret);
 
+/*
+ * registry_add_pending() - keep a reference login until its IP confirms it.
+ *
+ * Like registry_add(), but the user is neither found by name, nor listed,
+ * nor counted online: it waits in its IP's pending logins (arrival order)
+ * until registry_confirm() or registry_remove().  Any number of pending
+ * logins may name the same user, and a name may be online meanwhile.
+ * Return: 0, -EUSERS when @source's IP holds max_pending_per_ip pending
+ * logins, or max_names_per_ip users online and @m's name is not one of
+ * them, -ENOSPC when the IP cannot be tracked, -ENOMEM.
+ */
+int registry_add_pending(Registry *reg, const WireMessage *m, const Endpoint *source,
+		WireEncoding enc, User **ret);
+
+/* The pending login of @name from @ip's IP, or NULL. */
+User *registry_find_pending(const Registry *reg, const Endpoint *ip, const char *name);
+/* The oldest pending login from @ip's IP, or NULL. */
+User *registry_first_pending(const Registry *reg, const Endpoint *ip);
+size_t registry_n_pending(const Registry *reg);
+
+/*
+ * registry_confirm() - a pending @u goes online, as registry_add() would
+ * register it.  Its name must not be online.
+ * Return: 0, -ENOSPC when max_users are online, -EUSERS when
+ * max_names_per_ip are online from its IP (@u stays pending then).
+ */
+int registry_confirm(Registry *reg, User *u);
+
+/*
+ * user_set_key() - the pending @u proved the key @hex (WIRE_KEY_HEX_LEN
+ * digits): it goes into its list entry and its login forwards.
+ * Return: 0, -ENOMEM.
+ */
+int user_set_key(User *u, const char *hex);
+
+/* Whether the pending @pending would only repeat the online @u (what others are told is the same). */
+bool user_login_is_same_user(const User *u, const User *pending);
+
+/*
+ * registry_may_confirm() - whether registry_confirm() of @u would pass its
+ * limits once the online @replaced (may be NULL) is removed.
+ */
+bool registry_may_confirm(const Registry *reg, const User *u, const User *replaced);
+
+/* The pending login from the same IP after @u, or NULL. */
+User *registry_next_pending(const Registry *reg, const User *u);
+
 /* Whether a login would only repeat what @u already is (same endpoint, caps, encoding). */
 bool user_login_is_same(const User *u, const WireMessage *m, WireEncoding enc);
 
-/* Unregisters and frees @u. */
+/* Unregisters (or forgets, when pending) and frees @u. */
 void registry_remove(Registry *reg, User *u);
 
 /* "e1;e2;...;end" for every online user, in login order; borrowed until the next change. */

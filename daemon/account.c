@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <assert.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +30,10 @@ typedef union SockaddrUnion {
 
 struct Account {
 	sd_event *event;
-	Udp *udp;       /* not owned */
-	Config *config; /* not owned */
+	Udp *udp;                 /* not owned */
+	Config *config;           /* not owned */
+	const Identity *identity; /* not owned */
+	CoordinatorPins *pins;    /* not owned */
 	const AccountCallbacks *callbacks;
 	void *userdata;
 
@@ -45,6 +48,7 @@ struct Account {
 	Resolver *resolver; /* while a login waits for a host name */
 	bool autologin;     /* keep trying the config's login */
 	sd_event_source *autologin_timer;
+	const char *offline_reason; /* static; why the last login ended, "" before any */
 };
 
 static const char *const state_table[_ACCOUNT_STATE_MAX] = {
@@ -59,8 +63,9 @@ const char *account_state_to_string(AccountState s) {
 
 static const CoordinatorLinkCallbacks link_callbacks;
 
-int account_new(sd_event *event, Udp *udp, Config *config, const AccountCallbacks *callbacks,
-		void *userdata, Account **ret) {
+int account_new(sd_event *event, Udp *udp, Config *config, const Identity *identity,
+		CoordinatorPins *pins, const AccountCallbacks *callbacks, void *userdata,
+		Account **ret) {
 	_cleanup_(account_freep) Account *a = NULL;
 	int r;
 
@@ -71,9 +76,11 @@ int account_new(sd_event *event, Udp *udp, Config *config, const AccountCallback
 	a->event = sd_event_ref(event);
 	a->udp = udp;
 	a->config = config;
+	a->identity = identity;
+	a->pins = pins;
 	a->callbacks = callbacks;
 	a->userdata = userdata;
-	r = coordinator_link_new(event, udp, &link_callbacks, a, &a->link);
+	r = coordinator_link_new(event, udp, identity, &link_callbacks, a, &a->link);
 	if (r < 0) {
 		return r;
 	}
@@ -95,6 +102,21 @@ Account *account_free(Account *a) {
 	return mfree(a);
 }
 
+const char *account_get_offline_reason(const Account *a) {
+	return a->state == ACCOUNT_STATE_OFFLINE ? strempty(a->offline_reason) : "";
+}
+
+int account_get_coordinator_fingerprint(const Account *a,
+		char ret[static IDENTITY_FINGERPRINT_SIZE]) {
+	const uint8_t *key = coordinator_link_get_coordinator_key(a->link);
+
+	if (a->state != ACCOUNT_STATE_ONLINE || !key) {
+		return -ENOKEY;
+	}
+	identity_fingerprint(key, ret);
+	return 0;
+}
+
 AccountState account_get_state(Account *a) {
 	return a->state;
 }
@@ -109,6 +131,10 @@ const char *account_get_coordinator(Account *a) {
 
 const char *account_get_local_endpoint(Account *a) {
 	return a->local_endpoint;
+}
+
+const Identity *account_get_identity(const Account *a) {
+	return a->identity;
 }
 
 /*
@@ -166,6 +192,42 @@ static int parse_coordinator(const char *s, char ret_host[static RESOLVE_HOST_MA
 	return 0;
 }
 
+/*
+ * The name a coordinator's key is pinned under: HOST:PORT with the port
+ * written out and a host name in lower case, an address as
+ * endpoint_format() writes it, so that every way of writing one
+ * coordinator finds the same pin.  "" is the config's coordinator, as for
+ * Login().
+ */
+static int coordinator_pin_name(Account *a, const char *coordinator, char **ret) {
+	char host[RESOLVE_HOST_MAX + 1], buf[ENDPOINT_STRLEN];
+	uint16_t port;
+	Endpoint literal;
+	char *s;
+	int r;
+
+	r = parse_coordinator(coordinator[0] != '\0' ? coordinator : a->config->coordinator,
+			host, &port, &literal);
+	if (r < 0) {
+		return r;
+	}
+	if (r > 0) {
+		s = strdup(endpoint_format(&literal, buf));
+	} else {
+		for (char *c = host; *c; c++) {
+			*c = (char) tolower((unsigned char) *c);
+		}
+		if (asprintf(&s, "%s:%u", host, (unsigned) port) < 0) {
+			s = NULL;
+		}
+	}
+	if (!s) {
+		return -ENOMEM;
+	}
+	*ret = s;
+	return 0;
+}
+
 /* The address the kernel would send from to reach the coordinator, with our port. */
 static int find_declared_endpoint(Account *a, Endpoint *ret) {
 	const Endpoint *bound = udp_get_address(a->udp);
@@ -214,6 +276,7 @@ static void set_state(Account *a, AccountState state) {
 
 /* Everything of a login goes; @reason tells messages in flight why. */
 static void go_offline(Account *a, const char *reason) {
+	a->offline_reason = reason;
 	a->resolver = resolver_free(a->resolver);
 	a->callbacks->offline(reason, a->userdata);
 	a->username = mfree(a->username);
@@ -256,7 +319,7 @@ static void autologin_failed(Account *a) {
 
 /* The login ends in failure: exactly one report, whatever path it came by. */
 static void login_failed(Account *a, int error, const char *reason) {
-	char message[256];
+	char message[512];
 
 	switch (error) {
 	case -EHOSTUNREACH:
@@ -271,6 +334,23 @@ static void login_failed(Account *a, int error, const char *reason) {
 		(void) snprintf(message, sizeof(message), "Coordinator refused name '%s' (%s)",
 				strempty(a->username), reason);
 		break;
+	case -EKEYREJECTED:
+		if (!reason || !reason[0]) {
+			(void) snprintf(message, sizeof(message), "Coordinator '%s' no longer proves "
+					"the key pinned for it (it answered as a reference server)",
+					strempty(a->coordinator));
+		} else {
+			(void) snprintf(message, sizeof(message), "The key of coordinator '%s' "
+					"changed: its new fingerprint is %s. If you trust it, run: "
+					"p2pchat trust-coordinator '%s' '%s'",
+					strempty(a->coordinator), reason, strempty(a->coordinator),
+					reason);
+		}
+		break;
+	case -EOWNERDEAD:
+		(void) snprintf(message, sizeof(message), "Another p2pchatd with this identity "
+				"logged in as '%s': this one went offline", strempty(a->username));
+		break;
 	default:
 		(void) snprintf(message, sizeof(message), "Coordinator refused login: %s", reason);
 		break;
@@ -278,6 +358,12 @@ static void login_failed(Account *a, int error, const char *reason) {
 	log_warning("Login failed: %s", message);
 	coordinator_link_stop(a->link, false);
 	a->callbacks->login_done(error, message, a->userdata);
+	if (error == -EOWNERDEAD) {
+		/* The other daemon has the name now: taking it back would only start a fight. */
+		a->autologin = false;
+		go_offline(a, "replaced");
+		return;
+	}
 	go_offline(a, "logged-out");
 	autologin_failed(a);
 }
@@ -396,6 +482,34 @@ void account_autologin(Account *a) {
 	}
 }
 
+int account_check_coordinator_key(Account *a, const char *coordinator,
+		const uint8_t key[static IDENTITY_PUBLIC_KEY_SIZE]) {
+	_cleanup_free_ char *name = NULL;
+	int r;
+
+	r = coordinator_pin_name(a, coordinator, &name);
+	if (r < 0) {
+		return r;
+	}
+	return coordinator_pins_check(a->pins, name, key);
+}
+
+int account_trust_coordinator(Account *a, const char *coordinator, const char *fingerprint) {
+	_cleanup_free_ char *name = NULL;
+	int r;
+
+	r = coordinator_pin_name(a, coordinator, &name);
+	if (r < 0) {
+		return r;
+	}
+	r = coordinator_pins_trust(a->pins, name, fingerprint);
+	if (r == 0) {
+		log_info("Trusting the key of coordinator '%s' with fingerprint '%s'.", name,
+				fingerprint);
+	}
+	return r;
+}
+
 static void on_link_online(void *userdata) {
 	Account *a = userdata;
 
@@ -424,6 +538,29 @@ static void on_link_failed(int error, const char *reason, void *userdata) {
 	login_failed(userdata, error, reason);
 }
 
+/* The key the coordinator proved is checked against its pin (NULL: a reference server). */
+static int on_link_verify_coordinator(const uint8_t *key, void *userdata) {
+	Account *a = userdata;
+
+	_cleanup_free_ char *name = NULL;
+	int r;
+
+	if (key) {
+		return account_check_coordinator_key(a, a->coordinator, key);
+	}
+	/* A coordinator we know by its key that suddenly proves nothing is not it. */
+	r = coordinator_pin_name(a, a->coordinator, &name);
+	if (r < 0) {
+		return r;
+	}
+	if (coordinator_pins_has(a->pins, name)) {
+		log_warning("Coordinator '%s' has a pinned key but answered as a reference "
+				"server, which proves none: refusing.", name);
+		return -EKEYREJECTED;
+	}
+	return 0;
+}
+
 static int on_link_list(const WireListEntry *entries, size_t n, uint64_t grace,
 		void *userdata) {
 	Account *a = userdata;
@@ -448,6 +585,7 @@ static const CoordinatorLinkCallbacks link_callbacks = {
 	.lost = on_link_lost,
 	.failed = on_link_failed,
 	.list = on_link_list,
+	.verify_coordinator = on_link_verify_coordinator,
 	.peer_login = on_link_peer_login,
 	.peer_logout = on_link_peer_logout,
 };

@@ -15,9 +15,11 @@
 
 #include <systemd/sd-event.h>
 
+#include "common/identity.h"
 #include "common/macro.h"
 #include "common/wire.h"
 #include "daemon/config.h"
+#include "daemon/coordinator-pins.h"
 #include "daemon/udp.h"
 
 /* The coordinator port when "HOST" comes without ":PORT". */
@@ -53,9 +55,13 @@ typedef struct AccountCallbacks {
 	void (*peer_logout)(const WireMessage *w, void *userdata);
 } AccountCallbacks;
 
-/* Over @udp and @config (not owned: both must outlive it). */
-int account_new(sd_event *event, Udp *udp, Config *config, const AccountCallbacks *callbacks,
-		void *userdata, Account **ret);
+/*
+ * account_new() - the account of the daemon's @identity, over @udp, @config
+ * and the coordinator keys pinned in @pins (none owned: all must outlive it).
+ */
+int account_new(sd_event *event, Udp *udp, Config *config, const Identity *identity,
+		CoordinatorPins *pins, const AccountCallbacks *callbacks, void *userdata,
+		Account **ret);
 Account *account_free(Account *a);
 DEFINE_TRIVIAL_CLEANUP_FUNC(Account *, account_free);
 
@@ -75,10 +81,42 @@ int account_logout(Account *a, bool by_user);
 /* Logs in with the config's name and coordinator, if it says so. */
 void account_autologin(Account *a);
 
+/*
+ * Why the account is offline: "logged-out" (Logout(), or a failed or lost
+ * login), "replaced" (another daemon with our identity took the session;
+ * no autologin follows), "" before any login or while not offline.
+ */
+const char *account_get_offline_reason(const Account *a);
+/*
+ * The fingerprint of the key the coordinator proved, while online;
+ * -ENOKEY when offline or when the coordinator is a reference server.
+ */
+int account_get_coordinator_fingerprint(const Account *a,
+		char ret[static IDENTITY_FINGERPRINT_SIZE]);
 AccountState account_get_state(Account *a);
 /* NULL when offline. */
 const char *account_get_username(Account *a);
 const char *account_get_coordinator(Account *a);
 const char *account_get_local_endpoint(Account *a);
+/* The daemon's long-term identity (borrowed). */
+const Identity *account_get_identity(const Account *a);
+
+/*
+ * account_check_coordinator_key() - is @key the pinned key of @coordinator
+ * (as Login() takes it: "" is the config's, the port may be left out)?
+ * Return: as coordinator_pins_check(): 0 pinned, 1 pinned now (first use),
+ * -EKEYREJECTED another key is pinned (@key is now the pending one),
+ * -EINVAL for a coordinator that does not parse, or the error of saving.
+ */
+int account_check_coordinator_key(Account *a, const char *coordinator,
+		const uint8_t key[static IDENTITY_PUBLIC_KEY_SIZE]);
+/*
+ * account_trust_coordinator() - the user's TrustCoordinator(): accept the
+ * pending key of @coordinator (as above) that has @fingerprint.
+ * Return: as coordinator_pins_trust(): 0, -ENOKEY nothing pending,
+ * -EKEYREJECTED another fingerprint, -EINVAL for a coordinator or a
+ * fingerprint that does not parse, or the error of saving.
+ */
+int account_trust_coordinator(Account *a, const char *coordinator, const char *fingerprint);
 
 const char *account_state_to_string(AccountState s);

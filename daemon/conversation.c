@@ -619,6 +619,14 @@ static int peer_is_unknown(Conversation *c, const char *peer) {
 	return r == 0;
 }
 
+int conversation_peer_in_use(Conversation *c, const char *peer) {
+	if (streq(c->active, peer)) {
+		return 1;
+	}
+	/* The outbox and the pending sends are rows of the history too. */
+	return history_has_peer(c->history, peer);
+}
+
 int conversation_send(Conversation *c, const char *peer, const char *text,
 		ConversationSendDone done, void *userdata, char ret_id[static MESSAGE_ID_STRLEN]) {
 	_cleanup_(pending_send_freep) PendingSend *p = NULL;

@@ -100,6 +100,14 @@ int conversation_cancel(Conversation *c, const char *id, ConversationSendDone do
 /* Sends what is queued for online peers, soon (from a defer source). */
 void conversation_schedule_flush(Conversation *c);
 
+/*
+ * conversation_peer_in_use() - whether anything is kept for @peer: a
+ * message in either direction (so unread or queued ones too), or the
+ * active conversation.  The roster forgets offline peers without.
+ * Return: 1 or 0; negative errno.
+ */
+int conversation_peer_in_use(Conversation *c, const char *peer);
+
 /* MarkRead(): returns how many messages became read. */
 int conversation_mark_read(Conversation *c, const char *peer);
 /* "" when none. */

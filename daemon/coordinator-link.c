@@ -10,11 +10,14 @@
  *   LOGIN      "login,NAME,EP,native1" (UTF-16LE) to the coordinator by UDP,
  *              resent with backoff until "Accept,PORT" or "Reject,REASON";
  *   CONNECTING TCP connect to the Accept's source IP and PORT;
- *   HANDSHAKE  frame "hello,NAME,native1" sent; a native coordinator answers
- *              "welcome,CAPS" and the list, a reference one just the list
- *              and then closes;
- *   SESSION    native: login/logout pushes and ping/pong on the connection,
- *              whose loss means the coordinator is gone;
+ *   HANDSHAKE  frame "hello,NAME,native1+noise1" and Noise XX message 1
+ *              sent; a native coordinator answers message 2 (its key, which
+ *              the owner checks against its pin), we send message 3, and
+ *              from then on every frame is encrypted: "welcome,CAPS", the
+ *              list, pushes.  A reference coordinator sends just the list in
+ *              clear and then closes;
+ *   SESSION    native: login/logout pushes and ping/pong on the encrypted
+ *              connection, whose loss means the coordinator is gone;
  *   REFERENCE  reference coordinator: login/logout forwards by UDP, accepted
  *              only from the coordinator's IP (the reference server sends
  *              every datagram from a new socket, so its port says nothing),
@@ -38,6 +41,7 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/noise-stream.h"
 #include "common/time-util.h"
 #include "daemon/coordinator-link.h"
 
@@ -90,7 +94,12 @@ struct CoordinatorLink {
 	sd_event_source *timer;
 	int tcp_fd;
 	sd_event_source *tcp_source;
-	WireFrameDecoder decoder;
+	WireFrameDecoder decoder;  /* what arrives: binary frames of a session */
+	const Identity *identity;  /* not owned */
+	NoiseStream *noise;        /* the session's handshake, then its cipher */
+	WireFrameDecoder inner;    /* the frames inside the session's messages */
+	bool authenticated;        /* online with a coordinator that proved its key */
+	uint8_t coordinator_key[IDENTITY_PUBLIC_KEY_SIZE]; /* the key it proved */
 };
 
 static void tcp_close(CoordinatorLink *l) {
@@ -98,13 +107,16 @@ static void tcp_close(CoordinatorLink *l) {
 	l->tcp_fd = safe_close(l->tcp_fd);
 	wire_frame_decoder_done(&l->decoder);
 	wire_frame_decoder_init(&l->decoder, WIRE_FRAME_MAX);
+	wire_frame_decoder_done(&l->inner);
+	wire_frame_decoder_init(&l->inner, WIRE_FRAME_MAX);
+	l->noise = noise_stream_free(l->noise);
 	l->fetching = false;
 }
 
 static void on_datagram(const WireMessage *msg, const Endpoint *from, void *userdata);
 
-int coordinator_link_new(sd_event *event, Udp *udp, const CoordinatorLinkCallbacks *callbacks,
-		void *userdata, CoordinatorLink **ret) {
+int coordinator_link_new(sd_event *event, Udp *udp, const Identity *identity,
+		const CoordinatorLinkCallbacks *callbacks, void *userdata, CoordinatorLink **ret) {
 	CoordinatorLink *l;
 
 	l = calloc(1, sizeof(*l));
@@ -116,7 +128,9 @@ int coordinator_link_new(sd_event *event, Udp *udp, const CoordinatorLinkCallbac
 	l->callbacks = callbacks;
 	l->userdata = userdata;
 	l->tcp_fd = -EBADF;
+	l->identity = identity;
 	wire_frame_decoder_init(&l->decoder, WIRE_FRAME_MAX);
+	wire_frame_decoder_init(&l->inner, WIRE_FRAME_MAX);
 	udp_set_wire_handler(udp, WIRE_TYPE_ACCEPT, on_datagram, l);
 	udp_set_wire_handler(udp, WIRE_TYPE_REJECT, on_datagram, l);
 	udp_set_wire_handler(udp, WIRE_TYPE_LOGIN, on_datagram, l);
@@ -132,6 +146,7 @@ CoordinatorLink *coordinator_link_free(CoordinatorLink *l) {
 	l->timer = sd_event_source_disable_unref(l->timer);
 	tcp_close(l);
 	wire_frame_decoder_done(&l->decoder);
+	wire_frame_decoder_done(&l->inner);
 	l->event = sd_event_unref(l->event);
 	return mfree(l);
 }
@@ -165,11 +180,25 @@ static int send_udp(CoordinatorLink *l, WireType type) {
 	return udp_send(l->udp, &l->coordinator, buf, n);
 }
 
-static int send_frame(CoordinatorLink *l, const WireMessage *w) {
-	_cleanup_free_ uint8_t *frame = NULL;
-	_cleanup_free_ char *line = NULL;
-	size_t n, frame_len;
+static int send_bytes(CoordinatorLink *l, const uint8_t *buf, size_t n) {
 	ssize_t k;
+
+	/* Control frames are tiny: a short write means a socket we cannot use. */
+	k = send(l->tcp_fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (k < 0) {
+		return -errno;
+	}
+	if ((size_t) k != n) {
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+/* One frame on the session: encrypted once the handshake is done. */
+static int send_frame(CoordinatorLink *l, const WireMessage *w) {
+	_cleanup_free_ uint8_t *frame = NULL, *sealed = NULL;
+	_cleanup_free_ char *line = NULL;
+	size_t n, frame_len, sealed_len = 0, allocated = 0;
 	int r;
 
 	r = wire_format_line(w, &line, &n);
@@ -180,15 +209,26 @@ static int send_frame(CoordinatorLink *l, const WireMessage *w) {
 	if (r < 0) {
 		return r;
 	}
-	/* Control frames are tiny: a short write means a socket we cannot use. */
-	k = send(l->tcp_fd, frame, frame_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (k < 0) {
-		return -errno;
+	if (!l->noise || !noise_stream_is_ready(l->noise)) {
+		return send_bytes(l, frame, frame_len);
 	}
-	if ((size_t) k != frame_len) {
-		return -EAGAIN;
+	r = noise_stream_seal_frames(l->noise, frame, frame_len, &sealed, &sealed_len,
+			&allocated);
+	if (r < 0) {
+		return r;
 	}
-	return 0;
+	return send_bytes(l, sealed, sealed_len);
+}
+
+/* A binary frame (a handshake message) as it is. */
+static int send_raw_frame(CoordinatorLink *l, const uint8_t *msg, size_t n) {
+	uint8_t buf[WIRE_LEB128_MAX + NOISE_STREAM_HANDSHAKE_MAX];
+	size_t k;
+
+	assert(n <= NOISE_STREAM_HANDSHAKE_MAX);
+	k = leb128_encode(n, buf);
+	memcpy(buf + k, msg, n);
+	return send_bytes(l, buf, k + n);
 }
 
 /* One login attempt, from the UDP datagram on.  Reports nothing. */
@@ -251,6 +291,7 @@ static void attempt_failed(CoordinatorLink *l, int error, const char *what) {
 
 static void link_online(CoordinatorLink *l, bool native) {
 	l->phase = native ? LINK_SESSION : LINK_REFERENCE;
+	l->authenticated = native;
 	l->last_rx = l->online_since = now_usec(CLOCK_MONOTONIC);
 	l->established = true;
 	if (!native) {
@@ -265,6 +306,9 @@ static void link_online(CoordinatorLink *l, bool native) {
 }
 
 static int reject_to_errno(const char *reason) {
+	if (streq(reason, "replaced")) {
+		return -EOWNERDEAD;
+	}
 	if (strstr(reason, "taken") || strstr(reason, "in-use") || strstr(reason, "duplicate")) {
 		return -EADDRINUSE;
 	}
@@ -275,7 +319,11 @@ static int reject_to_errno(const char *reason) {
 }
 
 static void handle_reject(CoordinatorLink *l, const char *reason) {
-	if (!l->established) {
+	/*
+	 * Another daemon with our key logged in: it has the name now, and
+	 * logging in again would only take it back and forth.
+	 */
+	if (!l->established || streq(reason, "replaced")) {
 		link_fail(l, reject_to_errno(reason), reason);
 		return;
 	}
@@ -369,6 +417,98 @@ static int handle_frame(CoordinatorLink *l, const char *s, size_t n) {
 	return r;
 }
 
+/* A handshake message from the coordinator: ours follows, then the owner checks its key. */
+static int handle_handshake(CoordinatorLink *l, const uint8_t *msg, size_t n) {
+	uint8_t out[NOISE_STREAM_HANDSHAKE_MAX];
+	size_t out_len = 0;
+	int r;
+
+	r = noise_stream_handshake(l->noise, msg, n, out, &out_len);
+	if (r < 0) {
+		return log_warning_errno(r, "The coordinator's handshake failed: %m");
+	}
+	if (r == 0) {
+		return -EPROTO; /* XX: message 2 completes the handshake on our side */
+	}
+	r = l->callbacks->verify_coordinator(noise_stream_get_remote_key(l->noise), l->userdata);
+	if (r < 0) {
+		char fp[IDENTITY_FINGERPRINT_SIZE];
+
+		identity_fingerprint(noise_stream_get_remote_key(l->noise), fp);
+		link_fail(l, r, fp);
+		return r;
+	}
+	memcpy(l->coordinator_key, noise_stream_get_remote_key(l->noise), IDENTITY_PUBLIC_KEY_SIZE);
+	r = send_raw_frame(l, out, out_len);
+	if (r < 0) {
+		return r;
+	}
+	/* From now on: transport messages of at most NOISE_MAX_MESSAGE bytes. */
+	wire_frame_decoder_set_binary(&l->decoder, NOISE_MAX_MESSAGE);
+	return 0;
+}
+
+/* Decrypts a transport message and handles the frames inside it. */
+static int handle_sealed(CoordinatorLink *l, uint8_t *msg, size_t n) {
+	int r;
+
+	r = noise_stream_open(l->noise, msg, n, msg);
+	if (r < 0) {
+		return log_warning_errno(r, "A frame from the coordinator failed authentication: %m");
+	}
+	n -= NOISE_TAG_SIZE;
+	for (size_t off = 0; off < n && l->tcp_fd >= 0;) {
+		_cleanup_free_ char *frame = NULL;
+		size_t used, len;
+
+		r = wire_frame_decoder_feed(&l->inner, msg + off, n - off, &used);
+		if (r < 0) {
+			return log_warning_errno(r, "Bad frame from the coordinator: %m");
+		}
+		off += used;
+		if (r == 0) {
+			break;
+		}
+		r = wire_frame_decoder_take(&l->inner, &frame, &len);
+		if (r < 0) {
+			return r;
+		}
+		r = handle_frame(l, frame, len);
+		if (r < 0) {
+			return r;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A frame on the TCP connection.  During the handshake it is either the
+ * coordinator's handshake message (binary) or, from a reference server,
+ * the list in clear (a reference server sends nothing else); our
+ * coordinator's clear "Reject" of a hello it refuses is handled too.
+ */
+static int handle_session_frame(CoordinatorLink *l, char *s, size_t n) {
+	if (!l->noise) {
+		return handle_frame(l, s, n); /* a reference list fetch */
+	}
+	if (noise_stream_is_ready(l->noise)) {
+		return handle_sealed(l, (uint8_t *) s, n);
+	}
+	if (utf8_is_valid(s, n) && (frame_is_list(s, n) || (n > 7 && memcmp(s, "Reject,", 7) == 0))) {
+		int r;
+
+		if (frame_is_list(s, n)) {
+			r = l->callbacks->verify_coordinator(NULL, l->userdata);
+			if (r < 0) {
+				link_fail(l, r, "");
+				return r;
+			}
+		}
+		return handle_frame(l, s, n);
+	}
+	return handle_handshake(l, (const uint8_t *) s, n);
+}
+
 static void tcp_closed(CoordinatorLink *l, int error) {
 	switch (l->phase) {
 	case LINK_REFERENCE:
@@ -434,7 +574,7 @@ static int on_tcp_readable(CoordinatorLink *l) {
 				tcp_closed(l, r);
 				return 0;
 			}
-			r = handle_frame(l, frame, len);
+			r = handle_session_frame(l, frame, len);
 			if (r < 0 && l->tcp_fd >= 0) {
 				tcp_closed(l, r);
 				return 0;
@@ -445,6 +585,41 @@ static int on_tcp_readable(CoordinatorLink *l) {
 		}
 	}
 	return 0;
+}
+
+/* The hello in clear and Noise message 1, in one write; the hello is the handshake's prologue. */
+static int send_hello(CoordinatorLink *l) {
+	WireMessage hello = { .type = WIRE_TYPE_HELLO };
+	uint8_t buf[WIRE_LEB128_MAX + WIRE_CONTROL_MAX + WIRE_LEB128_MAX + NOISE_STREAM_HANDSHAKE_MAX];
+	uint8_t msg[NOISE_STREAM_HANDSHAKE_MAX];
+	_cleanup_free_ char *line = NULL;
+	size_t n, k, msg_len = 0;
+	int r;
+
+	(void) snprintf(hello.name, sizeof(hello.name), "%s", l->username);
+	(void) snprintf(hello.caps, sizeof(hello.caps), "%s+%s", WIRE_CAPS_NATIVE, WIRE_CAPS_NOISE);
+	r = wire_format_line(&hello, &line, &n);
+	if (r < 0) {
+		return r;
+	}
+	l->noise = noise_stream_free(l->noise);
+	r = noise_stream_new(NOISE_ROLE_INITIATOR, l->identity, line, n, &l->noise);
+	if (r < 0) {
+		return r;
+	}
+	r = noise_stream_handshake(l->noise, NULL, 0, msg, &msg_len);
+	if (r < 0) {
+		return r;
+	}
+	k = leb128_encode(n, buf);
+	memcpy(buf + k, line, n);
+	k += n;
+	k += leb128_encode(msg_len, buf + k);
+	memcpy(buf + k, msg, msg_len);
+	k += msg_len;
+	/* What follows is binary: the handshake, or the list of a reference server. */
+	wire_frame_decoder_set_binary(&l->decoder, WIRE_FRAME_MAX);
+	return send_bytes(l, buf, k);
 }
 
 static int on_tcp_connected(CoordinatorLink *l) {
@@ -467,10 +642,7 @@ static int on_tcp_connected(CoordinatorLink *l) {
 		return 0; /* a reference list fetch: say nothing, read the list */
 	}
 
-	WireMessage hello = { .type = WIRE_TYPE_HELLO };
-	(void) snprintf(hello.name, sizeof(hello.name), "%s", l->username);
-	(void) snprintf(hello.caps, sizeof(hello.caps), "%s", WIRE_CAPS_NATIVE);
-	r = send_frame(l, &hello);
+	r = send_hello(l);
 	if (r < 0) {
 		tcp_closed(l, r);
 		return 0;
@@ -672,6 +844,10 @@ int coordinator_link_start(CoordinatorLink *l, const char *username, const Endpo
 	l->interval = LINK_FIRST_RETRY_USEC;
 	l->deadline = now_usec(CLOCK_MONOTONIC) + LINK_LOGIN_TIMEOUT_USEC;
 	return attempt_start(l);
+}
+
+const uint8_t *coordinator_link_get_coordinator_key(const CoordinatorLink *l) {
+	return l->authenticated ? l->coordinator_key : NULL;
 }
 
 void coordinator_link_set_declared(CoordinatorLink *l, const Endpoint *declared) {

@@ -14,6 +14,7 @@
 #include <systemd/sd-event.h>
 
 #include "common/endpoint.h"
+#include "common/identity.h"
 #include "common/macro.h"
 #include "common/wire.h"
 #include "daemon/udp.h"
@@ -30,7 +31,9 @@ typedef struct CoordinatorLinkCallbacks {
 	void (*lost)(void *userdata);
 	/*
 	 * The login failed for good (the link is idle again): -EHOSTUNREACH,
-	 * -EADDRINUSE (name taken), -EDOM (name refused), -EACCES, or -errno.
+	 * -EADDRINUSE (name taken), -EDOM (name refused), -EACCES, -EOWNERDEAD
+	 * (another daemon with our key took the session; even after we were
+	 * online), what verify_coordinator() returned, or -errno.
 	 */
 	void (*failed)(int error, const char *reason, void *userdata);
 	/*
@@ -38,15 +41,30 @@ typedef struct CoordinatorLinkCallbacks {
 	 * Return: < 0 (e.g. -ENOMEM) drops the connection.
 	 */
 	int (*list)(const WireListEntry *entries, size_t n, uint64_t grace, void *userdata);
-	/* A login or logout notice about another user (name, endpoint, caps). */
+	/*
+	 * The coordinator proved the Ed25519 key @key (or, NULL, answered as a
+	 * reference server that proves nothing): return 0 to go on, or a
+	 * negative errno (-EKEYREJECTED: not the key pinned for it) to fail
+	 * the login with it; failed() then gets the key's fingerprint.
+	 */
+	int (*verify_coordinator)(const uint8_t *key, void *userdata);
+	/* A login or logout notice about another user (name, endpoint, caps, key). */
 	void (*peer_login)(const WireMessage *w, void *userdata);
 	void (*peer_logout)(const WireMessage *w, void *userdata);
 } CoordinatorLinkCallbacks;
 
-/* Registers the link's handlers on @udp (not owned: it must outlive the link). */
-int coordinator_link_new(sd_event *event, Udp *udp, const CoordinatorLinkCallbacks *callbacks,
-		void *userdata, CoordinatorLink **ret);
+/*
+ * Registers the link's handlers on @udp; sessions prove @identity.  Both are
+ * borrowed and must outlive the link.
+ */
+int coordinator_link_new(sd_event *event, Udp *udp, const Identity *identity,
+		const CoordinatorLinkCallbacks *callbacks, void *userdata, CoordinatorLink **ret);
 CoordinatorLink *coordinator_link_free(CoordinatorLink *l);
+/*
+ * The Ed25519 key the coordinator we are online with proved; NULL when not
+ * online, or online with a reference server (which proves nothing).
+ */
+const uint8_t *coordinator_link_get_coordinator_key(const CoordinatorLink *l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(CoordinatorLink *, coordinator_link_free);
 
 /*

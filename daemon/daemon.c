@@ -6,7 +6,8 @@
  *
  *   facade     manager-bus.c, peer-bus.c     (the D-Bus objects)
  *   core       account.c, roster.c, conversation.c, commit.c
- *   store      config.c, history.c, outbox.c, notify.c, xdg.c
+ *   store      config.c, history.c, outbox.c, notify.c, xdg.c,
+ *              coordinator-pins.c
  *   transport  udp.c, coordinator-link.c, messenger.c, resolve.c
  *
  * Calls go down; events come back up through the callback structs given
@@ -26,14 +27,23 @@
  * no Commit, no Conversation, no socket, no login (see manager-bus.c).
  * Either way the Manager's Storage/StorageError and a desktop notification
  * say what happened.
+ *
+ * The identity is the opposite: a key file that exists but cannot be read
+ * stops the daemon.  Making a new key pair in its place would silently
+ * change who the user is to every peer and coordinator, and lose the old
+ * identity for good; only the user can decide to do that.  The pinned
+ * coordinator keys likewise: dropping a pin would trust the next key on
+ * first use.
  */
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/bus-api.h"
 #include "common/bus-errors.h"
+#include "common/identity.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/time-util.h"
@@ -41,6 +51,7 @@
 #include "daemon/commit.h"
 #include "daemon/config.h"
 #include "daemon/conversation.h"
+#include "daemon/coordinator-pins.h"
 #include "daemon/daemon.h"
 #include "daemon/history.h"
 #include "daemon/manager-bus.h"
@@ -49,12 +60,15 @@
 #include "daemon/peer-bus.h"
 #include "daemon/roster.h"
 #include "daemon/udp.h"
+#include "daemon/xdg.h"
 
 struct Daemon {
 	sd_event *event;
 	Endpoint bind_address; /* family AF_UNSPEC: the config's */
 
 	/* store */
+	Identity *identity;
+	CoordinatorPins *pins;
 	Config *config;
 	History *history;
 	Notify *notify; /* NULL without a notification server */
@@ -112,6 +126,8 @@ Daemon *daemon_free(Daemon *d) {
 	d->notify = notify_free(d->notify);
 	d->history = history_free(d->history);
 	d->config = config_free(d->config);
+	d->pins = coordinator_pins_free(d->pins);
+	d->identity = identity_free(d->identity);
 
 	d->bus = sd_bus_flush_close_unref(d->bus);
 	d->event = sd_event_unref(d->event);
@@ -159,12 +175,19 @@ static void on_peer_removed(Peer *p, void *userdata) {
 	peer_bus_emit_removed(d->peer_bus, p);
 }
 
+static int on_peer_in_use(Peer *p, void *userdata) {
+	Daemon *d = userdata;
+
+	return d->conversation ? conversation_peer_in_use(d->conversation, peer_get_name(p)) : 0;
+}
+
 static const RosterCallbacks roster_callbacks = {
 	.added = on_peer_added,
 	.changed = on_peer_changed,
 	.joined = on_peer_joined,
 	.left = on_peer_left,
 	.removed = on_peer_removed,
+	.in_use = on_peer_in_use,
 };
 
 /* --- account events --- */
@@ -394,6 +417,58 @@ static int open_history(Daemon *d, const char *path) {
 	return 0;
 }
 
+/* The long-term identity: loaded, or made on the first start; never replaced. */
+static int open_identity(Daemon *d) {
+	_cleanup_free_ char *path = NULL;
+	char fingerprint[IDENTITY_FINGERPRINT_SIZE];
+	bool created = false;
+	int r;
+
+	r = xdg_build_path(XDG_DIR_DATA, "identity.key", true, &path);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to create the data directory for the identity: %m");
+	}
+	r = identity_load_or_create(path, &d->identity, &created);
+	if (r == -EBADMSG) {
+		return log_error_errno(r, "The identity key file '%s' is damaged: it is not a "
+				"p2pchat identity. p2pchatd does not replace it. To start over with a "
+				"new identity (the old one is lost; peers and coordinators will see "
+				"a new key), move the file away and start p2pchatd again.", path);
+	}
+	if (r < 0 && access(path, F_OK) < 0) {
+		return log_error_errno(r, "Failed to create the identity key file '%s': %m", path);
+	}
+	if (r < 0) {
+		return log_error_errno(r, "Failed to read the identity key file '%s': %m. "
+				"p2pchatd does not replace it: make it readable, or move it away "
+				"to make a new identity (the old one is lost).", path);
+	}
+	identity_get_fingerprint(d->identity, fingerprint);
+	if (created) {
+		log_info("Created a new identity in '%s'.", path);
+	}
+	log_info("Identity fingerprint: %s", fingerprint);
+	return 0;
+}
+
+/* The coordinator keys pinned so far. */
+static int open_pins(Daemon *d) {
+	_cleanup_free_ char *path = NULL, *error = NULL;
+	int r;
+
+	r = coordinator_pins_default_path(true, &path);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to create the data directory: %m");
+	}
+	r = coordinator_pins_load(path, &d->pins, &error);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to load the pinned coordinator keys: %s. Fix or "
+				"remove that line (a coordinator without one has its next key "
+				"trusted on first use).", error ? error : strerror(-r));
+	}
+	return 0;
+}
+
 static int open_store(Daemon *d) {
 	_cleanup_free_ char *config_path = NULL, *history_path = NULL, *error = NULL;
 	int r;
@@ -443,6 +518,23 @@ static int open_socket(Daemon *d) {
 	return udp_open(d->udp, &d->bind_address);
 }
 
+/*
+ * How long offline peers nothing is kept for stay in the roster; tests
+ * shorten it with $P2PCHAT_PEER_EXPIRY (a duration as the config takes it).
+ */
+static uint64_t peer_expiry(void) {
+	const char *e = getenv("P2PCHAT_PEER_EXPIRY");
+	uint64_t usec;
+
+	if (e && config_parse_duration(e, &usec) >= 0) {
+		return usec;
+	}
+	if (e) {
+		log_warning("Invalid $P2PCHAT_PEER_EXPIRY '%s', ignoring.", e);
+	}
+	return ROSTER_OFFLINE_EXPIRY_USEC;
+}
+
 static int build_core(Daemon *d) {
 	int r;
 
@@ -450,11 +542,13 @@ static int build_core(Daemon *d) {
 	if (r < 0) {
 		return log_oom();
 	}
-	r = roster_new(d->event, &roster_callbacks, d, &d->roster);
+	r = roster_new(d->event, ROSTER_MAX_PEERS, peer_expiry(), &roster_callbacks, d,
+			&d->roster);
 	if (r < 0) {
 		return log_oom();
 	}
-	r = account_new(d->event, d->udp, d->config, &account_callbacks, d, &d->account);
+	r = account_new(d->event, d->udp, d->config, d->identity, d->pins, &account_callbacks, d,
+			&d->account);
 	if (r < 0) {
 		return log_oom();
 	}
@@ -476,6 +570,14 @@ static int build_core(Daemon *d) {
 int daemon_export(Daemon *d, sd_bus *bus) {
 	int r;
 
+	r = open_identity(d);
+	if (r < 0) {
+		return r;
+	}
+	r = open_pins(d);
+	if (r < 0) {
+		return r;
+	}
 	r = open_store(d);
 	if (r < 0) {
 		return r;

@@ -23,6 +23,7 @@
 
 #include "common/bus-api.h"
 #include "common/bus-errors.h"
+#include "common/identity.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/wire.h"
@@ -98,6 +99,32 @@ static int property_get_string(sd_bus *bus, const char *path, const char *interf
 		s = mb->conversation ? conversation_get_active(mb->conversation) : "";
 	}
 	return sd_bus_message_append(reply, "s", strempty(s));
+}
+
+static int property_get_fingerprint(sd_bus *bus, const char *path, const char *interface,
+		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+	ManagerBus *mb = userdata;
+	char fingerprint[IDENTITY_FINGERPRINT_SIZE];
+
+	identity_get_fingerprint(account_get_identity(mb->account), fingerprint);
+	return sd_bus_message_append(reply, "s", fingerprint);
+}
+
+static int property_get_offline_reason(sd_bus *bus, const char *path, const char *interface,
+		const char *property, sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+	ManagerBus *mb = userdata;
+
+	return sd_bus_message_append(reply, "s", account_get_offline_reason(mb->account));
+}
+
+static int property_get_coordinator_fingerprint(sd_bus *bus, const char *path,
+		const char *interface, const char *property, sd_bus_message *reply,
+		void *userdata, sd_bus_error *error) {
+	ManagerBus *mb = userdata;
+	char fingerprint[IDENTITY_FINGERPRINT_SIZE] = "";
+
+	(void) account_get_coordinator_fingerprint(mb->account, fingerprint);
+	return sd_bus_message_append(reply, "s", fingerprint);
 }
 
 static int method_login(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -481,6 +508,43 @@ static int method_set_active_conversation(sd_bus_message *msg, void *userdata,
 	return sd_bus_reply_method_return(msg, NULL);
 }
 
+static int method_trust_coordinator(sd_bus_message *msg, void *userdata,
+		sd_bus_error *error) {
+	char canonical[IDENTITY_FINGERPRINT_SIZE];
+	ManagerBus *mb = userdata;
+	const char *coordinator, *fingerprint;
+	int r;
+
+	r = sd_bus_message_read(msg, "ss", &coordinator, &fingerprint);
+	if (r < 0) {
+		return r;
+	}
+	if (identity_fingerprint_parse(fingerprint, canonical) < 0) {
+		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+				"Invalid fingerprint '%s': expected 12 groups of 5 digits", fingerprint);
+	}
+	r = account_trust_coordinator(mb->account, coordinator, canonical);
+	if (r == -EINVAL) {
+		return sd_bus_error_setf(error, SD_BUS_ERROR_INVALID_ARGS,
+				"Invalid coordinator '%s': expected HOST[:PORT], HOST a name or an "
+				"address, PORT 1-65535", coordinator);
+	}
+	if (r == -ENOKEY) {
+		return sd_bus_error_setf(error, BUS_ERROR_NO_PENDING_KEY,
+				"No new key of coordinator '%s' waits to be trusted: it offered no "
+				"key other than the one it has", coordinator);
+	}
+	if (r == -EKEYREJECTED) {
+		return sd_bus_error_setf(error, BUS_ERROR_FINGERPRINT_MISMATCH,
+				"Fingerprint does not match the key coordinator '%s' offered",
+				coordinator);
+	}
+	if (r < 0) {
+		return r;
+	}
+	return sd_bus_reply_method_return(msg, NULL);
+}
+
 static int config_error(sd_bus_error *error, int r, const char *key, const char *text) {
 	if (r == -ENOKEY) {
 		return sd_bus_error_setf(error, BUS_ERROR_INVALID_CONFIG, "Unknown config key '%s'",
@@ -678,7 +742,8 @@ void manager_bus_emit_properties_changed(ManagerBus *mb) {
 	}
 	emit_result("PropertiesChanged",
 			sd_bus_emit_properties_changed(mb->bus, P2PCHAT_OBJECT_PATH,
-					P2PCHAT_MANAGER_INTERFACE, "State", "Username", "Coordinator",
+					P2PCHAT_MANAGER_INTERFACE, "State", "OfflineReason",
+					"CoordinatorFingerprint", "Username", "Coordinator",
 					"LocalEndpoint", NULL));
 }
 
@@ -801,6 +866,12 @@ static const sd_bus_vtable manager_vtable[] = {
 	SD_BUS_PROPERTY("Storage", "s", property_get_storage, 0, SD_BUS_VTABLE_PROPERTY_CONST),
 	SD_BUS_PROPERTY("StorageError", "s", property_get_string, 0,
 			SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("Fingerprint", "s", property_get_fingerprint, 0,
+			SD_BUS_VTABLE_PROPERTY_CONST),
+	SD_BUS_PROPERTY("OfflineReason", "s", property_get_offline_reason, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+	SD_BUS_PROPERTY("CoordinatorFingerprint", "s", property_get_coordinator_fingerprint, 0,
+			SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
 
 	SD_BUS_METHOD_WITH_ARGS("Login",
 			SD_BUS_ARGS("s", name, "s", coordinator),
@@ -861,6 +932,11 @@ static const sd_bus_vtable manager_vtable[] = {
 			SD_BUS_ARGS("s", key, "s", value),
 			SD_BUS_NO_RESULT,
 			method_set_config,
+			SD_BUS_VTABLE_UNPRIVILEGED),
+	SD_BUS_METHOD_WITH_ARGS("TrustCoordinator",
+			SD_BUS_ARGS("s", coordinator, "s", fingerprint),
+			SD_BUS_NO_RESULT,
+			method_trust_coordinator,
 			SD_BUS_VTABLE_UNPRIVILEGED),
 
 	SD_BUS_SIGNAL_WITH_ARGS("PeerJoined",

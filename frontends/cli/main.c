@@ -69,6 +69,12 @@ static const Verb verbs[] = {
 	{ "config", 2, 4, verb_config, "get [KEY] | set KEY VALUE | list",
 		"Show or change the settings of p2pchatd; 'get' without KEY and 'list'\n"
 		"show them all.", NULL },
+	{ "fingerprint", 1, 1, verb_fingerprint, "",
+		"Show the fingerprint of this daemon's identity, for others to compare.", NULL },
+	{ "trust-coordinator", 3, -1, verb_trust_coordinator, "COORDINATOR FINGERPRINT...",
+		"Accept the new key COORDINATOR offered when login failed because its\n"
+		"key changed, named by its FINGERPRINT as the error showed it (quoted or\n"
+		"not).", NULL },
 	{ "help", 1, 2, verb_help, "[COMMAND]", "Show the help, or the help of COMMAND.",
 		NULL },
 };
@@ -95,6 +101,9 @@ static void help(void) {
 		"  config list            Show every setting\n"
 		"  config set KEY VALUE   Change a setting (keys: username, coordinator,\n"
 		"                         bind, autologin, notifications, outbox-expiry)\n"
+		"  fingerprint            Show the fingerprint of this daemon's identity\n"
+		"  trust-coordinator COORDINATOR FINGERPRINT...\n"
+		"                         Accept the new key a coordinator offered\n"
 		"  help [COMMAND]         Show this help, or the help of COMMAND\n"
 		"\n"
 		"Options:\n"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 
 /*
- * The one-shot verbs (status, login, logout, peers, send) and listen.  Each
+ * The one-shot verbs (status, login, logout, peers, send, fingerprint,
+ * trust-coordinator, ...) and listen.  Each
  * opens its own bus connection, which dies with the verb; chat lives in
  * chat.c.
  */
@@ -78,6 +79,9 @@ static int print_status(json_object *o) {
 		{ "peersOnline", "Peers online" },
 		{ "storage", "Storage" },
 		{ "storageError", "Storage error" },
+		{ "fingerprint", "Fingerprint" },
+		{ "coordinatorFingerprint", "Coordinator key" },
+		{ "offlineReason", "Offline reason" },
 	};
 
 	if (arg_json != JSON_FORMAT_OFF) {
@@ -90,8 +94,18 @@ static int print_status(json_object *o) {
 		if (json_object_object_get_ex(o, fields[i].key, &j)) {
 			v = json_object_get_string(j);
 		}
-		if (streq(fields[i].key, "storageError") && (!v || !v[0])) {
+		if ((streq(fields[i].key, "storageError") || streq(fields[i].key, "offlineReason")) &&
+				(!v || !v[0])) {
 			continue; /* only when there is one */
+		}
+		if (streq(fields[i].key, "coordinatorFingerprint")) {
+			/* Online with a coordinator that proves no key: say so. */
+			if (!streq_ptr(json_get_string(o, "state", NULL), "online")) {
+				continue;
+			}
+			if (!v || !v[0]) {
+				v = "none: a reference server, not authenticated";
+			}
 		}
 		if (streq(fields[i].key, "state") && streq_ptr(v, "connecting")) {
 			/* The daemon gives no reason: say what it is waiting for. */
@@ -622,6 +636,68 @@ int verb_cancel(int argc, char *argv[], void *userdata) {
 		return log_oom();
 	}
 	return json_print(o, arg_json);
+}
+
+int verb_fingerprint(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_(json_object_putp) json_object *o = NULL;
+	_cleanup_free_ char *fingerprint = NULL;
+	int r;
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_get_property_string(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "Fingerprint", &error, &fingerprint);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to get the fingerprint: %s",
+			client_error_message(&error, r));
+	}
+	if (arg_json == JSON_FORMAT_OFF) {
+		printf("%s\n", fingerprint);
+		return fflush(stdout) == 0 ? 0 : log_error_errno(EIO, "Failed to print: %m");
+	}
+	o = json_object_new_object();
+	if (!o || json_add_string(o, "fingerprint", fingerprint) < 0) {
+		return log_oom();
+	}
+	return json_print(o, arg_json);
+}
+
+/* The fingerprint may come as one argument or as its 12 groups, unquoted. */
+int verb_trust_coordinator(int argc, char *argv[], void *userdata) {
+	_cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+	_cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+	_cleanup_free_ char *fingerprint = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r;
+
+	f = open_memstream(&fingerprint, &len);
+	if (!f) {
+		return log_oom();
+	}
+	for (int i = 2; i < argc; i++) {
+		(void) fprintf(f, "%s%s", i > 2 ? " " : "", argv[i]);
+	}
+	if (fclose(f) != 0) {
+		return log_oom();
+	}
+
+	r = client_connect(&bus);
+	if (r < 0) {
+		return r;
+	}
+	r = sd_bus_call_method(bus, P2PCHAT_BUS_NAME, P2PCHAT_OBJECT_PATH,
+		P2PCHAT_MANAGER_INTERFACE, "TrustCoordinator", &error, NULL, "ss", argv[1],
+		fingerprint);
+	if (r < 0) {
+		return log_error_errno(r, "Failed to trust the key of coordinator '%s': %s",
+			argv[1], client_error_message(&error, r));
+	}
+	return 0;
 }
 
 int verb_read(int argc, char *argv[], void *userdata) {

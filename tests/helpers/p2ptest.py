@@ -10,7 +10,8 @@
 - User: one simulated user with a temporary HOME/XDG tree, a private session
   dbus-daemon, the real p2pchatd on it, a Gio connection that records every
   signal, and the built p2pchat CLI run in that environment;
-- SilentPort, has_ipv6(), missing(), seed(), LineReader, Tmux.
+- SilentPort, has_ipv6(), missing(), seed(), LineReader, Tmux;
+- Spoofer, can_spoof(): forged IPv4/UDP datagrams on loopback (root).
 
 The seed's wire protocol (the reference client and server, native sessions)
 is emulated in refclient.py, the GTK app's helpers are in gtktest.py; both
@@ -27,6 +28,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -162,6 +164,18 @@ class Tap:
         reads the form "# SKIP missing TOOL")."""
         self.skip(name, "missing " + tool)
 
+    def need(self, names, cond, why):
+        """Whether the cases @names can run: when @cond is false they are
+        skipped for @why, or fail under CI=true, where everything they need
+        is there (CI runs as root).  Returns @cond."""
+        if not cond:
+            for name in names:
+                if os.environ.get("CI") == "true":
+                    self.ok(False, name, "%s (CI=true: must not skip)" % why)
+                else:
+                    self.skip(name, why)
+        return cond
+
     def diag(self, text):
         for line in str(text).splitlines():
             print("# " + line, flush=True)
@@ -284,14 +298,67 @@ class SilentPort:
         self.sock.close()
 
 
+# --- forged datagrams ------------------------------------------------------
+
+def _checksum(data):
+    """The Internet checksum (RFC 1071) of @data."""
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def can_spoof():
+    """Whether this process may send forged IPv4 datagrams (a raw socket:
+    root, or CAP_NET_RAW).  A test that needs it calls tap.need(...)."""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).close()
+        return True
+    except PermissionError:
+        return False
+
+
+class Spoofer:
+    """Sends IPv4/UDP datagrams with any source address and port, built by
+    hand (IPv4 header with IP_HDRINCL, UDP header with its checksum) on a raw
+    socket.  Loopback delivers any 127.x.y.z source.  Needs can_spoof()."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
+        self.sent = 0  # bytes of UDP payload sent
+
+    def send(self, src, dst, payload):
+        """One datagram from @src to @dst, both (ip, port)."""
+        sip, dip = socket.inet_aton(src[0]), socket.inet_aton(dst[0])
+        length = 8 + len(payload)
+        pseudo = sip + dip + struct.pack("!BBH", 0, socket.IPPROTO_UDP, length)
+        udp = struct.pack("!HHHH", src[1], dst[1], length, 0)
+        csum = _checksum(pseudo + udp + payload) or 0xFFFF
+        udp = struct.pack("!HHHH", src[1], dst[1], length, csum)
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + length, random.randrange(1 << 16),
+                         0, 64, socket.IPPROTO_UDP, 0, sip, dip)
+        ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
+        self.sock.sendto(ip + udp + payload, (dst[0], 0))
+        self.sent += len(payload)
+
+    def close(self):
+        self.sock.close()
+
+
 class Coordinator:
     """The built p2pchat-coordinator.  It binds port 0 on @host (the kernel
     picks one free port for UDP and TCP) and says which in its "Listening on
-    UDP ADDR:PORT, TCP port N." line; start() again restarts it on that port."""
+    UDP ADDR:PORT, TCP port N." line; start() again restarts it on that port.
+    Its --state-dir (key and name bindings) is @state_dir, by default a new
+    temporary one (never /var/lib); restarts keep it."""
 
     LISTENING = re.compile(r"Listening on UDP (\S+):(\d+), TCP port (\d+)\.")
 
-    def __init__(self, *args, host="127.0.0.1", env=None, timeout=10.0, binary=None):
+    def __init__(self, *args, host="127.0.0.1", env=None, timeout=10.0, binary=None,
+                 state_dir=None):
         self.args = list(args)
         # @binary: another p2pchat-coordinator than the built one.
         self.binary = binary or COORDINATOR
@@ -302,6 +369,9 @@ class Coordinator:
         self.proc = None
         self.final_log = None
         self.log_path = os.path.join(tempdir("p2ptest-coord-"), "coordinator.log")
+        self.state_dir = state_dir or os.path.join(os.path.dirname(self.log_path), "state")
+        if "--state-dir" not in self.args:
+            self.args += ["--state-dir", self.state_dir]
         _coordinators.append(self)
         self.start(timeout)
 

@@ -6,7 +6,9 @@ shared/seed/reference-wire.md (not from our C code):
 - RefClient: the reference client (throwaway-port logins, the list over
   TCP then close, UTF-16LE talk), for the coordinator's and the daemon's
   tests alike;
-- NativeClient: our native dialect (caps "native1", hello/welcome session);
+- NativeClient: our native dialect (caps "native1" in the login, then a
+  hello and a Noise XX session, see common/noise-stream.h; Identity is its
+  Ed25519 key pair);
 - RefServer: the reference server (forwards by UDP, the list then close).
 
 Every wait is bounded and stretched by p2ptest.SLOW under sanitizers, the
@@ -14,6 +16,7 @@ windows in which nothing may arrive too.  Tap, Coordinator, User and
 wait_for live in p2ptest.
 """
 
+import hashlib
 import os
 import select
 import socket
@@ -24,7 +27,21 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from p2ptest import SLOW, endpoint, family, parse_endpoint  # noqa: E402
 
+import noise  # noqa: E402
+from nacl.bindings import (  # noqa: E402
+    crypto_sign_ed25519_pk_to_curve25519,
+    crypto_sign_ed25519_sk_to_curve25519,
+    crypto_sign_keypair,
+    crypto_sign_seed_keypair,
+)
+
 NATIVE_CAPS = "native1"
+# The caps of a native hello that opens a Noise session, as our daemon sends.
+HELLO_CAPS = "native1+noise1"
+SESSION_PROLOGUE = b"p2pchat-session-v1\n"
+FINGERPRINT_CONTEXT = b"p2pchat-fingerprint-v1"
+# The largest plaintext of one transport message.
+MAX_TRANSPORT_PAYLOAD = noise.MAX_MESSAGE - noise.TAGLEN
 
 
 # --- encodings -------------------------------------------------------------
@@ -64,17 +81,44 @@ def frame(text):
 
 
 def parse_list(text):
-    """'n1,ep1[,caps];...;end' -> [(name, ep, caps)].  Raises ValueError."""
+    """'n1,ep1[,caps[,key]];...;end' -> [(name, ep, caps)], or (name, ep,
+    caps, key) for the entries with a key (sessions' lists).  Raises
+    ValueError."""
     parts = text.split(";")
     if parts[-1] != "end":
         raise ValueError("list does not end with 'end': %r" % text)
     out = []
     for p in parts[:-1]:
         f = p.split(",")
-        if len(f) not in (2, 3):
+        if len(f) not in (2, 3, 4):
             raise ValueError("bad list entry %r" % p)
-        out.append((f[0], f[1], f[2] if len(f) == 3 else ""))
+        if len(f) == 4:
+            out.append(tuple(f))
+        else:
+            out.append((f[0], f[1], f[2] if len(f) == 3 else ""))
     return out
+
+
+def take_frame(buf):
+    """(the first whole frame of @buf as bytes, the rest), or (None, @buf)."""
+    n = 0
+    shift = 0
+    for i, b in enumerate(buf):
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            start = i + 1
+            if len(buf) - start < n:
+                return None, buf
+            return bytes(buf[start:start + n]), buf[start + n:]
+        if shift > 63:
+            raise ValueError("overlong LEB128")
+    return None, buf
+
+
+def binary_frame(data):
+    """A binary frame: LEB128 byte length + the bytes."""
+    return leb128(len(data)) + bytes(data)
 
 
 class FrameReader:
@@ -101,21 +145,12 @@ class FrameReader:
         self.buf += data
 
     def _try_frame(self):
-        n = 0
-        shift = 0
-        for i, b in enumerate(self.buf):
-            n |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                start = i + 1
-                if len(self.buf) - start < n:
-                    return None
-                text = self.buf[start:start + n].decode("utf-8")
-                self.buf = self.buf[start + n:]
-                return text
-            if shift > 63:
-                raise ValueError("overlong LEB128")
-        return None
+        data = self._try_bytes()
+        return None if data is None else data.decode("utf-8")
+
+    def _try_bytes(self):
+        data, self.buf = take_frame(self.buf)
+        return data
 
     def read(self, timeout=2.0):
         """The next frame, or None at end of stream (@timeout times SLOW)."""
@@ -124,6 +159,20 @@ class FrameReader:
             text = self._try_frame()
             if text is not None:
                 return text
+            if self.eof:
+                return None
+            self._fill(deadline)
+
+    def read_bytes(self, timeout=2.0, deadline=None):
+        """The next frame as bytes (a binary frame: a Noise message), or None
+        at end of stream; by @deadline (time.monotonic()) if given, else
+        within @timeout times SLOW."""
+        if deadline is None:
+            deadline = time.monotonic() + timeout * SLOW
+        while True:
+            data = self._try_bytes()
+            if data is not None:
+                return data
             if self.eof:
                 return None
             self._fill(deadline)
@@ -288,14 +337,17 @@ class RefClient:
         the list, and check that the coordinator closes.  Returns
         (entries, closed)."""
         host = host or (self.accept_from[0] if self.accept_from else self.server[0])
-        with socket.create_connection((host, port), timeout=timeout * SLOW) as s:
+        # From our own IP, like a client on its own host: the coordinator
+        # confirms a reference login by a list fetch from the login's IP.
+        with socket.create_connection((host, port), timeout=timeout * SLOW,
+                                      source_address=(self.ip, 0)) as s:
             reader = FrameReader(s)
             text = reader.read(timeout)
             if text is None:
                 return None, True
             entries = parse_list(text)
-            for name, ep, _ in entries:
-                self.roster[name] = ep
+            for e in entries:
+                self.roster[e[0]] = e[1]
             return entries, reader.wait_eof(timeout)
 
     def join(self, timeout=10.0):
@@ -321,44 +373,258 @@ class Utf8RefClient(RefClient):
     encoding = "utf-8"
 
 
+def fingerprint(pk):
+    """The fingerprint users compare: BLAKE2b-512 of the context and the
+    Ed25519 public key @pk; its first 30 bytes as twelve big-endian 20-bit
+    numbers, each mod 100000 as 5 digits, joined by spaces."""
+    digest = hashlib.blake2b(FINGERPRINT_CONTEXT + bytes(pk), digest_size=64).digest()
+    bits = int.from_bytes(digest[:30], "big")
+    groups = [(bits >> (20 * (11 - i))) & 0xFFFFF for i in range(12)]
+    return " ".join("%05d" % (g % 100000) for g in groups)
+
+
+class Identity:
+    """An Ed25519 key pair (.pk, .sk: libsodium's 64-byte secret) and its
+    X25519 form (.x_pk, .x_sk), the Noise static key.  Identity() is a new
+    one; Identity(seed=32 bytes) or Identity(pk=..., sk=...) a given one."""
+
+    def __init__(self, seed=None, pk=None, sk=None):
+        if pk is not None and sk is not None:
+            self.pk, self.sk = bytes(pk), bytes(sk)
+        elif seed is not None:
+            self.pk, self.sk = crypto_sign_seed_keypair(bytes(seed))
+        else:
+            self.pk, self.sk = crypto_sign_keypair()
+        self.x_pk = crypto_sign_ed25519_pk_to_curve25519(self.pk)
+        self.x_sk = crypto_sign_ed25519_sk_to_curve25519(self.sk)
+
+    @property
+    def hex(self):
+        """The key as the wire writes it: 64 lowercase hex digits."""
+        return self.pk.hex()
+
+    def fingerprint(self):
+        return fingerprint(self.pk)
+
+    def __repr__(self):
+        return "Identity(%s)" % self.hex
+
+
+class Rejected(RuntimeError):
+    """The coordinator refused the session: .reason from "Reject,REASON",
+    .encrypted when the refusal came after the handshake."""
+
+    def __init__(self, text, encrypted):
+        super().__init__("%s (%s)" % (text, "encrypted" if encrypted else "clear"))
+        self.text = text
+        self.reason = text.split(",", 1)[1] if "," in text else ""
+        self.encrypted = encrypted
+
+
+class SessionReader:
+    """Reads the frame stream of a Noise session: each binary frame on the
+    socket is one transport message; the plaintexts, concatenated in
+    .plain, are parsed into text frames (one message may carry several, a
+    frame may span several).  Same interface as FrameReader (read(),
+    read_bytes(), wait_eof()); a message that fails authentication raises
+    noise.DecryptError."""
+
+    def __init__(self, raw, cipher):
+        self.raw = raw  # the FrameReader of the socket
+        self.cipher = cipher
+        self.plain = b""
+        self.messages = 0
+
+    @property
+    def sock(self):
+        return self.raw.sock
+
+    @property
+    def eof(self):
+        return self.raw.eof
+
+    def read_bytes(self, timeout=2.0, deadline=None):
+        """The next frame of the plaintext stream as bytes, or None at end
+        of stream (an incomplete frame left at the end is dropped)."""
+        if deadline is None:
+            deadline = time.monotonic() + timeout * SLOW
+        while True:
+            data, self.plain = take_frame(self.plain)
+            if data is not None:
+                return data
+            msg = self.raw.read_bytes(deadline=deadline)
+            if msg is None:
+                return None
+            self.plain += self.cipher.decrypt(msg)
+            self.messages += 1
+
+    def read(self, timeout=2.0):
+        """The next text frame, or None at end of stream (@timeout times SLOW)."""
+        data = self.read_bytes(timeout)
+        return None if data is None else data.decode("utf-8")
+
+    def wait_eof(self, timeout=2.0):
+        return self.raw.wait_eof(timeout)
+
+
 class NativeClient(RefClient):
-    """Our native dialect: caps in the login, then a TCP session."""
+    """Our native dialect: caps in the login datagram, then a TCP session:
+    the clear hello, the Noise XX handshake that proves our .identity and
+    learns the coordinator's (.coordinator_key, Ed25519), then encrypted
+    frames (read_frame()/send_frame() encrypt and decrypt).
+
+    @identity: an Identity (a new one by default), so that tests can reuse a
+    key across clients; @hello_caps: the hello's caps (default
+    "native1+noise1", "native1" with noise=False); @noise=False: the old
+    plaintext session (no handshake; today's coordinator answers
+    Reject,auth-required); @tamper:
+    flip a bit in handshake message 3, so the coordinator must refuse it.
+
+    For tests that stop midway, connect() is open_tcp(), send_hello(),
+    handshake(), read_welcome(); send_raw_frame() sends any binary frame,
+    send_plain() seals any plaintext bytes."""
 
     caps = NATIVE_CAPS
 
-    def __init__(self, name, coordinator, ip="127.0.0.1", encoding="utf-8"):
+    def __init__(self, name, coordinator, ip="127.0.0.1", encoding="utf-8", identity=None,
+                 hello_caps=None, noise=True, tamper=False):
         super().__init__(name, coordinator, ip)
         self.encoding = encoding
+        self.identity = identity or Identity()
+        if hello_caps is None:
+            hello_caps = HELLO_CAPS if noise else NATIVE_CAPS
+        self.hello_caps = hello_caps
+        self.noise = noise
+        self.tamper = tamper
         self.tcp = None
         self.reader = None
+        self.raw = None           # the socket's FrameReader
+        self.hello_text = None
+        self.handshake_state = None
+        self.send_cipher = None
+        self.coordinator_key = None  # Ed25519, from handshake message 2
+        self.welcome = None
 
-    def connect(self, port, timeout=2.0):
-        """Open the session: hello, then expect welcome and the list."""
-        self.tcp = socket.create_connection((self.server[0], port), timeout=timeout * SLOW,
-                                            source_address=(self.ip, 0))
-        self.tcp.sendall(frame("hello,%s,%s" % (self.name, self.caps)))
-        self.reader = FrameReader(self.tcp)
+    # --- the steps of connect() -------------------------------------------
+
+    def open_tcp(self, port, timeout=2.0, rcvbuf=None):
+        """A new TCP connection from our IP (@rcvbuf: its SO_RCVBUF, set
+        before connecting); the session state is reset."""
+        if rcvbuf is None:
+            self.tcp = socket.create_connection((self.server[0], port),
+                                                timeout=timeout * SLOW,
+                                                source_address=(self.ip, 0))
+        else:
+            self.tcp = socket.socket(family(self.ip), socket.SOCK_STREAM)
+            self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.tcp.settimeout(timeout * SLOW)
+            self.tcp.bind((self.ip, 0))
+            self.tcp.connect((self.server[0], port))
+        self.raw = FrameReader(self.tcp)
+        self.reader = self.raw
+        self.handshake_state = None
+        self.send_cipher = None
+        self.coordinator_key = None
+        self.welcome = None
+        return self.tcp
+
+    def send_hello(self, caps=None, name=None):
+        """The clear hello frame; it is the Noise prologue's tail."""
+        caps = self.hello_caps if caps is None else caps
+        self.hello_text = "hello,%s,%s" % (name or self.name, caps)
+        self.tcp.sendall(frame(self.hello_text))
+
+    def _check_clear_reject(self, data):
+        if data is None:
+            raise EOFError("session closed during the handshake")
+        if data.startswith(b"Reject,"):
+            raise Rejected(data.decode("utf-8", "replace"), False)
+
+    def handshake(self, timeout=2.0, tamper=None):
+        """Noise XX as initiator: message 1, read 2 (checking that its
+        Ed25519 payload converts to the proved static key), send 3.  A
+        clear Reject instead of message 2 raises Rejected."""
+        tamper = self.tamper if tamper is None else tamper
+        prologue = SESSION_PROLOGUE + self.hello_text.encode("utf-8")
+        hs = noise.HandshakeState("XX", True, prologue, s=self.identity.x_sk)
+        self.handshake_state = hs
+        self.tcp.sendall(binary_frame(hs.write_message(b"")))
+        msg2 = self.raw.read_bytes(timeout)
+        self._check_clear_reject(msg2)
+        payload = hs.read_message(msg2)
+        if len(payload) != 32:
+            raise noise.NoiseError("message 2 payload of %d bytes" % len(payload))
+        if crypto_sign_ed25519_pk_to_curve25519(payload) != hs.rs:
+            raise noise.NoiseError("the coordinator's Ed25519 key is not its static key")
+        self.coordinator_key = payload
+        msg3 = bytearray(hs.write_message(self.identity.pk))
+        if tamper:
+            msg3[-1] ^= 0x01  # in the payload's tag: the responder cannot open it
+        self.tcp.sendall(binary_frame(msg3))
+        self.send_cipher = hs.send
+        self.reader = SessionReader(self.raw, hs.recv)
+
+    def read_welcome(self, timeout=2.0):
+        """welcome then the list; Rejected for a Reject instead."""
+        encrypted = self.send_cipher is not None
         welcome = self.reader.read(timeout)
+        if welcome is not None and welcome.startswith("Reject,"):
+            raise Rejected(welcome, encrypted)
         if welcome is None or not welcome.startswith("welcome,"):
             raise RuntimeError("expected welcome, got %r" % welcome)
+        self.welcome = welcome
         text = self.reader.read(timeout)
         if text is None:
             raise RuntimeError("session closed before the list")
         return parse_list(text)
 
-    def login_session(self, timeout=2.0):
-        """Login, Accept, session; returns the list."""
+    # --- the session ------------------------------------------------------
+
+    def connect(self, port, timeout=2.0, caps=None):
+        """Open the session: hello, the handshake (unless noise=False), then
+        expect welcome and the list, which it returns.  Raises Rejected when
+        the coordinator refuses."""
+        self.open_tcp(port, timeout)
+        self.send_hello(caps)
+        if self.noise:
+            self.handshake(timeout)
+        return self.read_welcome(timeout)
+
+    def login_session(self, timeout=2.0, caps=None):
+        """Login, Accept, session; returns the list: (name, ep, caps), with
+        the key as a 4th element for users the coordinator authenticated."""
         self.login()
         port = self.wait_accept(timeout)
         if port is None:
             raise RuntimeError("%s: no Accept" % self.name)
-        return self.connect(port, timeout)
+        return self.connect(port, timeout, caps)
 
     def read_frame(self, timeout=2.0):
         return self.reader.read(timeout)
 
+    def send_plain(self, data, chunk=MAX_TRANSPORT_PAYLOAD):
+        """Seals @data (bytes of the frame stream) into transport messages
+        of at most @chunk plaintext bytes each, one binary frame each, and
+        sends them at once.  Without a session cipher, sends @data as is."""
+        if self.send_cipher is None:
+            self.tcp.sendall(bytes(data))
+            return
+        out = bytearray()
+        for i in range(0, max(len(data), 1), chunk):
+            out += binary_frame(self.send_cipher.encrypt(bytes(data[i:i + chunk])))
+        self.tcp.sendall(out)
+
     def send_frame(self, text):
-        self.tcp.sendall(frame(text))
+        self.send_plain(frame(text))
+
+    def send_frames(self, texts):
+        """Several frames in one transport message."""
+        self.send_plain(b"".join(frame(t) for t in texts))
+
+    def send_raw_frame(self, data):
+        """A binary frame of @data as is, never encrypted (a forged or
+        replayed Noise message)."""
+        self.tcp.sendall(binary_frame(data))
 
     def close(self):
         if self.tcp:

@@ -23,7 +23,7 @@ MANPAGE = os.path.join(p2ptest.SOURCE_ROOT, "docs", "p2pchat.1.scd")
 EVENTS = ("messageReceived", "messageQueued", "messageDelivered", "messageSent",
           "messageFailed", "messageStateChanged", "peerJoined", "peerLeft",
           "propertiesChanged")
-KINDS = ("status", "peer", "message", "send", "cancel", "config") + EVENTS
+KINDS = ("status", "peer", "message", "send", "cancel", "config", "fingerprint") + EVENTS
 
 
 def vocabulary():
@@ -62,6 +62,7 @@ def body(tap):
     listen, out = alice.popen_subscribed("--json", "listen")
 
     check(tap, vocab, "status", alice.cli_json("status"), "status")
+    check(tap, vocab, "fingerprint", alice.cli_json("fingerprint"), "fingerprint")
     check(tap, vocab, "status", alice.cli_json("login", "alice", "--coordinator",
                                                coord.address), "login")
     bob.login("bob", coord.address)

@@ -76,6 +76,9 @@ CASES = [
                              "outbox-expiry", "username"], "config: every key"),
     ("p2pchat config set notifications ", ["false", "true"], "config: boolean values"),
     ("p2pchat config set username ", [], "config: no values for a name"),
+    ("p2pchat f", ["fingerprint"], "verbs by prefix, f"),
+    ("p2pchat tr", ["trust-coordinator"], "verbs by prefix, tr"),
+    ("p2pchat fingerprint ", [], "fingerprint takes no arguments yet"),
 ]
 
 

@@ -15,7 +15,7 @@ HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "helper
 sys.path.insert(0, HELPERS)
 
 from p2ptest import SLOW, Coordinator, Tap, stop  # noqa: E402
-from refclient import FrameReader, NativeClient, RefClient, Utf8RefClient, frame  # noqa: E402
+from refclient import FrameReader, NativeClient, RefClient, Rejected, Utf8RefClient, frame  # noqa: E402
 
 # The lease and the session wait, in seconds: stretched like every window
 # of this test, so that a slower coordinator is not taken for a wrong one.
@@ -72,7 +72,7 @@ def test_sessions(tap):
             alice = NativeClient("alice", coord.udp_addr)
             clients.append(alice)
             entries = alice.login_session()
-            tap.ok(entries == [("alice", alice.endpoint, "native1")],
+            tap.ok(entries == [("alice", alice.endpoint, "native1", alice.identity.hex)],
                    "hello -> welcome -> list with self and caps", entries)
 
             bob = NativeClient("bob", coord.udp_addr, encoding="utf-16-le")
@@ -80,15 +80,15 @@ def test_sessions(tap):
             entries = bob.login_session()
             tap.ok([e[0] for e in entries] == ["alice", "bob"], "UTF-16LE native login", entries)
             text = expect_frame(alice, "login,")
-            tap.ok(text == "login,bob,%s,native1" % bob.endpoint, "login pushed on session", text)
+            tap.ok(text == "login,bob,%s,native1,%s" % (bob.endpoint, bob.identity.hex),
+                   "login pushed on session, with bob's key", text)
 
             carol = RefClient("carol", coord.udp_addr)
             dave = Utf8RefClient("dave", coord.udp_addr)
             clients += [carol, dave]
-            carol.login()
-            tap.ok(carol.wait_accept() is not None, "UTF-16LE reference login")
-            dave.login()
-            tap.ok(dave.wait_accept() is not None, "UTF-8 reference login")
+            # A reference login goes online when its IP fetches the list.
+            tap.ok(carol.join(), "UTF-16LE reference login")
+            tap.ok(dave.join(), "UTF-8 reference login")
             text = carol.expect("login,dave")
             tap.ok(text == "login,dave,%s" % dave.endpoint,
                    "UTF-16LE user gets the UTF-8 user's login", text)
@@ -101,7 +101,7 @@ def test_sessions(tap):
             extra = [RefClient(n, coord.udp_addr) for n in names]
             clients += extra
             for c in extra:
-                c.login()
+                c.join()
             got = pushed_names(alice, "login,", len(names))
             tap.ok(got == names, "30 pushes arrive in login order", got)
             for c in extra:
@@ -132,6 +132,8 @@ def test_sessions(tap):
 
             # Reconnect: a new hello replaces the session, no logout.
             old = alice.tcp
+            alice.login()
+            alice.wait_accept()
             alice.connect(coord.tcp_port)
             tap.ok(FrameReader(old).wait_eof(2.0), "a second hello closes the old session")
             old.close()
@@ -139,14 +141,22 @@ def test_sessions(tap):
 
             # hello refused: unknown name, or from another IP.
             for name, ip in (("nobody", "127.0.0.1"), ("bob", "127.0.0.2")):
-                s = socket.create_connection(("127.0.0.1", coord.tcp_port), timeout=2,
-                                             source_address=(ip, 0))
-                s.sendall(frame("hello,%s,native1" % name))
-                r = FrameReader(s)
-                text = r.read(2.0)
-                tap.ok(text == "Reject,not-logged-in" and r.wait_eof(2.0),
-                       "hello for %s from %s refused and closed" % (name, ip), text)
-                s.close()
+                x = NativeClient(name, coord.udp_addr, ip=ip)
+                try:
+                    x.connect(coord.tcp_port)
+                    got = None
+                except Rejected as e:
+                    got = (e.reason, e.encrypted)
+                tap.ok(got == ("not-logged-in", True) and x.reader.wait_eof(2.0),
+                       "hello for %s from %s refused (encrypted) and closed" % (name, ip), got)
+                x.close()
+            s = socket.create_connection(("127.0.0.1", coord.tcp_port), timeout=2)
+            s.sendall(frame("hello,alice,native1"))
+            r = FrameReader(s)
+            text = r.read(2.0)
+            tap.ok(text == "Reject,auth-required" and r.wait_eof(2.0),
+                   "hello without noise1 refused in clear and closed", text)
+            s.close()
 
             # Logout on the session.
             bob.send_frame("logout,bob,%s" % bob.endpoint)
@@ -180,13 +190,19 @@ def test_timeouts(tap):
             watcher.login_session()
             lazy.login()
             tap.ok(lazy.wait_accept() is not None, "native login without a session accepted")
-            tap.ok(expect_frame(watcher, "login,lazy") is not None, "and pushed")
+            # Its name is only its once its session proves its key.
+            tap.ok(expect_frame(watcher, "login,lazy", 0.3) is None, "but not pushed")
             tap.ok(lazy.drain(0.2) == [], "no UDP forwards to a native user awaiting its session")
-            tap.ok(expect_frame(watcher, "logout,lazy", 3.0 * LEASE / SLOW) is not None,
-                   "native login that never opens a session is logged out")
-            ref.login()
-            tap.ok(ref.wait_accept() is not None and
-                   expect_frame(watcher, "login,ref") is not None, "reference user online")
+            time.sleep(1.5 * LEASE)
+            try:
+                lazy.connect(coord.tcp_port)
+                late = "welcome"
+            except Rejected as e:
+                late = e.reason
+            tap.ok(late == "not-logged-in",
+                   "native login that never opens a session is forgotten", late)
+            tap.ok(ref.join() and expect_frame(watcher, "login,ref") is not None,
+                   "reference user online")
             t0 = time.monotonic()
             for _ in range(3):
                 time.sleep(0.5 * LEASE)
@@ -224,8 +240,8 @@ def test_native_name_kept(tap):
             tap.ok(expect_frame(watcher, "logout,alice", 0.5) is None,
                    "nobody hears alice leave")
             entries, _ = impostor.fetch_list(coord.tcp_port, host="127.0.0.1")
-            tap.ok(("alice", alice.endpoint, "native1") in (entries or []),
-                   "the list still has the native alice", entries)
+            tap.ok(("alice", alice.endpoint, "native1", alice.identity.hex) in (entries or []),
+                   "the list still has the native alice, with her key", entries)
             alice.send_frame("ping")
             tap.ok(expect_frame(alice, "pong", 1.0) == "pong", "the session still answers")
         finally:
@@ -258,19 +274,23 @@ def test_heartbeat(tap):
 
 
 def test_slow_reader(tap):
-    with Coordinator("--output-cap", "65536", "--login-rate", "0") as coord:
+    with Coordinator("--output-cap", "65536", "--login-rate", "0", "--max-pending-per-ip", "1000",
+                     "--max-names-per-ip", "1000", "--grace", "5") as coord:
         fast = NativeClient("fast", coord.udp_addr)
         slow = NativeClient("slow", coord.udp_addr)
-        churn = RefClient("c" * 32, coord.udp_addr)
-        churn.caps = "x" * 64  # longer frames fill the buffers sooner
+        # Reference users that log in (a list fetch confirms all of an IP's
+        # pending logins at once) and out again, in rounds: each a login and
+        # a logout pushed.  Long names and caps fill the buffers sooner.
+        churn = [RefClient("c%03d" % i + "c" * 28, coord.udp_addr) for i in range(200)]
+        for c in churn:
+            c.caps = "x" * 64
         try:
             fast.login_session()
             slow.login()
             port = slow.wait_accept()
-            slow.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            slow.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
-            slow.tcp.connect(("127.0.0.1", port))
-            slow.tcp.sendall(frame("hello,slow,native1"))
+            slow.open_tcp(port, rcvbuf=2048)
+            slow.send_hello()
+            slow.handshake()
             tap.ok(expect_frame(fast, "login,slow") is not None, "slow reader online")
 
             # Churn until the slow reader's kernel buffers and our cap are full;
@@ -280,10 +300,12 @@ def test_slow_reader(tap):
             deadline = time.monotonic() + 60
             n = 0
             while dropped is None and not fast_closed and time.monotonic() < deadline:
-                for _ in range(200):
-                    churn.login()
-                    churn.logout()
-                    n += 1
+                for c in churn:
+                    c.login()
+                churn[0].fetch_list(coord.tcp_port)
+                for c in churn:
+                    c.logout()
+                n += len(churn)
                 while True:
                     try:
                         text = fast.read_frame(0.02)
@@ -302,7 +324,7 @@ def test_slow_reader(tap):
             fast.send_frame("ping")
             tap.ok(expect_frame(fast, "pong", 5.0) == "pong", "fast session still served")
         finally:
-            for c in (fast, slow, churn):
+            for c in [fast, slow] + churn:
                 c.close()
     ok, diag = coord.clean_exit()
     tap.ok(ok, "coordinator exits cleanly on SIGTERM", diag)

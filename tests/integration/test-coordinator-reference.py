@@ -94,8 +94,7 @@ def test_notify(tap):
         with Coordinator(env=env) as coord:
             tap.ok(notified(lambda m: "READY=1" in m), "sd_notify READY=1", messages)
             alice = RefClient("alice", coord.udp_addr)
-            alice.login()
-            alice.wait_accept()
+            tap.ok(alice.join(), "a reference client logs in (and fetches the list)")
             tap.ok(notified(lambda m: "STATUS=1 users online" in m), "STATUS= counts users",
                    messages)
             alice.close()
@@ -120,7 +119,7 @@ def test_ipv6(tap):
         entries, closed = alice.fetch_list(port)
         tap.ok(entries == [("alice", alice.endpoint, "")] and closed,
                "IPv6 list has '[::1]:port' endpoints", entries)
-        bob.login()
+        bob.join()
         fwd = alice.expect("login,bob")
         tap.ok(fwd == "login,bob,%s" % bob.endpoint, "IPv6 login forwarded", fwd)
         alice.close()
@@ -155,11 +154,13 @@ def main():
 
         bob.login()
         tap.ok(bob.wait_accept() == coord.tcp_port, "second user gets Accept")
-        fwd = alice.expect("login,")
-        tap.ok(fwd == "login,bob,%s" % bob.endpoint, "second login forwarded", fwd)
+        tap.ok(alice.expect("login,", 0.3) is None,
+               "a login is not forwarded before its IP fetches the list")
         entries, closed = bob.fetch_list(coord.tcp_port)
         tap.ok([e[0] for e in entries or []] == ["alice", "bob"] and closed,
                "second list holds both, in login order", entries)
+        fwd = alice.expect("login,")
+        tap.ok(fwd == "login,bob,%s" % bob.endpoint, "second login forwarded", fwd)
         tap.ok(bob.drain(0.2) == [], "newcomer gets no copy of its own login")
 
         bob.logout()
@@ -168,8 +169,7 @@ def main():
 
         carol = RefClient("carol", coord.udp_addr)
         clients.append(carol)
-        carol.login()
-        tap.ok(carol.wait_accept() is not None, "third user logs in")
+        tap.ok(carol.join(), "third user logs in")
         tap.ok(alice.expect("login,carol") is not None, "third login forwarded")
         carol.logout(misspelled=True)
         fwd = alice.expect("logout,")
@@ -191,9 +191,7 @@ def main():
         # Re-login from the same address: Accept, no forward, still one entry.
         dave = RefClient("dave", coord.udp_addr)
         clients.append(dave)
-        dave.login()
-        tap.ok(dave.wait_accept() is not None and alice.expect("login,dave") is not None,
-               "dave logs in")
+        tap.ok(dave.join() and alice.expect("login,dave") is not None, "dave logs in")
         dave.login()
         tap.ok(dave.wait_accept() is not None, "re-login from the same address accepted")
         tap.ok(alice.expect("login,", 0.3) is None, "an identical re-login is not forwarded")
@@ -205,6 +203,7 @@ def main():
         eve.login(endpoint=dave.endpoint)
         tap.ok(eve.expect("Accept,", 0.3) is None, "no Accept to the listening socket")
         tap.ok(dave.expect("Accept,", 0.3) is None, "no Accept reflected to a third party")
+        eve.fetch_list(coord.tcp_port, host="127.0.0.1")
         fwd = alice.expect("login,eve")
         tap.ok(fwd is not None and fwd.startswith("login,eve,127.0.0.3:")
                and dave.endpoint not in fwd, "others see eve's source address", fwd)

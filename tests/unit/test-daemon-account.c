@@ -20,11 +20,13 @@
 #include <cmocka.h>
 #include <systemd/sd-event.h>
 
+#include "common/identity.h"
 #include "common/macro.h"
 #include "common/wire.h"
 #include "daemon/account.h"
 #include "daemon/config.h"
 #include "daemon/coordinator-link.h"
+#include "daemon/coordinator-pins.h"
 #include "daemon/udp.h"
 
 #define EVENTS_MAX 32
@@ -33,6 +35,8 @@ typedef struct Fixture {
 	char dir[64];
 	sd_event *event;
 	Config *config;
+	Identity *identity;
+	CoordinatorPins *pins;
 	Udp *udp;
 	Account *account;
 	int coord_fd; /* the coordinator's UDP socket */
@@ -127,6 +131,9 @@ static int setup(void **state) {
 	(void) snprintf(path, sizeof(path), "%s/config.json", f->dir);
 	assert_int_equal(sd_event_new(&f->event), 0);
 	assert_int_equal(config_new(path, &f->config), 0);
+	assert_int_equal(identity_generate(&f->identity), 0);
+	(void) snprintf(path, sizeof(path), "%s/known-coordinators", f->dir);
+	assert_int_equal(coordinator_pins_load(path, &f->pins, NULL), 0);
 	assert_int_equal(udp_new(f->event, &f->udp), 0);
 	assert_int_equal(udp_open(f->udp, &bind_address), 0);
 
@@ -147,6 +154,8 @@ static int teardown(void **state) {
 	f->account = account_free(f->account);
 	f->udp = udp_free(f->udp);
 	f->config = config_free(f->config);
+	f->pins = coordinator_pins_free(f->pins);
+	f->identity = identity_free(f->identity);
 	safe_close(f->coord_fd);
 	sd_event_unref(f->event);
 	(void) snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
@@ -191,7 +200,8 @@ static void run_until_events(Fixture *f, size_t n) {
 static void test_account_bad_coordinator(void **state) {
 	Fixture *f = *state;
 
-	assert_int_equal(account_new(f->event, f->udp, f->config, &callbacks, f, &f->account), 0);
+	assert_int_equal(account_new(f->event, f->udp, f->config, f->identity, f->pins,
+			&callbacks, f, &f->account), 0);
 	assert_int_equal(account_login(f->account, "alice", "127.0.0.1:99999"), -EINVAL);
 	assert_int_equal(account_login(f->account, "alice", "[::1"), -EINVAL);
 	/* The socket is IPv4 only: an IPv6 coordinator cannot be reached. */
@@ -206,7 +216,8 @@ static void test_account_logout_cancels_login(void **state) {
 	WireMessage w = {};
 	Endpoint from;
 
-	assert_int_equal(account_new(f->event, f->udp, f->config, &callbacks, f, &f->account), 0);
+	assert_int_equal(account_new(f->event, f->udp, f->config, f->identity, f->pins,
+			&callbacks, f, &f->account), 0);
 	assert_int_equal(account_login(f->account, "alice", f->coord_text), 0);
 	assert_int_equal(account_get_state(f->account), ACCOUNT_STATE_CONNECTING);
 	assert_string_equal(account_get_username(f->account), "alice");
@@ -241,7 +252,8 @@ static void test_account_rejected(void **state) {
 	WireMessage w = {};
 	Endpoint from;
 
-	assert_int_equal(account_new(f->event, f->udp, f->config, &callbacks, f, &f->account), 0);
+	assert_int_equal(account_new(f->event, f->udp, f->config, f->identity, f->pins,
+			&callbacks, f, &f->account), 0);
 	assert_int_equal(account_login(f->account, "alice", f->coord_text), 0);
 	coord_receive(f, &w, &from);
 	wire_message_done(&w);
@@ -291,12 +303,14 @@ static void test_account_link_start_fails_once(void **state) {
 	char want[160];
 
 	/* The link itself: an error returned, nothing reported. */
-	assert_int_equal(coordinator_link_new(finished, f->udp, &link_callbacks, &failures, &l), 0);
+	assert_int_equal(coordinator_link_new(finished, f->udp, f->identity, &link_callbacks,
+			&failures, &l), 0);
 	assert_true(coordinator_link_start(l, "alice", &f->coord, udp_get_address(f->udp)) < 0);
 	assert_int_equal(failures, 0);
 
 	/* The account over such a link: one failure, naming the coordinator. */
-	assert_int_equal(account_new(finished, f->udp, f->config, &callbacks, f, &f->account), 0);
+	assert_int_equal(account_new(finished, f->udp, f->config, f->identity, f->pins,
+			&callbacks, f, &f->account), 0);
 	assert_true(account_login(f->account, "alice", f->coord_text) < 0);
 	assert_int_equal(count_prefix(f, "done:"), 1);
 	assert_int_equal(count_prefix(f, "offline:"), 1);
@@ -304,6 +318,41 @@ static void test_account_link_start_fails_once(void **state) {
 			-ESTALE);
 	assert_string_equal(find_prefix(f, "done:"), want);
 	assert_int_equal(account_get_state(f->account), ACCOUNT_STATE_OFFLINE);
+}
+
+/* Every way of writing one coordinator finds one pin; the account keeps its identity. */
+static void test_account_coordinator_pins(void **state) {
+	Fixture *f = *state;
+	uint8_t key[IDENTITY_PUBLIC_KEY_SIZE], other[IDENTITY_PUBLIC_KEY_SIZE];
+	char fingerprint[IDENTITY_FINGERPRINT_SIZE];
+
+	memset(key, 1, sizeof(key));
+	memset(other, 2, sizeof(other));
+	identity_fingerprint(other, fingerprint);
+	assert_int_equal(account_new(f->event, f->udp, f->config, f->identity, f->pins,
+			&callbacks, f, &f->account), 0);
+	assert_ptr_equal(account_get_identity(f->account), f->identity);
+
+	assert_int_equal(account_check_coordinator_key(f->account, "Chat.Example.ORG", key), 1);
+	assert_int_equal(account_check_coordinator_key(f->account, "chat.example.org:7474",
+			key), 0);
+	assert_int_equal(account_check_coordinator_key(f->account, "127.0.0.1", key), 1);
+	assert_int_equal(account_check_coordinator_key(f->account, "127.0.0.1:7474", key), 0);
+	/* "" is the config's coordinator, localhost:7474. */
+	assert_int_equal(account_check_coordinator_key(f->account, "", key), 1);
+	assert_int_equal(account_check_coordinator_key(f->account, "LOCALHOST", key), 0);
+
+	assert_int_equal(account_trust_coordinator(f->account, "chat.example.org", fingerprint),
+			-ENOKEY);
+	assert_int_equal(account_check_coordinator_key(f->account, "chat.example.org", other),
+			-EKEYREJECTED);
+	assert_int_equal(account_trust_coordinator(f->account, "CHAT.example.org:7474",
+			fingerprint), 0);
+	assert_int_equal(account_check_coordinator_key(f->account, "chat.example.org", other),
+			0);
+	assert_int_equal(account_check_coordinator_key(f->account, "[::1", key), -EINVAL);
+	assert_int_equal(account_trust_coordinator(f->account, "a:b:c", fingerprint), -EINVAL);
+	assert_int_equal(f->n_events, 0);
 }
 
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -314,6 +363,7 @@ int main(void) {
 		T(test_account_logout_cancels_login),
 		T(test_account_rejected),
 		T(test_account_link_start_fails_once),
+		T(test_account_coordinator_pins),
 	};
 
 	return cmocka_run_group_tests_name("account", tests, NULL, NULL);

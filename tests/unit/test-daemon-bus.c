@@ -26,7 +26,9 @@
 #include "common/bus-api.h"
 #include "common/bus-errors.h"
 #include "common/endpoint.h"
+#include "common/identity.h"
 #include "common/macro.h"
+#include "common/noise-stream.h"
 #include "common/wire.h"
 #include "daemon/daemon.h"
 
@@ -41,6 +43,9 @@ typedef struct Fixture {
 	uint16_t tcp_port;
 	unsigned joined, left;
 	char last_joined[64], last_left[64];
+	Identity *coord_id;      /* the fake coordinator's key */
+	NoiseStream *session;    /* its session, once the handshake is done */
+	WireFrameDecoder inner;  /* the frames inside the session's messages */
 } Fixture;
 
 static int on_signal(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -124,6 +129,9 @@ static int teardown(void **state) {
 	sd_bus_flush_close_unref(f->server);
 	safe_close(f->coord_udp);
 	safe_close(f->coord_tcp);
+	noise_stream_free(f->session);
+	identity_free(f->coord_id);
+	wire_frame_decoder_done(&f->inner);
 	sd_event_unref(f->event);
 	free(f);
 	return 0;
@@ -280,22 +288,38 @@ static void coord_send_udp(Fixture *f, const WireMessage *m, const Endpoint *to)
 			(ssize_t) n);
 }
 
-static void tcp_send(int fd, const char *text) {
-	_cleanup_free_ uint8_t *frame = NULL;
-	size_t n;
+/* One frame to the daemon; sealed once the session's handshake is done. */
+static void tcp_send_bytes(Fixture *f, int fd, const uint8_t *buf, size_t len) {
+	_cleanup_free_ uint8_t *frame = NULL, *sealed = NULL;
+	size_t n, sealed_len = 0, allocated = 0;
 
-	assert_int_equal(wire_frame_encode(text, strlen(text), &frame, &n), 0);
+	/* Framed by hand: a handshake message is no UTF-8. */
+	frame = malloc(WIRE_LEB128_MAX + len);
+	assert_non_null(frame);
+	n = leb128_encode(len, frame);
+	memcpy(frame + n, buf, len);
+	n += len;
+	if (f->session) {
+		assert_int_equal(noise_stream_seal_frames(f->session, frame, n, &sealed,
+				&sealed_len, &allocated), 0);
+		assert_int_equal(send(fd, sealed, sealed_len, MSG_NOSIGNAL), (ssize_t) sealed_len);
+		return;
+	}
 	assert_int_equal(send(fd, frame, n, MSG_NOSIGNAL), (ssize_t) n);
 }
 
-/* Reads one frame from the daemon, running the loop while waiting. */
-static char *tcp_recv(Fixture *f, int fd) {
+static void tcp_send(Fixture *f, int fd, const char *text) {
+	tcp_send_bytes(f, fd, (const uint8_t *) text, strlen(text));
+}
+
+/* Reads one frame as it comes (binary allowed), running the loop while waiting. */
+static char *tcp_recv_frame(Fixture *f, int fd, size_t *ret_len) {
 	WireFrameDecoder d;
 	char *text = NULL;
-	size_t len;
 	uint8_t b;
 
 	wire_frame_decoder_init(&d, 4096);
+	wire_frame_decoder_set_binary(&d, NOISE_MAX_MESSAGE);
 	for (int i = 0; i < 500 && !text;) {
 		size_t used;
 		ssize_t n = recv(fd, &b, 1, MSG_DONTWAIT);
@@ -306,12 +330,52 @@ static char *tcp_recv(Fixture *f, int fd) {
 			continue;
 		}
 		if (wire_frame_decoder_feed(&d, &b, 1, &used) == 1) {
-			assert_int_equal(wire_frame_decoder_take(&d, &text, &len), 0);
+			assert_int_equal(wire_frame_decoder_take(&d, &text, ret_len), 0);
 		}
 	}
 	wire_frame_decoder_done(&d);
 	assert_non_null(text);
 	return text;
+}
+
+/* Reads one frame of text from the daemon: from inside the session once there is one. */
+static char *tcp_recv(Fixture *f, int fd) {
+	char *text = NULL;
+	size_t len;
+
+	while (f->session && !text) {
+		_cleanup_free_ char *sealed = tcp_recv_frame(f, fd, &len);
+		size_t used;
+
+		assert_int_equal(noise_stream_open(f->session, (uint8_t *) sealed, len,
+				(uint8_t *) sealed), 0);
+		assert_true(wire_frame_decoder_feed(&f->inner, (uint8_t *) sealed,
+				len - NOISE_TAG_SIZE, &used) >= 0);
+		if (wire_frame_decoder_take(&f->inner, &text, &len) < 0) {
+			text = NULL;
+		}
+	}
+	return text ?: tcp_recv_frame(f, fd, &len);
+}
+
+/* The coordinator's half of the session's Noise XX handshake, after @hello. */
+static void coord_handshake(Fixture *f, int fd, const char *hello) {
+	_cleanup_(noise_stream_freep) NoiseStream *s = NULL;
+	_cleanup_free_ char *m1 = NULL, *m3 = NULL;
+	uint8_t out[NOISE_STREAM_HANDSHAKE_MAX];
+	size_t n1, n3, out_len;
+
+	assert_int_equal(identity_generate(&f->coord_id), 0);
+	assert_int_equal(noise_stream_new(NOISE_ROLE_RESPONDER, f->coord_id, hello, strlen(hello),
+			&s), 0);
+	m1 = tcp_recv_frame(f, fd, &n1);
+	assert_int_equal(noise_stream_handshake(s, (uint8_t *) m1, n1, out, &out_len), 0);
+	tcp_send_bytes(f, fd, out, out_len);
+	m3 = tcp_recv_frame(f, fd, &n3);
+	assert_int_equal(noise_stream_handshake(s, (uint8_t *) m3, n3, out, &out_len), 1);
+	assert_int_equal(out_len, 0);
+	wire_frame_decoder_init(&f->inner, 0);
+	f->session = TAKE_PTR(s);
 }
 
 static void test_manager_bus_login_rejected(void **state) {
@@ -363,12 +427,13 @@ static void test_manager_bus_native_session(void **state) {
 	}
 	assert_true(fd >= 0);
 	hello = tcp_recv(f, fd);
-	assert_string_equal(hello, "hello,alice," WIRE_CAPS_NATIVE);
+	assert_string_equal(hello, "hello,alice," WIRE_CAPS_NATIVE "+" WIRE_CAPS_NOISE);
+	coord_handshake(f, fd, hello);
 
 	(void) snprintf(list, sizeof(list), "bob,127.0.0.1:9,native1;carol,127.0.0.1:10;alice,%s,"
 			"native1;end", endpoint_format(&m.endpoint, ep));
-	tcp_send(fd, "welcome,native1");
-	tcp_send(fd, list);
+	tcp_send(f, fd, "welcome,native1");
+	tcp_send(f, fd, list);
 	run_until(f, &r.done);
 	assert_string_equal(r.error, "");
 	sd_bus_message_unref(r.m);
@@ -389,15 +454,15 @@ static void test_manager_bus_native_session(void **state) {
 		assert_true(sd_event_run(f->event, 1000) >= 0);
 	}
 	assert_int_equal(f->joined, 2);
-	tcp_send(fd, "logout,bob,127.0.0.1:8");
-	tcp_send(fd, "login,dave,127.0.0.1:11,native1");
+	tcp_send(f, fd, "logout,bob,127.0.0.1:8");
+	tcp_send(f, fd, "login,dave,127.0.0.1:11,native1");
 	for (int i = 0; i < 500 && f->joined < 3; i++) {
 		assert_true(sd_event_run(f->event, 10000) >= 0);
 	}
 	assert_int_equal(f->joined, 3);
 	assert_string_equal(f->last_joined, "dave");
 	assert_int_equal(f->left, 0);
-	tcp_send(fd, "logout,bob,127.0.0.1:9");
+	tcp_send(f, fd, "logout,bob,127.0.0.1:9");
 	for (int i = 0; i < 500 && f->left < 1; i++) {
 		assert_true(sd_event_run(f->event, 10000) >= 0);
 	}

@@ -118,12 +118,23 @@ static void on_left(Peer *p, void *userdata) {
 	}
 }
 
+static void on_removed(Peer *p, void *userdata) {
+	record(userdata, "removed:%s", peer_get_name(p));
+}
+
+static int on_in_use(Peer *p, void *userdata) {
+	Fixture *f = userdata;
+
+	return conversation_peer_in_use(f->conversation, peer_get_name(p));
+}
+
 static const RosterCallbacks roster_callbacks = {
 	.added = on_added,
 	.changed = on_changed,
 	.joined = on_joined,
 	.left = on_left,
-	.removed = on_added,
+	.removed = on_removed,
+	.in_use = on_in_use,
 };
 
 /* --- the conversation's events --- */
@@ -186,7 +197,7 @@ static Endpoint bob_ep(void) {
 	return e;
 }
 
-static int setup(void **state) {
+static int setup_with_expiry(void **state, uint64_t expiry_usec) {
 	char config_path[192];
 	Fixture *f = calloc(1, sizeof(Fixture));
 
@@ -204,11 +215,21 @@ static int setup(void **state) {
 	assert_int_equal(messenger_new(f->event, f->udp, &f->messenger), 0);
 	assert_int_equal(messenger_set_username(f->messenger, "alice"), 0);
 	assert_int_equal(commit_new(f->event, f->history, &f->commit), 0);
-	assert_int_equal(roster_new(f->event, &roster_callbacks, f, &f->roster), 0);
+	assert_int_equal(roster_new(f->event, ROSTER_MAX_PEERS, expiry_usec, &roster_callbacks, f,
+			&f->roster), 0);
 	assert_int_equal(conversation_new(f->event, f->history, f->config, f->commit, f->roster,
 			f->messenger, &callbacks, f, &f->conversation), 0);
 	*state = f;
 	return 0;
+}
+
+static int setup(void **state) {
+	return setup_with_expiry(state, ROSTER_OFFLINE_EXPIRY_USEC);
+}
+
+/* Offline peers are forgotten 100 ms after they left. */
+static int setup_expiring(void **state) {
+	return setup_with_expiry(state, 100 * USEC_PER_MSEC);
 }
 
 static int teardown(void **state) {
@@ -928,6 +949,75 @@ static void test_conversation_burst_disk_full(void **state) {
 	burst_with_fault(*state, BURST_FAULT_FULL);
 }
 
+static void peer_logs_in(Fixture *f, const char *name, uint16_t port) {
+	Endpoint e = bob_ep();
+
+	endpoint_set_port(&e, port);
+	assert_int_equal(roster_add_or_update(f->roster, "alice", name, &e, ""), 1);
+}
+
+/*
+ * What is kept for a peer, so that the roster does not forget it while it
+ * is offline: its messages either way (queued ones too) and the active
+ * conversation; a peer with none of them is forgotten after the expiry.
+ */
+static void test_conversation_peer_in_use(void **state) {
+	Fixture *f = *state;
+	const char *msg = "{\"type\":\"msg\",\"id\":\"00000000000000000000000000000003\","
+			  "\"from\":\"bob\",\"ts\":1,\"body\":\"remember me\"}";
+	char id[MESSAGE_ID_STRLEN];
+
+	assert_int_equal(conversation_peer_in_use(f->conversation, "bob"), 0);
+	assert_int_equal(conversation_peer_in_use(f->conversation, "carol"), 0);
+
+	/* bob sends a message (his history), then everyone leaves. */
+	bob_joins(f);
+	deliver(f, msg);
+	assert_true(saw(f, "received:bob:remember me"));
+	assert_int_equal(commit_run(f->commit), 0);
+	peer_logs_in(f, "carol", 4002);
+	peer_logs_in(f, "dave", 4003);
+	peer_logs_in(f, "erin", 4004);
+	peer_logs_in(f, "ghost", 4005);
+	roster_mark_offline(f->roster, "bob", NULL);
+	roster_mark_offline(f->roster, "carol", NULL);
+	roster_mark_offline(f->roster, "dave", NULL);
+	roster_mark_offline(f->roster, "erin", NULL);
+	roster_mark_offline(f->roster, "ghost", NULL);
+
+	/* carol: a message queued for her (not yet committed: reads see it). */
+	assert_int_equal(conversation_send(f->conversation, "carol", "wait for me", on_done, f,
+			id), 0);
+	assert_int_equal(conversation_peer_in_use(f->conversation, "carol"), 1);
+	/* dave: the conversation on screen, without a message. */
+	assert_int_equal(conversation_set_active(f->conversation, "dave"), 0);
+	/* erin: a message cancelled before it left stays in the history. */
+	assert_int_equal(conversation_send(f->conversation, "erin", "never mind", on_done, f,
+			id), 0);
+	assert_int_equal(commit_run(f->commit), 0);
+	assert_int_equal(conversation_cancel(f->conversation, id, on_done, f), 0);
+	assert_int_equal(commit_run(f->commit), 0);
+
+	assert_int_equal(conversation_peer_in_use(f->conversation, "bob"), 1);
+	assert_int_equal(conversation_peer_in_use(f->conversation, "carol"), 1);
+	assert_int_equal(conversation_peer_in_use(f->conversation, "dave"), 1);
+	assert_int_equal(conversation_peer_in_use(f->conversation, "erin"), 1);
+	assert_int_equal(conversation_peer_in_use(f->conversation, "ghost"), 0);
+
+	/* After the expiry only the ghost is gone. */
+	run_until(f, "removed:ghost");
+	for (int i = 0; i < 30; i++) {
+		assert_true(sd_event_run(f->event, 10 * USEC_PER_MSEC) >= 0);
+	}
+	assert_int_equal(count_prefix(f, "removed:"), 1);
+	assert_null(roster_get(f->roster, "ghost"));
+	assert_non_null(roster_get(f->roster, "bob"));
+	assert_non_null(roster_get(f->roster, "carol"));
+	assert_non_null(roster_get(f->roster, "dave"));
+	assert_non_null(roster_get(f->roster, "erin"));
+	assert_int_equal(state_of(f, id), HISTORY_STATE_FAILED);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void) {
@@ -950,6 +1040,8 @@ int main(void) {
 		T(test_conversation_burst_commit_fails),
 		T(test_conversation_burst_sync_fails),
 		T(test_conversation_burst_disk_full),
+		cmocka_unit_test_setup_teardown(test_conversation_peer_in_use, setup_expiring,
+				teardown),
 	};
 
 	assert_int_equal(fault_vfs_install(), 0);

@@ -100,6 +100,9 @@ static void test_wire_reference_cjk_talk_datagram(void **state) {
 	assert_bytes_equal(out, out_len, bytes, n);
 }
 
+/* A KEY field: the public key of the fingerprint test vector (docs/security.md). */
+#define KEY_HEX "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8"
+
 /* --- Round trips of canonical lines, in both encodings --- */
 
 static const char *const canonical_lines[] = {
@@ -107,6 +110,7 @@ static const char *const canonical_lines[] = {
 	"login,alice,127.0.0.1:9000,native1",
 	"login,张三,10.0.0.1:1,native1+e2e.v2",
 	"login,bob,[::1]:9001,native1",
+	"login,alice,127.0.0.1:9000,native1," KEY_HEX,
 	"login,carol,[2001:db8::1]:65535",
 	"login,Zhang San,192.168.1.1:40000",
 	"logout,alice,127.0.0.1:9000",
@@ -249,7 +253,14 @@ static const struct {
 	{ " login,alice,127.0.0.1:9000", -EBADMSG, "no space before the type" },
 	{ "login", -EBADMSG, "login without fields" },
 	{ "login,alice", -EBADMSG, "login with 2 fields" },
-	{ "login,alice,127.0.0.1:9000,native1,x", -EBADMSG, "login with 5 fields" },
+	{ "login,alice,127.0.0.1:9000,native1," KEY_HEX ",x", -EBADMSG, "login with 6 fields" },
+	{ "login,alice,127.0.0.1:9000,native1,x", -EINVAL, "KEY not 64 hex digits" },
+	{ "login,alice,127.0.0.1:9000,native1,"
+	  "03A107BFF3CE10BE1D70DD18E74BC09967E4D6309BA50D5F1DDC8664125531B8", -EINVAL,
+	  "KEY in upper case" },
+	{ "login,alice,127.0.0.1:9000,native1," KEY_HEX "0", -EINVAL, "KEY of 65 digits" },
+	{ "login,alice,127.0.0.1:9000,native1,", -EINVAL, "empty KEY" },
+	{ "logout,alice,127.0.0.1:9000,native1," KEY_HEX, -EBADMSG, "logout with a KEY" },
 	{ "login,alice,127.0.0.1:9000,", -EINVAL, "login with an empty caps field" },
 	{ "login,,127.0.0.1:9000", -EINVAL, "empty name" },
 	{ "login,end,127.0.0.1:9000", -EINVAL, "name 'end'" },
@@ -933,6 +944,28 @@ static const ListVector list_vectors[] = {
 		{ "", "", "native1", "native1", "", "native1" } },
 };
 
+/* A KEY after the caps: parsed, kept and written back. */
+static void test_wire_list_key(void **state) {
+	static const char text[] = "alice,127.0.0.1:9000,native1," KEY_HEX ";bob,127.0.0.1:9001;end";
+	_cleanup_free_ WireListEntry *entries = NULL;
+	_cleanup_free_ char *out = NULL;
+	size_t n, len;
+
+	assert_int_equal(wire_parse_list(text, strlen(text), &entries, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(entries[0].caps, "native1");
+	assert_string_equal(entries[0].key, KEY_HEX);
+	assert_string_equal(entries[1].key, "");
+	assert_int_equal(wire_format_list(entries, n, &out, &len), 0);
+	assert_string_equal(out, text);
+
+	/* A KEY needs CAPS before it. */
+	entries[1] = entries[0];
+	entries[1].caps[0] = '\0';
+	out = mfree(out);
+	assert_int_equal(wire_format_list(entries, n, &out, &len), -EINVAL);
+}
+
 static void test_wire_list_vectors(void **state) {
 	for (size_t i = 0; i < ELEMENTSOF(list_vectors); i++) {
 		const ListVector *v = &list_vectors[i];
@@ -970,7 +1003,8 @@ static const struct {
 	{ "alice,127.0.0.1:9000end", -EBADMSG, "no ';' before end" },
 	{ "alice,127.0.0.1:9000;;end", -EBADMSG, "empty entry in the middle" },
 	{ "alice;end", -EBADMSG, "entry without endpoint" },
-	{ "alice,127.0.0.1:9000,native1,x;end", -EBADMSG, "entry with 4 fields" },
+	{ "alice,127.0.0.1:9000,native1," KEY_HEX ",x;end", -EBADMSG, "entry with 5 fields" },
+	{ "alice,127.0.0.1:9000,native1,x;end", -EINVAL, "entry with a bad KEY" },
 	{ "alice,127.0.0.1:9000,;end", -EINVAL, "entry with empty caps" },
 	{ "end,127.0.0.1:9000;end", -EINVAL, "entry named 'end'" },
 	{ ",127.0.0.1:9000;end", -EINVAL, "entry with empty name" },
@@ -1075,6 +1109,7 @@ int main(void) {
 		cmocka_unit_test(test_wire_empty_input),
 		cmocka_unit_test(test_wire_datagram_size_limit),
 		cmocka_unit_test(test_wire_list_vectors),
+		cmocka_unit_test(test_wire_list_key),
 		cmocka_unit_test(test_wire_list_rejects),
 		cmocka_unit_test(test_wire_list_entry_limit),
 		cmocka_unit_test(test_wire_list_format_rejects),
