@@ -110,7 +110,7 @@ static const char *const canonical_lines[] = {
 	"login,alice,127.0.0.1:9000,native1",
 	"login,张三,10.0.0.1:1,native1+e2e.v2",
 	"login,bob,[::1]:9001,native1",
-	"login,alice,127.0.0.1:9000,native1," KEY_HEX,
+	("login,alice,127.0.0.1:9000,native1," KEY_HEX),
 	"login,carol,[2001:db8::1]:65535",
 	"login,Zhang San,192.168.1.1:40000",
 	"logout,alice,127.0.0.1:9000",
