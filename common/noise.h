@@ -96,7 +96,11 @@ int noise_handshake_new(NoisePattern pattern, NoiseRole role, const uint8_t *pro
 NoiseHandshake *noise_handshake_free(NoiseHandshake *hs);
 DEFINE_TRIVIAL_CLEANUP_FUNC(NoiseHandshake *, noise_handshake_free);
 
-/* Tests only: use @e_priv as the ephemeral key instead of a random one.  Before the first write. */
+/*
+ * Use @e_priv as the ephemeral key instead of a random one, before the first
+ * write: for the test vectors, and to rebuild an initiation byte for byte
+ * when it is retransmitted (daemon/peer-session.c).  @e_priv must be random.
+ */
 void noise_handshake_set_ephemeral(NoiseHandshake *hs, const uint8_t e_priv[static NOISE_KEY_SIZE]);
 
 /* Whether the next step is ours to write (vs. to read); false once complete. */
