@@ -120,9 +120,26 @@ static const char *const migrations[] = {
 	 */
 	("CREATE INDEX messages_unread ON messages (peer)"
 	 "  WHERE direction = 'in' AND state = 'delivered';"),
+	/*
+	 * 4 -> 5: end-to-end encryption.  peer_keys holds the identity key
+	 * pinned for each native peer (the first one seen, until the user
+	 * accepts another) and whether the user verified it.  An outgoing
+	 * message records the key it is for, so that it is delivered only to
+	 * that key; NULL for incoming messages, messages to reference peers
+	 * and rows written before this version.
+	 */
+	("CREATE TABLE peer_keys ("
+	 "  peer TEXT PRIMARY KEY,"
+	 "  key BLOB NOT NULL CHECK (length(key) = 32),"
+	 "  verified INTEGER NOT NULL DEFAULT 0,"
+	 "  pinned_usec INTEGER NOT NULL"
+	 ");"
+	 "ALTER TABLE messages ADD COLUMN peer_key BLOB"
+	 "  CHECK (peer_key IS NULL OR length(peer_key) = 32);"),
 };
 
-#define COLUMNS "id, peer, direction, text, sent_usec, received_usec, state"
+#define INSERT_COLUMNS "id, peer, direction, text, sent_usec, received_usec, state"
+#define COLUMNS INSERT_COLUMNS ", peer_key"
 
 typedef enum Statement {
 	STMT_BEGIN,
@@ -153,6 +170,11 @@ typedef enum Statement {
 	STMT_HAS_QUEUED,
 	STMT_HAS_PEER,
 	STMT_CONVERSATIONS,
+	STMT_SET_MESSAGE_KEY,
+	STMT_GET_PEER_KEY,
+	STMT_SET_PEER_KEY,
+	STMT_SET_PEER_VERIFIED,
+	STMT_BIND_UNKEYED,
 	_STMT_MAX,
 } Statement;
 
@@ -160,11 +182,11 @@ static const char *const statement_sql[_STMT_MAX] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
-	[STMT_INSERT_IN] = "INSERT INTO messages (" COLUMNS ") "
+	[STMT_INSERT_IN] = "INSERT INTO messages (" INSERT_COLUMNS ") "
 			   "VALUES (?1, ?2, 'in', ?3, ?4, ?5, 'delivered') "
 			   "ON CONFLICT (id) DO NOTHING",
 	[STMT_INSERT_OUT] = "INSERT INTO messages (" COLUMNS ") "
-			    "VALUES (?1, ?2, 'out', ?3, ?4, 0, ?5)",
+			    "VALUES (?1, ?2, 'out', ?3, ?4, 0, ?5, ?6)",
 	[STMT_FIND_ID] = "SELECT peer, direction FROM messages WHERE id = ?1",
 	[STMT_COUNT_PENDING] = "SELECT count(*) FROM messages INDEXED BY messages_pending "
 			       "WHERE state IN ('queued', 'sent') AND final = 0 AND peer = ?1",
@@ -227,7 +249,7 @@ static const char *const statement_sql[_STMT_MAX] = {
 			       "  FROM peers WHERE peers.name IS NOT NULL"
 			       ") "
 			       "SELECT m.id, m.peer, m.direction, m.text, m.sent_usec,"
-			       "  m.received_usec, m.state,"
+			       "  m.received_usec, m.state, m.peer_key,"
 			       "  (SELECT count(*) FROM messages INDEXED BY messages_unread"
 			       "   WHERE direction = 'in' AND state = 'delivered'"
 			       "   AND peer = m.peer) "
@@ -235,6 +257,21 @@ static const char *const statement_sql[_STMT_MAX] = {
 			       "  ON m.seq = (SELECT max(seq) FROM messages"
 			       "              WHERE peer = peers.name) "
 			       "ORDER BY m.seq DESC LIMIT ?1",
+	[STMT_SET_MESSAGE_KEY] = "UPDATE messages SET peer_key = ?2 "
+				 "WHERE id = ?1 AND direction = 'out'",
+	[STMT_GET_PEER_KEY] = "SELECT key, verified, pinned_usec FROM peer_keys WHERE peer = ?1",
+	/* SET reads the old row on the right: pinned_usec compares the old key. */
+	[STMT_SET_PEER_KEY] = "INSERT INTO peer_keys (peer, key, verified, pinned_usec) "
+			      "VALUES (?1, ?2, ?3, ?4) "
+			      "ON CONFLICT (peer) DO UPDATE SET key = excluded.key,"
+			      "  verified = excluded.verified,"
+			      "  pinned_usec = CASE WHEN key = excluded.key THEN pinned_usec"
+			      "    ELSE excluded.pinned_usec END",
+	[STMT_SET_PEER_VERIFIED] = "UPDATE peer_keys SET verified = ?2 WHERE peer = ?1",
+	/* messages_by_peer finds the peer's messages; few are pending. */
+	[STMT_BIND_UNKEYED] = "UPDATE messages SET peer_key = ?2 "
+			      "WHERE peer = ?1 AND direction = 'out' AND peer_key IS NULL"
+			      "  AND state IN ('queued', 'sent', 'failed') AND final = 0",
 };
 
 struct History {
@@ -410,6 +447,17 @@ static int bind_int64(History *h, sqlite3_stmt *s, int i, uint64_t v) {
 	return 0;
 }
 
+/* Binds the @n bytes at @p, or NULL when @p is NULL. */
+static int bind_blob(History *h, sqlite3_stmt *s, int i, const void *p, size_t n) {
+	int rc;
+
+	rc = p ? sqlite3_bind_blob(s, i, p, (int) n, SQLITE_STATIC) : sqlite3_bind_null(s, i);
+	if (rc != SQLITE_OK) {
+		return history_error(h, rc, "bind");
+	}
+	return 0;
+}
+
 /* Single-value SELECT returning a non-negative integer (count(*), seq). */
 static int query_int(History *h, sqlite3_stmt *s, int64_t *ret) {
 	int rc = sqlite3_step(s);
@@ -528,6 +576,15 @@ static int message_from_row(sqlite3_stmt *s, HistoryMessage *ret) {
 	m.sent_usec = (uint64_t) MAX(sqlite3_column_int64(s, 4), 0);
 	m.received_usec = (uint64_t) MAX(sqlite3_column_int64(s, 5), 0);
 	m.state = st;
+	if (sqlite3_column_type(s, 7) != SQLITE_NULL) {
+		const void *k = sqlite3_column_blob(s, 7);
+
+		if (!k || sqlite3_column_bytes(s, 7) != HISTORY_PEER_KEY_SIZE) {
+			return -EBADMSG;
+		}
+		memcpy(m.peer_key, k, HISTORY_PEER_KEY_SIZE);
+		m.has_peer_key = true;
+	}
 
 	*ret = m;
 	m = (HistoryMessage) {};
@@ -1104,7 +1161,7 @@ static int count_for_peer(History *h, Statement id, const char *peer) {
 }
 
 static int insert_outgoing(History *h, const char *id, const char *peer, const char *text,
-		uint64_t sent_usec, HistoryState state) {
+		uint64_t sent_usec, const uint8_t *peer_key, HistoryState state) {
 	_cleanup_stmt_ sqlite3_stmt *s = NULL;
 	int r;
 
@@ -1123,7 +1180,8 @@ static int insert_outgoing(History *h, const char *id, const char *peer, const c
 	if ((r = bind_text(h, s, 1, id)) < 0 || (r = bind_text(h, s, 2, peer)) < 0 ||
 			(r = bind_text(h, s, 3, text)) < 0 ||
 			(r = bind_int64(h, s, 4, sent_usec)) < 0 ||
-			(r = bind_text(h, s, 5, state_table[state])) < 0) {
+			(r = bind_text(h, s, 5, state_table[state])) < 0 ||
+			(r = bind_blob(h, s, 6, peer_key, HISTORY_PEER_KEY_SIZE)) < 0) {
 		return r;
 	}
 	r = stmt_exec(h, s);
@@ -1135,12 +1193,13 @@ static int insert_outgoing(History *h, const char *id, const char *peer, const c
 }
 
 int history_add_outgoing(History *h, const char *id, const char *peer, const char *text,
-		uint64_t sent_usec) {
-	return history_add_outgoing_as(h, id, peer, text, sent_usec, HISTORY_STATE_QUEUED);
+		uint64_t sent_usec, const uint8_t *peer_key) {
+	return history_add_outgoing_as(h, id, peer, text, sent_usec, peer_key,
+			HISTORY_STATE_QUEUED);
 }
 
 int history_add_outgoing_as(History *h, const char *id, const char *peer, const char *text,
-		uint64_t sent_usec, HistoryState state) {
+		uint64_t sent_usec, const uint8_t *peer_key, HistoryState state) {
 	int r;
 
 	assert(h);
@@ -1156,7 +1215,199 @@ int history_add_outgoing_as(History *h, const char *id, const char *peer, const 
 	if (r < 0) {
 		return r;
 	}
-	return write_end(h, insert_outgoing(h, id, peer, text, sent_usec, state), WRITE_DURABLE);
+	return write_end(h, insert_outgoing(h, id, peer, text, sent_usec, peer_key, state),
+			WRITE_DURABLE);
+}
+
+int history_set_message_key(History *h, const char *id,
+		const uint8_t key[HISTORY_PEER_KEY_SIZE]) {
+	int r;
+
+	assert(h);
+	assert(key);
+
+	if (!id_is_valid(id)) {
+		return -ENOENT;
+	}
+
+	r = write_begin(h);
+	if (r < 0) {
+		return r;
+	}
+	{
+		_cleanup_stmt_ sqlite3_stmt *s = NULL;
+
+		r = stmt_get_bound(h, STMT_SET_MESSAGE_KEY, id, &s);
+		if (r >= 0) {
+			r = bind_blob(h, s, 2, key, HISTORY_PEER_KEY_SIZE);
+		}
+		if (r >= 0) {
+			r = stmt_exec(h, s);
+		}
+		if (r >= 0) {
+			r = sqlite3_changes(h->db);
+		}
+	}
+	/* Where a queued message may go is a promise like the message itself. */
+	r = write_end(h, r, WRITE_DURABLE);
+	if (r < 0) {
+		return r;
+	}
+	return r > 0 ? 0 : -ENOENT;
+}
+
+int history_get_peer_key(History *h, const char *peer, HistoryPeerKey *ret) {
+	_cleanup_stmt_ sqlite3_stmt *s = NULL;
+	const void *k;
+	int rc, r;
+
+	assert(h);
+	assert(ret);
+
+	r = stmt_get_peer(h, STMT_GET_PEER_KEY, peer, &s);
+	if (r < 0) {
+		return r;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_DONE) {
+		return 0;
+	}
+	if (rc != SQLITE_ROW) {
+		return history_error(h, rc, "get peer key");
+	}
+	k = sqlite3_column_blob(s, 0);
+	if (!k || sqlite3_column_bytes(s, 0) != HISTORY_PEER_KEY_SIZE) {
+		return -EBADMSG;
+	}
+	memcpy(ret->key, k, HISTORY_PEER_KEY_SIZE);
+	ret->verified = sqlite3_column_int64(s, 1) != 0;
+	ret->pinned_usec = (uint64_t) MAX(sqlite3_column_int64(s, 2), 0);
+	return 1;
+}
+
+/* Pins @key for @peer; on the first pin, binds the peer's unkeyed outgoing messages. */
+static int set_peer_key(History *h, const char *peer, const uint8_t *key, bool verified,
+		uint64_t now_usec, bool first, bool *ret_multi) {
+	int r;
+
+	{
+		_cleanup_stmt_ sqlite3_stmt *s = NULL;
+
+		r = stmt_get_bound(h, STMT_SET_PEER_KEY, peer, &s);
+		if (r < 0) {
+			return r;
+		}
+		if ((r = bind_blob(h, s, 2, key, HISTORY_PEER_KEY_SIZE)) < 0 ||
+				(r = bind_int64(h, s, 3, verified)) < 0 ||
+				(r = bind_int64(h, s, 4, now_usec)) < 0) {
+			return r;
+		}
+		r = stmt_exec(h, s);
+		if (r < 0) {
+			return r;
+		}
+	}
+	if (!first) {
+		return 0;
+	}
+
+	/*
+	 * Messages queued before any key of the peer was known go to the
+	 * first key pinned, and to no other.  In the same transaction as the
+	 * pin, so that no commit holds the one without the other.
+	 */
+	*ret_multi = true;
+	{
+		_cleanup_stmt_ sqlite3_stmt *s = NULL;
+
+		r = stmt_get_bound(h, STMT_BIND_UNKEYED, peer, &s);
+		if (r < 0) {
+			return r;
+		}
+		r = bind_blob(h, s, 2, key, HISTORY_PEER_KEY_SIZE);
+		if (r < 0) {
+			return r;
+		}
+		r = stmt_exec(h, s);
+		if (r < 0) {
+			return r;
+		}
+		if (sqlite3_changes(h->db) > 0) {
+			log_debug("history: bound %d queued message(s) to the first key of '%s'",
+					sqlite3_changes(h->db), peer);
+		}
+	}
+	return 0;
+}
+
+int history_set_peer_key(History *h, const char *peer,
+		const uint8_t key[HISTORY_PEER_KEY_SIZE], bool verified, uint64_t now_usec) {
+	HistoryPeerKey old = {};
+	bool multi = false, first, changed;
+	int r;
+
+	assert(h);
+	assert(key);
+
+	if (!peer_is_valid(peer) || now_usec > INT64_MAX) {
+		return -EINVAL;
+	}
+
+	r = history_get_peer_key(h, peer, &old);
+	if (r < 0) {
+		return r;
+	}
+	first = r == 0;
+	changed = first || memcmp(old.key, key, HISTORY_PEER_KEY_SIZE) != 0;
+	if (!changed && old.verified == verified) {
+		return 0;
+	}
+
+	r = write_begin(h);
+	if (r < 0) {
+		return r;
+	}
+	r = set_peer_key(h, peer, key, verified, now_usec, first, &multi);
+	/* A pin is a promise: it decides where messages may go. */
+	r = write_end(h, r, WRITE_DURABLE | (multi ? WRITE_MULTI : 0));
+	if (r < 0) {
+		return r;
+	}
+	return changed;
+}
+
+int history_set_peer_verified(History *h, const char *peer, bool verified) {
+	int r;
+
+	assert(h);
+
+	if (!peer_is_valid(peer)) {
+		return -EINVAL;
+	}
+
+	r = write_begin(h);
+	if (r < 0) {
+		return r;
+	}
+	{
+		_cleanup_stmt_ sqlite3_stmt *s = NULL;
+
+		r = stmt_get_bound(h, STMT_SET_PEER_VERIFIED, peer, &s);
+		if (r >= 0) {
+			r = bind_int64(h, s, 2, verified);
+		}
+		if (r >= 0) {
+			r = stmt_exec(h, s);
+		}
+		if (r >= 0) {
+			r = sqlite3_changes(h->db);
+		}
+	}
+	r = write_end(h, r, WRITE_DURABLE);
+	if (r < 0) {
+		return r;
+	}
+	return r > 0 ? 0 : -ENOENT;
 }
 
 int history_get_message(History *h, const char *id, HistoryMessage *ret) {
@@ -1729,7 +1980,7 @@ int history_list_conversations(History *h, HistoryConversationList *ret) {
 		if (r < 0) {
 			return r;
 		}
-		l.conversations[l.n++].unread = (unsigned) MIN(MAX(sqlite3_column_int64(s, 7), 0),
+		l.conversations[l.n++].unread = (unsigned) MIN(MAX(sqlite3_column_int64(s, 8), 0),
 				(int64_t) UINT_MAX);
 	}
 	*ret = l;

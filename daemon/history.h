@@ -43,6 +43,8 @@
 #define HISTORY_CONVERSATIONS_MAX 1000u
 /* Search text, in bytes. */
 #define HISTORY_QUERY_MAX 1024
+/* A peer's identity key (Ed25519 public key), in bytes. */
+#define HISTORY_PEER_KEY_SIZE 32
 
 typedef struct History History;
 
@@ -71,6 +73,14 @@ typedef struct HistoryMessage {
 	uint64_t sent_usec;     /* the sender's clock */
 	uint64_t received_usec; /* our clock; 0 for outgoing messages */
 	HistoryState state;
+	/*
+	 * The identity key an outgoing message is for: it is delivered only
+	 * to that key.  Not set for incoming messages, messages to reference
+	 * peers, messages stored before keys existed, and messages queued
+	 * before any key of their peer was known (until one is pinned).
+	 */
+	bool has_peer_key;
+	uint8_t peer_key[HISTORY_PEER_KEY_SIZE];
 } HistoryMessage;
 
 /* A list of messages as the queries return them, oldest first unless noted. */
@@ -157,12 +167,15 @@ int history_add_incoming(History *h, const char *id, const char *peer, const cha
 
 /*
  * history_add_outgoing() - store a message to send (state queued).
+ * @peer_key: the HISTORY_PEER_KEY_SIZE-byte identity key the message is
+ * for, or NULL when none is known (a reference peer, or no key pinned yet:
+ * then history_set_peer_key() binds it to the first key pinned).
  *
  * Return: 0; -EEXIST for a used id; -ENOBUFS when @peer already has
  * HISTORY_QUEUE_MAX queued messages; -EINVAL for invalid arguments.
  */
 int history_add_outgoing(History *h, const char *id, const char *peer, const char *text,
-		uint64_t sent_usec);
+		uint64_t sent_usec, const uint8_t *peer_key);
 
 /*
  * history_add_outgoing_as() - history_add_outgoing() in state @state:
@@ -170,7 +183,54 @@ int history_add_outgoing(History *h, const char *id, const char *peer, const cha
  * the wire right away (it must, before the transaction commits).
  */
 int history_add_outgoing_as(History *h, const char *id, const char *peer, const char *text,
-		uint64_t sent_usec, HistoryState state);
+		uint64_t sent_usec, const uint8_t *peer_key, HistoryState state);
+
+/*
+ * history_set_message_key() - bind outgoing message @id to @key: it is
+ * delivered only to that key from now on.  Replaces a key it had.
+ *
+ * Return: 0; -ENOENT when @id is not an outgoing message.
+ */
+int history_set_message_key(History *h, const char *id,
+		const uint8_t key[HISTORY_PEER_KEY_SIZE]);
+
+/* A peer's pinned identity key. */
+typedef struct HistoryPeerKey {
+	uint8_t key[HISTORY_PEER_KEY_SIZE];
+	bool verified;        /* the user compared its fingerprint out of band */
+	uint64_t pinned_usec; /* when this key was pinned (our clock) */
+} HistoryPeerKey;
+
+/*
+ * history_get_peer_key() - the key pinned for @peer.
+ *
+ * Return: 1 with the pin in @ret; 0 when @peer has no pin (@ret untouched);
+ * -EINVAL for an invalid peer name; other negative errno.
+ */
+int history_get_peer_key(History *h, const char *peer, HistoryPeerKey *ret);
+
+/*
+ * history_set_peer_key() - pin @key for @peer, or replace its pin (the
+ * caller decides when a changed key may replace the pinned one), with
+ * @verified as given.  pinned_usec becomes @now_usec when the key is new or
+ * differs from the pinned one, and stays otherwise.  The first pin of a
+ * peer also binds the outgoing messages still waiting for it without a key
+ * (queued, sent or failed; not final) to @key, in the same transaction.
+ * Written like every other write: in the open batch with batching.
+ *
+ * Return: 1 when @key was pinned anew (first pin or a changed key), 0 when
+ * it already was the pinned key; -EINVAL for invalid arguments.
+ */
+int history_set_peer_key(History *h, const char *peer,
+		const uint8_t key[HISTORY_PEER_KEY_SIZE], bool verified, uint64_t now_usec);
+
+/*
+ * history_set_peer_verified() - set or clear the verified flag of @peer's
+ * pin.
+ *
+ * Return: 0; -ENOENT when @peer has no pin; -EINVAL for an invalid peer.
+ */
+int history_set_peer_verified(History *h, const char *peer, bool verified);
 
 /* history_has_queued() - 1 when @peer has queued messages, else 0. */
 int history_has_queued(History *h, const char *peer);

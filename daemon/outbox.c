@@ -181,11 +181,23 @@ int outbox_add(Outbox *o, const char *id, const char *peer, const char *text,
 
 int outbox_add_as(Outbox *o, const char *id, const char *peer, const char *text,
 		uint64_t now_usec, HistoryState state) {
+	HistoryPeerKey pin;
 	int r;
 
 	assert(o);
 
-	r = history_add_outgoing_as(o->history, id, peer, text, now_usec, state);
+	/*
+	 * A message is for the key pinned for its peer when it is queued,
+	 * and is delivered to no other.  Without a pin (a reference peer, or
+	 * no key seen yet) it has none; history_set_peer_key() binds it to
+	 * the first key pinned.
+	 */
+	r = history_get_peer_key(o->history, peer, &pin);
+	if (r < 0) {
+		return r;
+	}
+	r = history_add_outgoing_as(o->history, id, peer, text, now_usec, r > 0 ? pin.key : NULL,
+			state);
 	if (r < 0) {
 		return r;
 	}

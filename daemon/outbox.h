@@ -50,7 +50,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Outbox *, outbox_free);
 /* Changes the maximum age (config "outbox-expiry") and resets the timer. */
 int outbox_set_max_age(Outbox *o, uint64_t max_age_usec);
 
-/* outbox_add() - queue a new message; history_add_outgoing()'s errors. */
+/*
+ * outbox_add() - queue a new message, for the key pinned for @peer (none
+ * without a pin: see history_set_peer_key()); history_add_outgoing()'s
+ * errors.
+ */
 int outbox_add(Outbox *o, const char *id, const char *peer, const char *text,
 		uint64_t now_usec);
 

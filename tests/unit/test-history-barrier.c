@@ -98,7 +98,7 @@ static void add_pair(History *h, unsigned i) {
 	assert_true(snprintf(in, sizeof(in), "in-%u", i) < (int) sizeof(in));
 	assert_true(snprintf(out, sizeof(out), "out-%u", i) < (int) sizeof(out));
 	assert_int_equal(history_add_incoming(h, in, "alice", "hello barrier", i, i + 1), 1);
-	assert_int_equal(history_add_outgoing(h, out, "bob", "hi barrier", i), 0);
+	assert_int_equal(history_add_outgoing(h, out, "bob", "hi barrier", i, NULL), 0);
 }
 
 static void test_history_barrier_group_commit(void **state) {
@@ -138,8 +138,8 @@ static void test_history_barrier_group_commit(void **state) {
 static void test_history_barrier_no_promise(void **state) {
 	Fixture *f = *state;
 
-	assert_int_equal(history_add_outgoing(f->h, "o1", "bob", "one", 1), 0);
-	assert_int_equal(history_add_outgoing(f->h, "o2", "bob", "two", 2), 0);
+	assert_int_equal(history_add_outgoing(f->h, "o1", "bob", "one", 1, NULL), 0);
+	assert_int_equal(history_add_outgoing(f->h, "o2", "bob", "two", 2, NULL), 0);
 	assert_int_equal(history_add_incoming(f->h, "i1", "alice", "three", 3, 4), 1);
 	fault_vfs_reset();
 
@@ -307,8 +307,8 @@ typedef struct WriteCase {
 } WriteCase;
 
 static void prepare(History *h) {
-	assert_int_equal(history_add_outgoing(h, "queued", "bob", "q", 1), 0);
-	assert_int_equal(history_add_outgoing_as(h, "sent", "bob", "s", 2, HISTORY_STATE_SENT), 0);
+	assert_int_equal(history_add_outgoing(h, "queued", "bob", "q", 1, NULL), 0);
+	assert_int_equal(history_add_outgoing_as(h, "sent", "bob", "s", 2, NULL, HISTORY_STATE_SENT), 0);
 	assert_int_equal(history_add_incoming(h, "in", "alice", "i", 3, 4), 1);
 }
 
@@ -321,11 +321,11 @@ static int write_incoming_again(History *h) {
 }
 
 static int write_outgoing(History *h) {
-	return history_add_outgoing(h, "new", "bob", "n", 5);
+	return history_add_outgoing(h, "new", "bob", "n", 5, NULL);
 }
 
 static int write_outgoing_sent(History *h) {
-	return history_add_outgoing_as(h, "new", "bob", "n", 5, HISTORY_STATE_SENT);
+	return history_add_outgoing_as(h, "new", "bob", "n", 5, NULL, HISTORY_STATE_SENT);
 }
 
 static int write_state_sent(History *h) {
@@ -411,13 +411,13 @@ static void test_history_barrier_unbatched_fails(void **state) {
 
 	/* A write that fails at COMMIT stores nothing and returns the error. */
 	fault_vfs_fail_writes(1, SQLITE_FULL);
-	assert_int_equal(history_add_outgoing(f->h, "b", "bob", "y", 3), -ENOSPC);
+	assert_int_equal(history_add_outgoing(f->h, "b", "bob", "y", 3, NULL), -ENOSPC);
 	assert_int_equal(fault_vfs_injected(), 2);
 	assert_false(has_message(f->h, "b"));
 
 	/* And the store works on. */
 	fault_vfs_reset();
-	assert_int_equal(history_add_outgoing(f->h, "b", "bob", "y", 3), 0);
+	assert_int_equal(history_add_outgoing(f->h, "b", "bob", "y", 3, NULL), 0);
 	assert_int_equal(fault_vfs_syncs_of(FAULT_VFS_FILE_WAL), 1);
 	reopen(f);
 	assert_true(has_message(f->h, "b"));

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Tests for daemon/history.c: schema migration, persistence, duplicates, the
- * state machine, paging, full-text search (CJK included), batching, and a
+ * state machine, paging, full-text search (CJK included), batching, pinned
+ * peer keys and the key each outgoing message is for, and a
  * crash test that kill -9s a writer at random moments and checks that every
  * commit it reported survived.
  */
@@ -122,7 +123,7 @@ static void test_history_reopen_persists(void **state) {
 	HistoryMessage m = {};
 
 	assert_int_equal(history_add_incoming(f->h, "in1", "alice", "hello", 10, 20), 1);
-	assert_int_equal(history_add_outgoing(f->h, "out1", "alice", "hi back", 30), 0);
+	assert_int_equal(history_add_outgoing(f->h, "out1", "alice", "hi back", 30, NULL), 0);
 	assert_int_equal(history_set_state(f->h, "out1", HISTORY_STATE_SENT), 1);
 	reopen(f);
 
@@ -155,10 +156,10 @@ static void test_history_duplicates(void **state) {
 	assert_int_equal(history_add_incoming(f->h, "dup", "alice", "third", 3, 3), 0);
 	/* The same id from someone else, or one of our own ids: a collision. */
 	assert_int_equal(history_add_incoming(f->h, "dup", "mallory", "x", 4, 4), -EEXIST);
-	assert_int_equal(history_add_outgoing(f->h, "mine", "bob", "x", 5), 0);
+	assert_int_equal(history_add_outgoing(f->h, "mine", "bob", "x", 5, NULL), 0);
 	assert_int_equal(history_add_incoming(f->h, "mine", "bob", "x", 6, 6), -EEXIST);
-	assert_int_equal(history_add_outgoing(f->h, "mine", "bob", "again", 7), -EEXIST);
-	assert_int_equal(history_add_outgoing(f->h, "dup", "alice", "again", 7), -EEXIST);
+	assert_int_equal(history_add_outgoing(f->h, "mine", "bob", "again", 7, NULL), -EEXIST);
+	assert_int_equal(history_add_outgoing(f->h, "dup", "alice", "again", 7, NULL), -EEXIST);
 
 	assert_int_equal(history_get(f->h, "alice", 100, NULL, &l), 0);
 	assert_int_equal(l.n, 1);
@@ -182,16 +183,16 @@ static void test_history_invalid_args(void **state) {
 	};
 	for (size_t i = 0; i < ELEMENTSOF(bad_ids); i++) {
 		assert_int_equal(history_add_incoming(f->h, bad_ids[i], "a", "t", 1, 1), -EINVAL);
-		assert_int_equal(history_add_outgoing(f->h, bad_ids[i], "a", "t", 1), -EINVAL);
+		assert_int_equal(history_add_outgoing(f->h, bad_ids[i], "a", "t", 1, NULL), -EINVAL);
 	}
 	assert_int_equal(history_add_incoming(f->h, "ok", "", "t", 1, 1), -EINVAL);
 	assert_int_equal(history_add_incoming(f->h, "ok", NULL, "t", 1, 1), -EINVAL);
 	assert_int_equal(history_add_incoming(f->h, "ok", "a", NULL, 1, 1), -EINVAL);
 	assert_int_equal(history_add_incoming(f->h, "ok", "a", big, 1, 1), -EINVAL);
 	assert_int_equal(history_add_incoming(f->h, "ok", "a", "t", UINT64_MAX, 1), -EINVAL);
-	assert_int_equal(history_add_outgoing(f->h, "ok", "a", big, 1), -EINVAL);
+	assert_int_equal(history_add_outgoing(f->h, "ok", "a", big, 1, NULL), -EINVAL);
 	big[HISTORY_TEXT_MAX] = '\0';
-	assert_int_equal(history_add_outgoing(f->h, "ok", "a", big, 1), 0);
+	assert_int_equal(history_add_outgoing(f->h, "ok", "a", big, 1, NULL), 0);
 	/* Empty text is a valid message. */
 	assert_int_equal(history_add_incoming(f->h, "empty", "a", "", 1, 1), 1);
 
@@ -276,7 +277,7 @@ static void test_history_state_machine(void **state) {
 
 		snprintf(id, sizeof(id), "t%zu", i);
 		if (transitions[i].direction == HISTORY_DIRECTION_OUT) {
-			assert_int_equal(history_add_outgoing(f->h, id, "p", "x", 1), 0);
+			assert_int_equal(history_add_outgoing(f->h, id, "p", "x", 1, NULL), 0);
 		} else {
 			assert_int_equal(history_add_incoming(f->h, id, "p", "x", 1, 1), 1);
 		}
@@ -299,10 +300,10 @@ static void test_history_queue_order_and_requeue(void **state) {
 	Fixture *f = *state;
 	HistoryList l = {};
 
-	assert_int_equal(history_add_outgoing(f->h, "q1", "bob", "one", 100), 0);
-	assert_int_equal(history_add_outgoing(f->h, "q2", "bob", "two", 50), 0);
-	assert_int_equal(history_add_outgoing(f->h, "q3", "bob", "three", 200), 0);
-	assert_int_equal(history_add_outgoing(f->h, "other", "carol", "x", 1), 0);
+	assert_int_equal(history_add_outgoing(f->h, "q1", "bob", "one", 100, NULL), 0);
+	assert_int_equal(history_add_outgoing(f->h, "q2", "bob", "two", 50, NULL), 0);
+	assert_int_equal(history_add_outgoing(f->h, "q3", "bob", "three", 200, NULL), 0);
+	assert_int_equal(history_add_outgoing(f->h, "other", "carol", "x", 1, NULL), 0);
 
 	/* Creation order, not the timestamps. */
 	assert_int_equal(history_list_queued(f->h, "bob", &l), 0);
@@ -341,16 +342,16 @@ static void test_history_queue_limit(void **state) {
 
 	for (unsigned i = 0; i < HISTORY_QUEUE_MAX; i++) {
 		snprintf(id, sizeof(id), "l%u", i);
-		assert_int_equal(history_add_outgoing(f->h, id, "bob", "x", i), 0);
+		assert_int_equal(history_add_outgoing(f->h, id, "bob", "x", i, NULL), 0);
 	}
-	assert_int_equal(history_add_outgoing(f->h, "over", "bob", "x", 1), -ENOBUFS);
+	assert_int_equal(history_add_outgoing(f->h, "over", "bob", "x", 1, NULL), -ENOBUFS);
 	/* Other peers have their own queue. */
-	assert_int_equal(history_add_outgoing(f->h, "carol1", "carol", "x", 1), 0);
+	assert_int_equal(history_add_outgoing(f->h, "carol1", "carol", "x", 1, NULL), 0);
 	/* Sent messages count too: they may come back to the queue. */
 	assert_int_equal(history_set_state(f->h, "l0", HISTORY_STATE_SENT), 1);
-	assert_int_equal(history_add_outgoing(f->h, "over", "bob", "x", 1), -ENOBUFS);
+	assert_int_equal(history_add_outgoing(f->h, "over", "bob", "x", 1, NULL), -ENOBUFS);
 	assert_int_equal(history_set_state(f->h, "l0", HISTORY_STATE_DELIVERED), 1);
-	assert_int_equal(history_add_outgoing(f->h, "over", "bob", "x", 1), 0);
+	assert_int_equal(history_add_outgoing(f->h, "over", "bob", "x", 1, NULL), 0);
 }
 
 static void test_history_expire(void **state) {
@@ -360,11 +361,11 @@ static void test_history_expire(void **state) {
 	const uint64_t day = 24 * 3600 * USEC_PER_SEC;
 	uint64_t oldest = 0;
 
-	assert_int_equal(history_add_outgoing(f->h, "old1", "bob", "x", 1 * day), 0);
-	assert_int_equal(history_add_outgoing(f->h, "old2", "carol", "x", 2 * day), 0);
+	assert_int_equal(history_add_outgoing(f->h, "old1", "bob", "x", 1 * day, NULL), 0);
+	assert_int_equal(history_add_outgoing(f->h, "old2", "carol", "x", 2 * day, NULL), 0);
 	assert_int_equal(history_set_state(f->h, "old2", HISTORY_STATE_SENT), 1);
-	assert_int_equal(history_add_outgoing(f->h, "new", "bob", "x", 9 * day), 0);
-	assert_int_equal(history_add_outgoing(f->h, "done", "bob", "x", 1 * day), 0);
+	assert_int_equal(history_add_outgoing(f->h, "new", "bob", "x", 9 * day, NULL), 0);
+	assert_int_equal(history_add_outgoing(f->h, "done", "bob", "x", 1 * day, NULL), 0);
 	assert_int_equal(history_set_state(f->h, "done", HISTORY_STATE_DELIVERED), 1);
 	assert_int_equal(history_add_incoming(f->h, "inc", "bob", "x", 1, 1), 1);
 
@@ -406,7 +407,7 @@ static void test_history_get_paging(void **state) {
 		snprintf(id, sizeof(id), "p%d", i);
 		snprintf(text, sizeof(text), "msg %d", i);
 		if (i % 2) {
-			assert_int_equal(history_add_outgoing(f->h, id, "alice", text, i), 0);
+			assert_int_equal(history_add_outgoing(f->h, id, "alice", text, i, NULL), 0);
 		} else {
 			assert_int_equal(history_add_incoming(f->h, id, "alice", text, i, i), 1);
 		}
@@ -541,7 +542,7 @@ static void test_history_search(void **state) {
 
 	/* The index follows the table across a reopen. */
 	reopen(f);
-	assert_int_equal(history_add_outgoing(f->h, "later", "bob", "another hello", 99), 0);
+	assert_int_equal(history_add_outgoing(f->h, "later", "bob", "another hello", 99, NULL), 0);
 	assert_int_equal(history_search(f->h, "hello", 100, &l), 0);
 	assert_int_equal(l.n, 3);
 	assert_string_equal(l.messages[0].id, "later");
@@ -557,7 +558,7 @@ static void test_history_unread(void **state) {
 	assert_int_equal(history_add_incoming(f->h, "u1", "alice", "a", 1, 1), 1);
 	assert_int_equal(history_add_incoming(f->h, "u2", "alice", "b", 2, 2), 1);
 	assert_int_equal(history_add_incoming(f->h, "u3", "bob", "c", 3, 3), 1);
-	assert_int_equal(history_add_outgoing(f->h, "u4", "alice", "d", 4), 0);
+	assert_int_equal(history_add_outgoing(f->h, "u4", "alice", "d", 4, NULL), 0);
 	assert_int_equal(history_set_state(f->h, "u4", HISTORY_STATE_DELIVERED), 1);
 
 	assert_int_equal(history_unread(f->h, "alice"), 2);
@@ -582,11 +583,11 @@ static void test_history_list_conversations(void **state) {
 	assert_int_equal(l.n, 0);
 	assert_int_equal(history_has_peer(f->h, "bob"), 0);
 
-	assert_int_equal(history_add_outgoing(f->h, "o1", "bob", "to bob", 100), 0);
+	assert_int_equal(history_add_outgoing(f->h, "o1", "bob", "to bob", 100, NULL), 0);
 	assert_int_equal(history_add_incoming(f->h, "i1", "carol", "from carol", 50, 200), 1);
 	assert_int_equal(history_add_incoming(f->h, "i2", "bob", "from bob 1", 300, 300), 1);
 	assert_int_equal(history_add_incoming(f->h, "i3", "bob", "from bob 2", 400, 400), 1);
-	assert_int_equal(history_add_outgoing(f->h, "o2", "dave", "to dave", 500), 0);
+	assert_int_equal(history_add_outgoing(f->h, "o2", "dave", "to dave", 500, NULL), 0);
 	assert_int_equal(history_add_incoming(f->h, "i4", "carol", "carol again", 600, 600), 1);
 	assert_int_equal(history_mark_read(f->h, "carol"), 2);
 	assert_int_equal(history_set_state(f->h, "o2", HISTORY_STATE_FAILED), 1);
@@ -614,7 +615,7 @@ static void test_history_list_conversations(void **state) {
 	history_conversation_list_done(&l);
 
 	/* A new message moves its peer to the top; reading clears the count. */
-	assert_int_equal(history_add_outgoing(f->h, "o3", "bob", "read them", 700), 0);
+	assert_int_equal(history_add_outgoing(f->h, "o3", "bob", "read them", 700, NULL), 0);
 	assert_int_equal(history_mark_read(f->h, "bob"), 2);
 	assert_int_equal(history_list_conversations(f->h, &l), 0);
 	assert_int_equal(l.n, 3);
@@ -707,7 +708,7 @@ _Noreturn static void crash_child(const char *path, int trial, int fd) {
 		snprintf(id, sizeof(id), "c%d-%u", trial, i);
 		if (i % 2) {
 			/* Delivered at once, so the outbox limit is never reached. */
-			if (history_add_outgoing(h, id, "bob", "crash test outgoing", i) < 0 ||
+			if (history_add_outgoing(h, id, "bob", "crash test outgoing", i, NULL) < 0 ||
 					history_set_state(h, id, HISTORY_STATE_DELIVERED) != 1) {
 				_exit(EXIT_FAILURE);
 			}
@@ -825,12 +826,12 @@ static void test_history_batching(void **state) {
 
 	history_set_batching(f->h, true);
 	assert_int_equal(history_add_incoming(f->h, "b1", "alice", "batched hello", 1, 2), 1);
-	assert_int_equal(history_add_outgoing_as(f->h, "b2", "alice", "straight out", 3,
+	assert_int_equal(history_add_outgoing_as(f->h, "b2", "alice", "straight out", 3, NULL,
 			HISTORY_STATE_SENT), 0);
-	assert_int_equal(history_add_outgoing_as(f->h, "b3", "alice", "x", 3,
+	assert_int_equal(history_add_outgoing_as(f->h, "b3", "alice", "x", 3, NULL,
 			HISTORY_STATE_DELIVERED), -EINVAL);
 	assert_int_equal(history_has_queued(f->h, "alice"), 0);
-	assert_int_equal(history_add_outgoing(f->h, "b4", "alice", "queued one", 4), 0);
+	assert_int_equal(history_add_outgoing(f->h, "b4", "alice", "queued one", 4, NULL), 0);
 	assert_int_equal(history_has_queued(f->h, "alice"), 1);
 	assert_int_equal(history_has_queued(f->h, "bob"), 0);
 	assert_int_equal(history_batch_size(f->h), 3);
@@ -864,6 +865,296 @@ static void test_history_batching(void **state) {
 	history_list_done(&l);
 }
 
+/*
+ * The schema of version 4 as it was shipped (migrations 0-3), frozen here:
+ * the migration to 5 must carry its rows over.
+ */
+static const char schema_v4[] =
+	"CREATE TABLE messages ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  id TEXT NOT NULL UNIQUE,"
+	"  peer TEXT NOT NULL,"
+	"  direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),"
+	"  text TEXT NOT NULL,"
+	"  sent_usec INTEGER NOT NULL,"
+	"  received_usec INTEGER NOT NULL,"
+	"  state TEXT NOT NULL"
+	"    CHECK (state IN ('queued', 'sent', 'delivered', 'failed', 'read')),"
+	"  final INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX messages_by_peer ON messages (peer);"
+	"CREATE INDEX messages_by_state ON messages (state, peer);"
+	"CREATE VIRTUAL TABLE messages_fts USING fts5("
+	"  text, content='messages', content_rowid='seq', tokenize='trigram');"
+	"CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
+	"  INSERT INTO messages_fts (messages_fts, rowid, text)"
+	"    VALUES ('delete', old.seq, old.text);"
+	"END;"
+	"CREATE TRIGGER messages_au AFTER UPDATE OF text ON messages BEGIN"
+	"  INSERT INTO messages_fts (messages_fts, rowid, text)"
+	"    VALUES ('delete', old.seq, old.text);"
+	"  INSERT INTO messages_fts (rowid, text) VALUES (new.seq, new.text);"
+	"END;"
+	"CREATE INDEX messages_pending ON messages (peer)"
+	"  WHERE state IN ('queued', 'sent') AND final = 0;"
+	"CREATE INDEX messages_unread ON messages (peer)"
+	"  WHERE direction = 'in' AND state = 'delivered';"
+	"INSERT INTO messages (id, peer, direction, text, sent_usec, received_usec, state)"
+	"  VALUES ('old-in', 'bob', 'in', 'old hello', 1, 2, 'delivered'),"
+	"         ('old-out', 'bob', 'out', 'old queued', 3, 0, 'queued');"
+	"INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');"
+	"PRAGMA user_version = 4;";
+
+static const uint8_t key_a[HISTORY_PEER_KEY_SIZE] = { 0xaa, 1, 2, 3, [31] = 0xa0 };
+static const uint8_t key_b[HISTORY_PEER_KEY_SIZE] = { 0xbb, 1, 2, 3, [31] = 0xb0 };
+static const uint8_t key_c[HISTORY_PEER_KEY_SIZE] = { 0xcc, 1, 2, 3, [31] = 0xc0 };
+
+/* Asserts that message @id is for @key (NULL: for no key). */
+static void assert_message_key(History *h, const char *id, const uint8_t *key) {
+	HistoryMessage m = {};
+
+	assert_int_equal(history_get_message(h, id, &m), 0);
+	if (key) {
+		assert_true(m.has_peer_key);
+		assert_memory_equal(m.peer_key, key, HISTORY_PEER_KEY_SIZE);
+	} else {
+		assert_false(m.has_peer_key);
+	}
+	history_message_done(&m);
+}
+
+static void test_history_migrate_from_v4(void **state) {
+	Fixture *f = *state;
+	HistoryPeerKey pin = {};
+	HistoryList l = {};
+	char path[160];
+	History *h = NULL;
+
+	assert_int_equal(history_schema_version_latest(), 5);
+	snprintf(path, sizeof(path), "%s/v4.db", f->dir);
+	raw_sql(path, schema_v4);
+
+	assert_int_equal(history_open(path, &h), 0);
+	assert_int_equal(history_schema_version(h), 5);
+	assert_int_equal(history_check_integrity(h), 0);
+
+	/* The old rows are there, for no key, and still found. */
+	assert_message_key(h, "old-in", NULL);
+	assert_message_key(h, "old-out", NULL);
+	assert_int_equal(history_search(h, "old queued", 10, &l), 0);
+	assert_int_equal(l.n, 1);
+	history_list_done(&l);
+
+	/* No pins yet; the first one binds the old queued message, not the incoming one. */
+	assert_int_equal(history_get_peer_key(h, "bob", &pin), 0);
+	assert_int_equal(history_set_peer_key(h, "bob", key_a, false, 10), 1);
+	assert_message_key(h, "old-out", key_a);
+	assert_message_key(h, "old-in", NULL);
+
+	/* The new column refuses a key of the wrong size. */
+	h = history_free(h);
+	{
+		sqlite3 *db = NULL;
+
+		assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+		assert_int_equal(sqlite3_exec(db, "UPDATE messages SET peer_key = x'0102' "
+						  "WHERE id = 'old-out'",
+						 NULL, NULL, NULL),
+				SQLITE_CONSTRAINT);
+		assert_int_equal(sqlite3_exec(db, "INSERT INTO peer_keys VALUES ('x', x'01', 0, 1)",
+						 NULL, NULL, NULL),
+				SQLITE_CONSTRAINT);
+		assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	}
+	assert_int_equal(history_open(path, &h), 0);
+	assert_int_equal(history_schema_version(h), 5);
+	assert_message_key(h, "old-out", key_a);
+	h = history_free(h);
+}
+
+static void test_history_peer_key(void **state) {
+	Fixture *f = *state;
+	HistoryPeerKey pin = {};
+
+	assert_int_equal(history_get_peer_key(f->h, "alice", &pin), 0);
+	assert_int_equal(history_set_peer_verified(f->h, "alice", true), -ENOENT);
+	assert_int_equal(history_get_peer_key(f->h, "", &pin), -EINVAL);
+	assert_int_equal(history_set_peer_key(f->h, NULL, key_a, false, 1), -EINVAL);
+	assert_int_equal(history_set_peer_key(f->h, "alice", key_a, false, UINT64_MAX), -EINVAL);
+	assert_int_equal(history_set_peer_verified(f->h, "", true), -EINVAL);
+
+	/* First pin. */
+	assert_int_equal(history_set_peer_key(f->h, "alice", key_a, false, 100), 1);
+	assert_int_equal(history_get_peer_key(f->h, "alice", &pin), 1);
+	assert_memory_equal(pin.key, key_a, HISTORY_PEER_KEY_SIZE);
+	assert_false(pin.verified);
+	assert_int_equal(pin.pinned_usec, 100);
+	assert_int_equal(history_get_peer_key(f->h, "bob", &pin), 0);
+
+	/* The same key again: not a new pin, pinned_usec stays, verified as given. */
+	assert_int_equal(history_set_peer_key(f->h, "alice", key_a, false, 150), 0);
+	assert_int_equal(history_set_peer_key(f->h, "alice", key_a, true, 200), 0);
+	assert_int_equal(history_get_peer_key(f->h, "alice", &pin), 1);
+	assert_true(pin.verified);
+	assert_int_equal(pin.pinned_usec, 100);
+
+	assert_int_equal(history_set_peer_verified(f->h, "alice", false), 0);
+	assert_int_equal(history_get_peer_key(f->h, "alice", &pin), 1);
+	assert_false(pin.verified);
+	assert_int_equal(history_set_peer_verified(f->h, "alice", true), 0);
+	assert_int_equal(history_set_peer_verified(f->h, "alice", true), 0);
+
+	/* A changed key: pinned anew, at its own time, verified as given. */
+	assert_int_equal(history_set_peer_key(f->h, "alice", key_b, false, 300), 1);
+	assert_int_equal(history_get_peer_key(f->h, "alice", &pin), 1);
+	assert_memory_equal(pin.key, key_b, HISTORY_PEER_KEY_SIZE);
+	assert_false(pin.verified);
+	assert_int_equal(pin.pinned_usec, 300);
+
+	assert_int_equal(history_set_peer_key(f->h, "carol", key_c, true, 400), 1);
+
+	/* Pins survive a reopen. */
+	reopen(f);
+	assert_int_equal(history_get_peer_key(f->h, "alice", &pin), 1);
+	assert_memory_equal(pin.key, key_b, HISTORY_PEER_KEY_SIZE);
+	assert_false(pin.verified);
+	assert_int_equal(pin.pinned_usec, 300);
+	assert_int_equal(history_get_peer_key(f->h, "carol", &pin), 1);
+	assert_memory_equal(pin.key, key_c, HISTORY_PEER_KEY_SIZE);
+	assert_true(pin.verified);
+	assert_int_equal(pin.pinned_usec, 400);
+	assert_int_equal(history_get_peer_key(f->h, "bob", &pin), 0);
+}
+
+static void test_history_outgoing_key(void **state) {
+	Fixture *f = *state;
+	HistoryConversationList c = {};
+	HistoryList l = {};
+
+	assert_int_equal(history_add_outgoing(f->h, "k1", "bob", "for a", 1, key_a), 0);
+	assert_int_equal(history_add_outgoing(f->h, "k2", "bob", "for none", 2, NULL), 0);
+	assert_int_equal(history_add_outgoing_as(f->h, "k3", "bob", "sent to a", 3, key_a,
+			HISTORY_STATE_SENT), 0);
+	assert_int_equal(history_add_incoming(f->h, "k4", "bob", "from bob", 4, 4), 1);
+	assert_message_key(f->h, "k1", key_a);
+	assert_message_key(f->h, "k2", NULL);
+	assert_message_key(f->h, "k3", key_a);
+	assert_message_key(f->h, "k4", NULL);
+
+	/* The lists carry the key too. */
+	assert_int_equal(history_list_queued(f->h, "bob", &l), 0);
+	assert_int_equal(l.n, 2);
+	assert_true(l.messages[0].has_peer_key);
+	assert_memory_equal(l.messages[0].peer_key, key_a, HISTORY_PEER_KEY_SIZE);
+	assert_false(l.messages[1].has_peer_key);
+	history_list_done(&l);
+	assert_int_equal(history_get(f->h, "bob", 10, NULL, &l), 0);
+	assert_int_equal(l.n, 4);
+	assert_true(l.messages[2].has_peer_key);
+	history_list_done(&l);
+
+	/* Bound later, or bound again. */
+	assert_int_equal(history_set_message_key(f->h, "k2", key_b), 0);
+	assert_int_equal(history_set_message_key(f->h, "k1", key_c), 0);
+	assert_int_equal(history_set_message_key(f->h, "k4", key_b), -ENOENT); /* incoming */
+	assert_int_equal(history_set_message_key(f->h, "nope", key_b), -ENOENT);
+	assert_int_equal(history_set_message_key(f->h, "bad id!", key_b), -ENOENT);
+
+	assert_int_equal(history_add_outgoing(f->h, "k5", "bob", "last", 5, key_b), 0);
+	assert_int_equal(history_list_conversations(f->h, &c), 0);
+	assert_int_equal(c.n, 1);
+	assert_string_equal(c.conversations[0].last.id, "k5");
+	assert_true(c.conversations[0].last.has_peer_key);
+	assert_memory_equal(c.conversations[0].last.peer_key, key_b, HISTORY_PEER_KEY_SIZE);
+	assert_int_equal(c.conversations[0].unread, 1);
+	history_conversation_list_done(&c);
+
+	reopen(f);
+	assert_message_key(f->h, "k1", key_c);
+	assert_message_key(f->h, "k2", key_b);
+	assert_message_key(f->h, "k3", key_a);
+	assert_message_key(f->h, "k4", NULL);
+}
+
+static void test_history_first_pin_binds_queued(void **state) {
+	Fixture *f = *state;
+
+	assert_int_equal(history_add_outgoing(f->h, "q", "bob", "queued", 1, NULL), 0);
+	assert_int_equal(history_add_outgoing_as(f->h, "s", "bob", "sent", 2, NULL,
+			HISTORY_STATE_SENT), 0);
+	assert_int_equal(history_add_outgoing(f->h, "x", "bob", "failed", 3, NULL), 0);
+	assert_int_equal(history_set_state(f->h, "x", HISTORY_STATE_FAILED), 1);
+	assert_int_equal(history_add_outgoing(f->h, "d", "bob", "delivered", 4, NULL), 0);
+	assert_int_equal(history_set_state(f->h, "d", HISTORY_STATE_DELIVERED), 1);
+	assert_int_equal(history_add_outgoing(f->h, "r", "bob", "reference", 5, NULL), 0);
+	assert_int_equal(history_set_sent_final(f->h, "r"), 0);
+	assert_int_equal(history_add_outgoing(f->h, "k", "bob", "keyed", 6, key_c), 0);
+	assert_int_equal(history_add_outgoing(f->h, "c", "carol", "carol's", 7, NULL), 0);
+	assert_int_equal(history_add_incoming(f->h, "i", "bob", "incoming", 8, 8), 1);
+
+	assert_int_equal(history_set_peer_key(f->h, "bob", key_a, false, 10), 1);
+	assert_message_key(f->h, "q", key_a);
+	assert_message_key(f->h, "s", key_a);
+	assert_message_key(f->h, "x", key_a);
+	assert_message_key(f->h, "d", NULL); /* already delivered, to whoever had it */
+	assert_message_key(f->h, "r", NULL); /* a reference peer's */
+	assert_message_key(f->h, "k", key_c);
+	assert_message_key(f->h, "c", NULL);
+	assert_message_key(f->h, "i", NULL);
+
+	/* A later pin (a changed key) binds nothing: queued messages keep their key. */
+	assert_int_equal(history_add_outgoing(f->h, "q2", "bob", "queued later", 11, NULL), 0);
+	assert_int_equal(history_set_peer_key(f->h, "bob", key_b, false, 12), 1);
+	assert_message_key(f->h, "q", key_a);
+	assert_message_key(f->h, "q2", NULL);
+}
+
+/* The number of pins another connection sees: the committed ones. */
+static int committed_pins(const char *path) {
+	sqlite3_stmt *s = NULL;
+	sqlite3 *db = NULL;
+	int n;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM peer_keys", -1, &s, NULL),
+			SQLITE_OK);
+	assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+	n = sqlite3_column_int(s, 0);
+	assert_int_equal(sqlite3_finalize(s), SQLITE_OK);
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+	return n;
+}
+
+static void test_history_peer_key_batching(void **state) {
+	Fixture *f = *state;
+	HistoryPeerKey pin = {};
+
+	history_set_batching(f->h, true);
+	assert_int_equal(history_add_outgoing(f->h, "b1", "bob", "before the key", 1, NULL), 0);
+	assert_int_equal(history_set_peer_key(f->h, "bob", key_a, false, 2), 1);
+	assert_int_equal(history_set_peer_key(f->h, "bob", key_a, false, 3), 0); /* no write */
+	assert_int_equal(history_set_peer_verified(f->h, "bob", true), 0);
+	assert_int_equal(history_set_peer_verified(f->h, "carol", true), -ENOENT);
+	assert_int_equal(history_batch_size(f->h), 4);
+
+	/* Seen at once by this connection, by no other before the commit. */
+	assert_int_equal(history_get_peer_key(f->h, "bob", &pin), 1);
+	assert_true(pin.verified);
+	assert_message_key(f->h, "b1", key_a);
+	assert_int_equal(committed_pins(f->path), 0);
+	assert_int_equal(committed_count(f->path), 0);
+
+	/* The pin, the message and its binding commit together. */
+	assert_int_equal(history_commit(f->h), 0);
+	assert_int_equal(committed_pins(f->path), 1);
+	assert_int_equal(committed_count(f->path), 1);
+	reopen(f);
+	assert_int_equal(history_get_peer_key(f->h, "bob", &pin), 1);
+	assert_true(pin.verified);
+	assert_int_equal(pin.pinned_usec, 2);
+	assert_message_key(f->h, "b1", key_a);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void) {
@@ -886,6 +1177,11 @@ int main(void) {
 		T(test_history_list_conversations_large),
 		T(test_history_default_path),
 		T(test_history_batching),
+		T(test_history_migrate_from_v4),
+		T(test_history_peer_key),
+		T(test_history_outgoing_key),
+		T(test_history_first_pin_binds_queued),
+		T(test_history_peer_key_batching),
 		T(test_history_crash_safety),
 	};
 

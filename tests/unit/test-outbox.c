@@ -2,7 +2,8 @@
 /*
  * Tests for daemon/outbox.c on a real sd-event loop: order of sending, a
  * refused send keeping the rest queued, requeue after failed retries, the
- * restart requeue, and expiry by the CLOCK_REALTIME timer.
+ * restart requeue, expiry by the CLOCK_REALTIME timer, and the key a new
+ * message is for.
  */
 
 #include <setjmp.h>
@@ -253,6 +254,33 @@ static void test_outbox_expiry_timer(void **state) {
 	assert_int_equal(f->n_events, 0);
 }
 
+static void test_outbox_add_binds_pinned_key(void **state) {
+	static const uint8_t key[HISTORY_PEER_KEY_SIZE] = { 0x42, [31] = 0x24 };
+	Fixture *f = *state;
+	HistoryMessage m = {};
+	uint64_t now = now_usec();
+
+	/* No pin yet: no key, until the first pin binds it. */
+	assert_int_equal(outbox_add(f->outbox, "before", "bob", "one", now), 0);
+	assert_int_equal(history_get_message(f->history, "before", &m), 0);
+	assert_false(m.has_peer_key);
+	history_message_done(&m);
+
+	assert_int_equal(history_set_peer_key(f->history, "bob", key, false, now), 1);
+	assert_int_equal(outbox_add_as(f->outbox, "after", "bob", "two", now,
+			HISTORY_STATE_SENT), 0);
+	assert_int_equal(outbox_add(f->outbox, "carol1", "carol", "x", now), 0);
+	for (size_t i = 0; i < 2; i++) {
+		assert_int_equal(history_get_message(f->history, i ? "after" : "before", &m), 0);
+		assert_true(m.has_peer_key);
+		assert_memory_equal(m.peer_key, key, HISTORY_PEER_KEY_SIZE);
+		history_message_done(&m);
+	}
+	assert_int_equal(history_get_message(f->history, "carol1", &m), 0);
+	assert_false(m.has_peer_key);
+	history_message_done(&m);
+}
+
 #define T(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(void) {
@@ -262,6 +290,7 @@ int main(void) {
 		T(test_outbox_restart_requeues_sent),
 		T(test_outbox_requeue_only_sent),
 		T(test_outbox_expiry_timer),
+		T(test_outbox_add_binds_pinned_key),
 	};
 
 	return cmocka_run_group_tests_name("outbox", tests, NULL, NULL);
