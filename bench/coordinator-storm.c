@@ -7,19 +7,28 @@
  * test and asserts nothing about speed.
  *
  * One process, one epoll loop, N simulated clients:
- *   native   login,NAME,EP,native1 (UTF-8) -> Accept -> TCP hello -> welcome,
- *            list, pushes; done when every client knows all N users.
+ *   native   login,NAME,EP,native1 (UTF-8) -> Accept -> TCP: the clear hello
+ *            (native1+noise1) and Noise message 1, message 2, message 3
+ *            (common/noise-stream.h, a fresh identity per client) -> welcome,
+ *            list, pushes, all sealed; done when every client knows all N
+ *            users.
  *   ngircd   NICK/USER/JOIN #bench; done when every client has seen all N
  *            members (NAMES + later JOINs).
  *   udp      login,NAME,EP in UTF-16LE, no session; done when every forward
  *            (N(N-1)/2) arrived.  The floor sends as many datagrams of the
  *            same size to the same sockets with sendmmsg().
  * Every phase is bounded by --timeout.  Child processes are killed by pid.
+ *
+ * Each coordinator gets a fresh --state-dir (its key and its name bindings)
+ * under a temporary directory in $TMPDIR or /tmp: every run binds its names
+ * anew, to new keys.  The whole directory is removed at the end.
  */
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,6 +44,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "common/identity.h"
+#include "common/noise-stream.h"
 
 #define MAX_EVENTS 256
 #define LOOPBACK htonl(INADDR_LOOPBACK)
@@ -53,9 +65,9 @@ static Addr loopback(uint16_t port) {
 static const char *arg_coordinator = "coordinator/p2pchat-coordinator";
 static const char *arg_ngircd = "/usr/sbin/ngircd";
 static double arg_timeout = 120;
-static char arg_sizes[256] = "1000,3000,5000";
+static char arg_sizes[256] = "1000,2000,5000";
 static char arg_udp_sizes[256] = "1000,2000";
-static char tmpdir[64];
+static char tmpdir[256];
 
 static double now(void) {
 	struct timespec ts;
@@ -67,11 +79,25 @@ static double now(void) {
 /* The running server, killed by die() too. */
 static pid_t child_pid = -1;
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+	(void) remove(path);
+	return 0;
+}
+
+/* Removes @path and everything below it; never follows a symlink. */
+static void rm_rf(const char *path) {
+	(void) nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static void die(const char *fmt, ...) {
 	va_list ap;
 
 	if (child_pid > 0) {
 		kill(child_pid, SIGKILL);
+		(void) waitpid(child_pid, NULL, 0);
+	}
+	if (tmpdir[0]) {
+		rm_rf(tmpdir);
 	}
 
 	va_start(ap, fmt);
@@ -122,7 +148,8 @@ static void stop(pid_t pid) {
 	child_pid = -1;
 }
 
-static char *slurp(const char *path) {
+/* The first 64 KiB of @path, or with @tail its last 64 KiB. */
+static char *slurp_at(const char *path, bool tail) {
 	static char buf[1 << 16];
 	FILE *f = fopen(path, "r");
 	size_t n;
@@ -131,10 +158,17 @@ static char *slurp(const char *path) {
 	if (!f) {
 		return buf;
 	}
+	if (tail && fseek(f, -(long) (sizeof(buf) - 1), SEEK_END) < 0) {
+		rewind(f);
+	}
 	n = fread(buf, 1, sizeof(buf) - 1, f);
 	buf[n] = 0;
 	fclose(f);
 	return buf;
+}
+
+static char *slurp(const char *path) {
+	return slurp_at(path, false);
 }
 
 /* CPU seconds (user + system) of @pid. */
@@ -255,19 +289,39 @@ typedef struct Client {
 	uint16_t udp_port;
 	bool accepted, connected, done, listed;
 	long known;       /* roster size (native, ngircd) or forwards (udp) */
-	uint8_t *buf;
+	uint8_t *buf;     /* what the socket gave, not yet parsed */
 	size_t len, cap;
+	Identity *id;     /* native: the key the session proves */
+	NoiseStream *ns;  /* native: the handshake, then the session's cipher */
+	uint8_t *plain;   /* native: decrypted frame stream, not yet parsed */
+	size_t plain_len, plain_cap;
 	char name[24];
 } Client;
 
 typedef struct Totals {
 	uint64_t frames, bytes, reads;
+	uint64_t sealed;  /* native: transport messages opened */
+	size_t n_bound;   /* native: handshakes completed */
+	double bound_at;  /* native: when the last one completed */
 	double done_at;
 	size_t n_done;
 	size_t want; /* members to know: N, less those the server dropped */
 } Totals;
 
-static void buf_append(Client *c, const uint8_t *p, size_t n) {
+static void bytes_append(uint8_t **buf, size_t *len, size_t *cap, const uint8_t *p, size_t n) {
+	if (*len + n > *cap) {
+		*cap = *len + n > 2 * *cap ? *len + n : 2 * *cap;
+		*buf = realloc(*buf, *cap);
+		if (!*buf) {
+			die("out of memory");
+		}
+	}
+	memcpy(*buf + *len, p, n);
+	*len += n;
+}
+
+/* Room for @n more bytes at the end of @c's buffer. */
+static uint8_t *buf_reserve(Client *c, size_t n) {
 	if (c->len + n > c->cap) {
 		c->cap = c->len + n > 2 * c->cap ? c->len + n : 2 * c->cap;
 		c->buf = realloc(c->buf, c->cap);
@@ -275,8 +329,12 @@ static void buf_append(Client *c, const uint8_t *p, size_t n) {
 			die("out of memory");
 		}
 	}
-	memcpy(c->buf + c->len, p, n);
-	c->len += n;
+	return c->buf + c->len;
+}
+
+static uint8_t *mfree_bytes(uint8_t *p) {
+	free(p);
+	return NULL;
 }
 
 static void clients_free(Client *cl, size_t n) {
@@ -288,11 +346,16 @@ static void clients_free(Client *cl, size_t n) {
 			close(cl[i].tcp);
 		}
 		free(cl[i].buf);
+		free(cl[i].plain);
+		noise_stream_free(cl[i].ns);
+		identity_free(cl[i].id);
 	}
 	free(cl);
 }
 
-static Client *clients_new(size_t n, const char *prefix, bool with_udp, int rcvbuf) {
+/* @with_identity: a native client, which proves a key of its own. */
+static Client *clients_new(size_t n, const char *prefix, bool with_udp, int rcvbuf,
+		bool with_identity) {
 	Client *cl = calloc(n, sizeof(Client));
 
 	if (!cl) {
@@ -304,6 +367,13 @@ static Client *clients_new(size_t n, const char *prefix, bool with_udp, int rcvb
 		if (with_udp) {
 			cl[i].udp = udp_socket(rcvbuf);
 			cl[i].udp_port = local_port(cl[i].udp);
+		}
+		if (with_identity) {
+			int r = identity_generate(&cl[i].id);
+
+			if (r < 0) {
+				die("identity_generate: %s", strerror(-r));
+			}
 		}
 	}
 	return cl;
@@ -320,52 +390,205 @@ static void mark_done(Client *c, size_t want, Totals *t) {
 	}
 }
 
-/* Parses the native frames buffered for @c. */
-static void native_frames(Client *c, size_t n_clients, Totals *t) {
-	size_t off = 0;
+/*
+ * The next frame (LEB128 length + bytes) of @buf at *@off: false when it is
+ * not complete yet.
+ */
+static bool next_frame(const uint8_t *buf, size_t len, size_t *off, const uint8_t **ret,
+		size_t *ret_len) {
+	uint64_t n = 0;
+	unsigned shift = 0;
+	size_t k = *off;
+
+	while (k < len && shift < 64) {
+		uint8_t b = buf[k++];
+
+		n |= (uint64_t) (b & 0x7f) << shift;
+		shift += 7;
+		if (!(b & 0x80)) {
+			if (len - k < n) {
+				return false;
+			}
+			*ret = buf + k;
+			*ret_len = n;
+			*off = k + n;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Seals the frame @text and writes it to @c's session. */
+static void native_send(Client *c, const char *text) {
+	uint8_t plain[64], *out = NULL;
+	size_t size = 0, allocated = 0;
+	int r;
+
+	r = noise_stream_seal_frames(c->ns, plain, frame(text, plain), &out, &size, &allocated);
+	if (r < 0) {
+		die("native client %s: seal: %s", c->name, strerror(-r));
+	}
+	(void) !write(c->tcp, out, size);
+	free(out);
+}
+
+/* The frame @f of @c's decrypted stream: counted exactly as before sessions were sealed. */
+static void native_frame(Client *c, const char *f, size_t len, Totals *t) {
+	t->frames++;
+	if (len >= 6 && memcmp(f, "login,", 6) == 0) {
+		c->known++;
+	} else if (len >= 7 && memcmp(f, "logout,", 7) == 0) {
+		c->known--;
+	} else if (len == 4 && memcmp(f, "ping", 4) == 0) {
+		native_send(c, "pong");
+	} else if (len >= 7 && memcmp(f, "Reject,", 7) == 0) {
+		die("native client %s: refused: %.*s", c->name, (int) len, f);
+	} else if (!c->listed && !(len >= 8 && memcmp(f, "welcome,", 8) == 0)) {
+		/* The list: entries are ';'-separated, then "end". */
+		c->listed = true;
+		for (size_t i = 0; i < len; i++) {
+			c->known += f[i] == ';';
+		}
+	}
+}
+
+/*
+ * The plaintext @p of one transport message: its frames are counted where
+ * they lie; only a frame that goes on in the next message (the list) is
+ * gathered in c->plain.
+ */
+static void native_plain(Client *c, const uint8_t *p, size_t n, Totals *t) {
+	const uint8_t *f;
+	size_t off = 0, len;
+
+	if (c->plain_len > 0) {
+		bytes_append(&c->plain, &c->plain_len, &c->plain_cap, p, n);
+		p = c->plain;
+		n = c->plain_len;
+	}
+	while (next_frame(p, n, &off, &f, &len)) {
+		native_frame(c, (const char *) f, len, t);
+	}
+	if (p != c->plain) {
+		if (off < n) {
+			bytes_append(&c->plain, &c->plain_len, &c->plain_cap, p + off, n - off);
+		}
+		return;
+	}
+	memmove(c->plain, c->plain + off, n - off);
+	c->plain_len = n - off;
+	if (c->plain_len == 0 && c->plain_cap > 64 * 1024) {
+		/* The list is done with: thousands of clients need not keep its room. */
+		c->plain = mfree_bytes(c->plain);
+		c->plain_cap = 0;
+	}
+}
+
+/* The clear hello and Noise message 1, in one write, as p2pchatd sends them. */
+static void native_hello(Client *c) {
+	uint8_t out[160], msg[NOISE_STREAM_HANDSHAKE_MAX];
+	char hello[64];
+	size_t k, msg_len = 0;
+	int r;
+
+	(void) snprintf(hello, sizeof(hello), "hello,%s,native1+noise1", c->name);
+	r = noise_stream_new(NOISE_ROLE_INITIATOR, c->id, hello, strlen(hello), &c->ns);
+	if (r >= 0) {
+		r = noise_stream_handshake(c->ns, NULL, 0, msg, &msg_len);
+	}
+	if (r < 0) {
+		die("native client %s: handshake start: %s", c->name, strerror(-r));
+	}
+	k = frame(hello, out);
+	k += leb128(msg_len, out + k);
+	memcpy(out + k, msg, msg_len);
+	k += msg_len;
+	(void) !write(c->tcp, out, k);
+}
+
+/*
+ * Parses the native frames buffered for @c: before the handshake is done,
+ * message 2 (answered with message 3); then transport messages, whose
+ * plaintexts, concatenated, are the frame stream that is counted.
+ */
+static size_t native_frames(Client *c, uint8_t *buf, size_t buf_len, size_t n_clients,
+		Totals *t) {
+	const uint8_t *f;
+	size_t off = 0, len;
+	int r;
+
+	while (next_frame(buf, buf_len, &off, &f, &len)) {
+		uint8_t out[NOISE_STREAM_HANDSHAKE_MAX];
+		uint8_t msg3[10 + NOISE_STREAM_HANDSHAKE_MAX];
+		size_t n = 0, k;
+
+		if (noise_stream_is_ready(c->ns)) {
+			if (len < NOISE_TAG_SIZE || len > NOISE_MAX_MESSAGE) {
+				die("native client %s: bad transport message", c->name);
+			}
+			/* In place: a real client would not copy it first either. */
+			r = noise_stream_open(c->ns, f, len, (uint8_t *) f);
+			if (r < 0) {
+				die("native client %s: open: %s", c->name, strerror(-r));
+			}
+			t->sealed++;
+			native_plain(c, f, len - NOISE_TAG_SIZE, t);
+			continue;
+		}
+		if (len >= 7 && memcmp(f, "Reject,", 7) == 0) {
+			die("native client %s: refused: %.*s", c->name, (int) len, (const char *) f);
+		}
+		r = noise_stream_handshake(c->ns, f, len, out, &n);
+		if (r <= 0) {
+			/* A clear list here: the grace ran out before the hello was read. */
+			die("native client %s: handshake: %s (a frame of %zu bytes: '%.*s')",
+					c->name, r < 0 ? strerror(-r) : "not complete after message 2",
+					len, (int) (len < 40 ? len : 40), (const char *) f);
+		}
+		/* Message 3: sealed frames follow it. */
+		k = leb128(n, msg3);
+		memcpy(msg3 + k, out, n);
+		(void) !write(c->tcp, msg3, k + n);
+		t->n_bound++;
+		t->bound_at = now();
+	}
+	mark_done(c, n_clients, t);
+	return off;
+}
+
+/*
+ * Reads what @c's session has and parses it in a buffer all clients share,
+ * as a client process would in its own: only an incomplete message is kept
+ * in c->buf.  false at EOF or error.
+ */
+static bool native_read(Client *c, size_t n_clients, Totals *t) {
+	static uint8_t shared[4 * 65536];
 
 	for (;;) {
-		uint64_t len = 0;
-		unsigned shift = 0;
-		size_t k = off;
-		bool have = false;
+		size_t have = c->len, room = sizeof(shared) - have, used;
+		ssize_t n;
 
-		while (k < c->len && shift < 64) {
-			uint8_t b = c->buf[k++];
-
-			len |= (uint64_t) (b & 0x7f) << shift;
-			shift += 7;
-			if (!(b & 0x80)) {
-				have = true;
-				break;
-			}
+		if (have > sizeof(shared) / 2) {
+			die("native client %s: a frame of more than %zu bytes", c->name, have);
 		}
-		if (!have || c->len - k < len) {
-			break;
+		memcpy(shared, c->buf, have);
+		n = read(c->tcp, shared + have, room);
+		t->reads++;
+		if (n < 0) {
+			return errno == EAGAIN || errno == EINTR;
 		}
-		const char *f = (const char *) c->buf + k;
-
-		t->frames++;
-		if (len >= 6 && memcmp(f, "login,", 6) == 0) {
-			c->known++;
-		} else if (len >= 7 && memcmp(f, "logout,", 7) == 0) {
-			c->known--;
-		} else if (len == 4 && memcmp(f, "ping", 4) == 0) {
-			uint8_t out[8];
-
-			(void) !write(c->tcp, out, frame("pong", out));
-		} else if (!c->listed && !(len >= 8 && memcmp(f, "welcome,", 8) == 0)) {
-			/* The list: entries are ';'-separated, then "end". */
-			c->listed = true;
-			for (size_t i = 0; i < len; i++) {
-				c->known += f[i] == ';';
-			}
+		if (n == 0) {
+			return false;
 		}
-		off = k + len;
+		t->bytes += n;
+		used = native_frames(c, shared, have + n, n_clients, t);
+		c->len = 0;
+		memcpy(buf_reserve(c, have + n - used), shared + used, have + n - used);
+		c->len = have + n - used;
+		if ((size_t) n < room) {
+			return true;
+		}
 	}
-	memmove(c->buf, c->buf + off, c->len - off);
-	c->len -= off;
-	mark_done(c, n_clients, t);
 }
 
 /* Parses the IRC lines buffered for @c. */
@@ -415,10 +638,10 @@ static void irc_lines(Client *c, size_t n_clients, Totals *t) {
 
 /* Reads what @fd has into @c; false at EOF or error. */
 static bool read_into(Client *c, int fd, Totals *t) {
-	uint8_t buf[65536];
+	const size_t want = 65536;
 
 	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+		ssize_t n = read(fd, buf_reserve(c, want), want);
 
 		t->reads++;
 		if (n < 0) {
@@ -428,8 +651,8 @@ static bool read_into(Client *c, int fd, Totals *t) {
 			return false;
 		}
 		t->bytes += n;
-		buf_append(c, buf, n);
-		if ((size_t) n < sizeof(buf)) {
+		c->len += n;
+		if ((size_t) n < want) {
 			return true;
 		}
 	}
@@ -439,20 +662,23 @@ static bool read_into(Client *c, int fd, Totals *t) {
 
 typedef struct Coordinator {
 	pid_t pid;
-	char log[128];
+	char log[512];
+	char state_dir[512];  /* its key and bindings: fresh for each run */
 	uint16_t udp_port, tcp_port;
 } Coordinator;
 
-static void coordinator_start(Coordinator *co, size_t n) {
+/* @grace: --grace in ms, as text. */
+static void coordinator_start(Coordinator *co, size_t n, const char *grace) {
 	char users[32], conns[32];
 	char *argv[] = {
 		(char *) arg_coordinator, "--listen", "127.0.0.1:0", "--login-rate", "0",
 		"--max-users", users, "--max-connections", conns,
-		"--max-connections-per-ip", conns, "--output-cap", "67108864",
-		"--session-wait", "300",
+		"--max-connections-per-ip", conns, "--max-names-per-ip", users,
+		"--max-pending-per-ip", users, "--output-cap", "67108864",
+		"--session-wait", "300", "--state-dir", co->state_dir,
 		/* One process plays all clients: under load its hello can come later
 		 * than the 100 ms a real client needs. */
-		"--grace", "5000",
+		"--grace", (char *) grace,
 		getenv("STORM_VERBOSE") ? "--verbose" : NULL, NULL,
 	};
 	double deadline = now() + 10;
@@ -461,6 +687,10 @@ static void coordinator_start(Coordinator *co, size_t n) {
 	snprintf(conns, sizeof(conns), "%zu", n + 64);
 	snprintf(co->log, sizeof(co->log), "%s/coordinator.log", tmpdir);
 	(void) unlink(co->log); /* never read the last run's port */
+	snprintf(co->state_dir, sizeof(co->state_dir), "%s/state-XXXXXX", tmpdir);
+	if (!mkdtemp(co->state_dir)) {
+		die("mkdtemp: %m");
+	}
 	co->pid = spawn(argv, co->log);
 	while (now() < deadline) {
 		char *p = strstr(slurp(co->log), "Listening on UDP 127.0.0.1:");
@@ -477,12 +707,14 @@ static void coordinator_start(Coordinator *co, size_t n) {
 	die("coordinator did not start: %s", slurp(co->log));
 }
 
-/* Stops it and prints its own counters. */
+/* Stops it, prints its own counters and removes its state. */
 static void coordinator_stop(Coordinator *co) {
 	char *p;
 
 	stop(co->pid);
-	p = strstr(slurp(co->log), "Exiting: ");
+	rm_rf(co->state_dir);
+	/* It logs a line per first login ("Bound ..."): the counters are at the end. */
+	p = strstr(slurp_at(co->log, true), "Exiting: ");
 	if (p) {
 		char *e = strchr(p, '\n');
 
@@ -514,16 +746,19 @@ static void send_native_login(Client *c, const Addr *srv) {
 /* Native storm: returns the time until every client holds the whole roster. */
 static Result storm_native(size_t n) {
 	Coordinator co;
-	Client *cl = clients_new(n, "b", true, 0);
+	Client *cl = clients_new(n, "b", true, 0, true);
 	Addr srv;
 	struct epoll_event evs[MAX_EVENTS];
 	Totals t = {};
 	Result res = {};
-	size_t sent = 0, accepted = 0;
-	double t0, cpu0, last_send = 0;
+	size_t sent = 0, accepted = 0, resent = 0;
+	double t0, cpu0, self0, last_send = 0, accepted_at = 0;
+	struct rusage ru;
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 
-	coordinator_start(&co, n);
+	/* A hello the coordinator reads after the grace gets a clear list instead of the
+	 * handshake: at N = 5,000 both processes can fall seconds behind. */
+	coordinator_start(&co, n, "60000");
 	srv = coordinator_addr(&co);
 	res.base_kb = proc_status_kb(co.pid, "VmRSS:");
 	cpu0 = proc_cpu(co.pid);
@@ -531,6 +766,8 @@ static Result storm_native(size_t n) {
 		ep_add(ep, cl[i].udp, EPOLLIN, i << 1);
 	}
 
+	(void) getrusage(RUSAGE_SELF, &ru);
+	self0 = rusage_cpu(&ru);
 	t0 = now();
 	while (t.n_done < n && now() - t0 < arg_timeout) {
 		/* Logins in bursts of 64, the event loop in between; resend lost ones. */
@@ -543,6 +780,7 @@ static Result storm_native(size_t n) {
 			for (size_t i = 0; i < n; i++) {
 				if (!cl[i].accepted) {
 					send_native_login(&cl[i], &srv);
+					resent++;
 				}
 			}
 			last_send = now();
@@ -562,40 +800,43 @@ static Result storm_native(size_t n) {
 					buf[m] = 0;
 					c->accepted = true;
 					accepted++;
+					accepted_at = now();
 					c->tcp = tcp_connect((uint16_t) atoi(buf + 7));
 					ep_add(ep, c->tcp, EPOLLOUT, (i << 1) | 1);
 				}
 				continue;
 			}
 			if (!c->connected && (evs[e].events & EPOLLOUT)) {
-				char hello[64];
-				uint8_t out[80];
-
-				snprintf(hello, sizeof(hello), "hello,%s,native1", c->name);
 				c->connected = true;
-				(void) !write(c->tcp, out, frame(hello, out));
+				native_hello(c);
 				ep_mod(ep, c->tcp, EPOLLIN, (i << 1) | 1);
 				continue;
 			}
-			if (!read_into(c, c->tcp, &t)) {
+			if (!native_read(c, n, &t)) {
 				die("native client %s: session closed (%zu of %zu done)", c->name,
 						t.n_done, n);
 			}
-			native_frames(c, n, &t);
 		}
 	}
 
-	res.seconds = t.done_at - t0;
+	res.seconds = (t.n_done == n ? t.done_at : now()) - t0;
 	res.n_done = t.n_done;
 	res.cpu = proc_cpu(co.pid) - cpu0;
-	/* RSS at rest: after the coordinator's once-a-second heap trim. */
-	usleep(1500 * 1000);
+	(void) getrusage(RUSAGE_SELF, &ru);
+	/* RSS at rest: the coordinator frees the buffers of sessions idle for a
+	 * whole housekeeping second, then trims the heap: at most 2 s after. */
+	usleep(2500 * 1000);
 	res.rss_kb = proc_status_kb(co.pid, "VmRSS:");
 	res.hwm_kb = proc_status_kb(co.pid, "VmHWM:");
-	printf("  native N=%zu: all rosters complete in %.3f s (%zu/%zu clients done)\n", n,
+	printf("  native N=%zu: %s %.3f s (%zu/%zu clients done)\n", n,
+			t.n_done == n ? "all rosters complete in" : "NOT all rosters complete after",
 			res.seconds, res.n_done, n);
-	printf("    client side: %" PRIu64 " frames, %" PRIu64 " bytes, %" PRIu64 " read calls\n",
-			t.frames, t.bytes, t.reads);
+	printf("    phases: all %zu Accepts at %.3f s (%zu logins resent after 1 s), "
+	       "%zu/%zu handshakes done at %.3f s\n", accepted, accepted_at - t0, resent,
+	       t.n_bound, n, t.bound_at - t0);
+	printf("    client side: %" PRIu64 " frames (in %" PRIu64 " sealed messages), %" PRIu64
+			" bytes, %" PRIu64 " read calls, CPU %.3f s (N initiator handshakes "
+			"included)\n", t.frames, t.sealed, t.bytes, t.reads, rusage_cpu(&ru) - self0);
 	printf("    coordinator: CPU %.3f s, RSS %ld KiB (peak %ld KiB, idle %ld KiB), "
 			"%.0f bytes per user\n", res.cpu, res.rss_kb, res.hwm_kb, res.base_kb,
 			(res.rss_kb - res.base_kb) * 1024.0 / n);
@@ -621,7 +862,7 @@ static uint16_t free_tcp_port(void) {
 }
 
 static pid_t ngircd_start(uint16_t port) {
-	char conf[128], log[128], motd[128];
+	char conf[512], log[512], motd[512];
 	char *argv[] = { (char *) arg_ngircd, "--nodaemon", "--config", conf, NULL };
 	FILE *f;
 	pid_t pid;
@@ -670,7 +911,7 @@ static pid_t ngircd_start(uint16_t port) {
 static Result storm_ngircd(size_t n) {
 	uint16_t port = free_tcp_port();
 	pid_t pid = ngircd_start(port);
-	Client *cl = clients_new(n, "b", false, 0);
+	Client *cl = clients_new(n, "b", false, 0, false);
 	struct epoll_event evs[MAX_EVENTS];
 	Totals t = {};
 	Result res = {};
@@ -730,15 +971,17 @@ static Result storm_ngircd(size_t n) {
 			irc_lines(c, n, &t);
 		}
 	}
-	res.seconds = t.done_at - t0;
+	/* Until the last client was done; the whole run when not all were. */
+	res.seconds = (t.n_done + dropped == n ? t.done_at : now()) - t0;
 	res.n_done = t.n_done;
 	res.dropped = dropped;
 	res.cpu = proc_cpu(pid) - cpu0;
 	res.rss_kb = proc_status_kb(pid, "VmRSS:");
 	res.hwm_kb = proc_status_kb(pid, "VmHWM:");
-	printf("  ngircd N=%zu: all members seen in %.3f s (%zu/%zu clients done, %zu dropped "
-	       "by ngircd), %" PRIu64 " lines, %" PRIu64 " bytes\n", n, res.seconds,
-	       res.n_done, n, dropped, t.frames, t.bytes);
+	printf("  ngircd N=%zu: %s %.3f s (%zu/%zu clients done, %zu dropped "
+	       "by ngircd), %" PRIu64 " lines, %" PRIu64 " bytes\n", n,
+	       t.n_done + dropped == n ? "all members seen in" : "NOT all members seen after",
+	       res.seconds, res.n_done, n, dropped, t.frames, t.bytes);
 	printf("    ngircd: CPU %.3f s, RSS %ld KiB (peak %ld KiB), %.0f bytes per user\n",
 			res.cpu, res.rss_kb, res.hwm_kb, (res.rss_kb - res.base_kb) * 1024.0 / n);
 	stop(pid);
@@ -779,10 +1022,11 @@ static void drain_udp(int ep, Client *cl, uint64_t *count, int timeout_ms) {
 
 static void storm_udp(size_t n) {
 	Coordinator co;
-	Client *cl = clients_new(n, "r", true, 4 * 1024 * 1024);
+	Client *cl = clients_new(n, "r", true, 4 * 1024 * 1024, false);
 	Addr srv;
 	uint64_t want = (uint64_t) n * (n - 1) / 2 + n, got = 0, floor_got = 0;
 	size_t sent = 0, text_len = 0;
+	int fetch = -1;
 	double t0, cpu0, cpu, secs, idle_since;
 	struct mmsghdr *msgs;
 	struct iovec iov;
@@ -795,7 +1039,9 @@ static void storm_udp(size_t n) {
 	for (size_t i = 0; i < n; i++) {
 		ep_add(ep, cl[i].udp, EPOLLIN, i);
 	}
-	coordinator_start(&co, n);
+	/* Reference logins go online when their IP fetches the list: one
+	 * connection after the logins confirms them all (grace 1 ms). */
+	coordinator_start(&co, n, "1");
 	srv = coordinator_addr(&co);
 	cpu0 = proc_cpu(co.pid);
 
@@ -814,6 +1060,9 @@ static void storm_udp(size_t n) {
 			text_len = len;
 			(void) sendto(cl[sent].udp, data, len, 0, &srv.sa, sizeof(srv.in));
 		}
+		if (sent == n && fetch < 0) {
+			fetch = tcp_connect(co.tcp_port);
+		}
 		drain_udp(ep, cl, &got, sent < n ? 0 : 10);
 		if (got != before || sent < n) {
 			idle_since = now();
@@ -821,6 +1070,9 @@ static void storm_udp(size_t n) {
 	}
 	secs = now() - t0;
 	cpu = proc_cpu(co.pid) - cpu0;
+	if (fetch >= 0) {
+		(void) close(fetch);
+	}
 	/* Accepts are not forwards. */
 	uint64_t forwards = got >= n ? got - n : 0, want_fwd = want - n;
 
@@ -911,15 +1163,86 @@ static void storm_udp(size_t n) {
 	clients_free(cl, n);
 }
 
+/* --- one handshake, in-process ------------------------------------------- */
+
+static double thread_cpu(void) {
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * The coordinator's CPU for one login's handshake, without the network: the
+ * mean over @rounds XX handshakes of the responder's share only (its
+ * noise_stream_new(), message 1 -> message 2, message 3 -> ready, and its
+ * free), timed in thread CPU time, in microseconds.
+ */
+static double handshake_cpu_us(unsigned rounds) {
+	static const char hello[] = "hello,b00000,native1+noise1";
+	Identity *ini_id = NULL, *resp_id = NULL;
+	double spent = 0;
+	int r;
+
+	r = identity_generate(&ini_id);
+	if (r >= 0) {
+		r = identity_generate(&resp_id);
+	}
+	if (r < 0) {
+		die("identity_generate: %s", strerror(-r));
+	}
+	for (unsigned i = 0; i < rounds; i++) {
+		uint8_t m1[NOISE_STREAM_HANDSHAKE_MAX], m2[NOISE_STREAM_HANDSHAKE_MAX];
+		uint8_t m3[NOISE_STREAM_HANDSHAKE_MAX], none[NOISE_STREAM_HANDSHAKE_MAX];
+		size_t n1 = 0, n2 = 0, n3 = 0, n4 = 0;
+		NoiseStream *ini = NULL, *resp = NULL;
+		double t0;
+		int ri, rr;
+
+		ri = noise_stream_new(NOISE_ROLE_INITIATOR, ini_id, hello, strlen(hello), &ini);
+		if (ri >= 0) {
+			ri = noise_stream_handshake(ini, NULL, 0, m1, &n1);
+		}
+		t0 = thread_cpu();
+		rr = noise_stream_new(NOISE_ROLE_RESPONDER, resp_id, hello, strlen(hello), &resp);
+		if (rr >= 0 && ri >= 0) {
+			rr = noise_stream_handshake(resp, m1, n1, m2, &n2);
+		}
+		spent += thread_cpu() - t0;
+		if (ri >= 0 && rr >= 0) {
+			ri = noise_stream_handshake(ini, m2, n2, m3, &n3);
+		}
+		t0 = thread_cpu();
+		if (ri > 0 && rr >= 0) {
+			rr = noise_stream_handshake(resp, m3, n3, none, &n4);
+		}
+		resp = noise_stream_free(resp);
+		spent += thread_cpu() - t0;
+		ini = noise_stream_free(ini);
+		if (ri <= 0 || rr <= 0) {
+			die("in-process handshake failed: %s",
+					strerror(ri < 0 ? -ri : rr < 0 ? -rr : EPROTO));
+		}
+	}
+	identity_free(ini_id);
+	identity_free(resp_id);
+	return spent / rounds * 1e6;
+}
+
 static void help(void) {
 	printf("coordinator-storm [--coordinator PATH] [--ngircd PATH] [--sizes N,N,...]\n"
 	       "                  [--udp-sizes N,N,...] [--timeout SEC]\n\n"
-	       "Login storm figures for p2pchat-coordinator, next to ngircd and a raw\n"
-	       "sendmmsg() floor.  --sizes '' or --udp-sizes '' skips a part.\n");
+	       "Login storm figures for p2pchat-coordinator (native clients, each with its\n"
+	       "own key and a Noise XX session), next to ngircd and a raw sendmmsg() floor.\n"
+	       "Defaults: --sizes 1000,2000,5000 --udp-sizes 1000,2000 --timeout 120 (per\n"
+	       "phase).  --sizes '' or --udp-sizes '' skips a part.\n");
 }
 
 int main(int argc, char *argv[]) {
+	char template[sizeof(tmpdir)];
+	const char *tmp;
 	struct rlimit rl;
+	double hs_us;
 
 	for (int i = 1; i < argc; i += 2) {
 		const char *next = i + 1 < argc ? argv[i + 1] : NULL;
@@ -944,22 +1267,35 @@ int main(int argc, char *argv[]) {
 		}
 	}
 
+	/* Thousands of client buffers grow and shrink here: with glibc's
+	 * defaults they would move between the heap and mappings, and every
+	 * move costs page faults, munmap() and TLB flushes in this process,
+	 * which then paces the coordinator's storm.  Keep them in the heap. */
+	(void) mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	(void) mallopt(M_TRIM_THRESHOLD, 512 * 1024 * 1024);
+
 	/* Two descriptors per client here, one per client in each server. */
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		(void) setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "/tmp/coordinator-storm-XXXXXX");
-	if (!mkdtemp(tmpdir)) {
-		die("mkdtemp: %m");
-	}
 	if (access(arg_coordinator, X_OK) < 0) {
 		die("%s: %m", arg_coordinator);
 	}
+	tmp = getenv("TMPDIR");
+	snprintf(template, sizeof(template), "%s/coordinator-storm-XXXXXX",
+			tmp && tmp[0] == '/' ? tmp : "/tmp");
+	if (!mkdtemp(template)) {
+		die("mkdtemp '%s': %m", template);
+	}
+	memcpy(tmpdir, template, sizeof(tmpdir));
 
 	printf("coordinator-storm: %ld CPUs, RLIMIT_NOFILE %ld\n", sysconf(_SC_NPROCESSORS_ONLN),
 			(long) rl.rlim_cur);
+	hs_us = handshake_cpu_us(1000);
+	printf("  handshake_cpu_us_per_login: %.1f (one Noise XX responder side, in-process, "
+	       "mean of 1000)\n", hs_us);
 	for (char *s = arg_sizes, *tok; (tok = strtok(s, ",")); s = NULL) {
 		size_t n = strtoul(tok, NULL, 10);
 		Result a, b;
@@ -969,11 +1305,20 @@ int main(int argc, char *argv[]) {
 			continue;
 		}
 		a = storm_native(n);
+		printf("  N=%zu: coordinator_cpu_us_per_login %.1f (coordinator CPU during the "
+		       "storm / N; the handshake is %.0f%% of it)\n", n, a.cpu / n * 1e6,
+		       a.cpu > 0 ? 100.0 * hs_us * 1e-6 * n / a.cpu : 0);
+		printf("  N=%zu: coordinator_bytes_per_user %.0f (RSS delta / N, sessions idle; "
+		       "goal <= 2048)\n", n, (a.rss_kb - a.base_kb) * 1024.0 / n);
 		if (access(arg_ngircd, X_OK) == 0) {
 			b = storm_ngircd(n);
 			if (a.n_done == n && b.n_done + b.dropped == n && a.seconds > 0) {
 				printf("  N=%zu: ngircd / coordinator time = %.1fx\n", n,
 						b.seconds / a.seconds);
+			} else if (a.n_done == n && a.seconds > 0) {
+				/* ngircd did not finish: its time is at least the timeout. */
+				printf("  N=%zu: ngircd / coordinator time > %.1fx (ngircd not done "
+				       "within %g s)\n", n, arg_timeout / a.seconds, arg_timeout);
 			} else {
 				printf("  N=%zu: no ratio (a run did not finish within %.0f s)\n",
 						n, arg_timeout);
@@ -991,15 +1336,6 @@ int main(int argc, char *argv[]) {
 		}
 		fflush(stdout);
 	}
-	for (size_t i = 0; i < 5; i++) {
-		static const char *const files[] = {
-			"coordinator.log", "ngircd.conf", "ngircd.log", "ngircd.motd", "ngircd.pid",
-		};
-		char path[128];
-
-		snprintf(path, sizeof(path), "%s/%s", tmpdir, files[i]);
-		(void) unlink(path);
-	}
-	rmdir(tmpdir);
+	rm_rf(tmpdir);
 	return 0;
 }

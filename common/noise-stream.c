@@ -172,6 +172,23 @@ size_t noise_stream_sealed_size(size_t len) {
 	return len + chunks * (NOISE_TAG_SIZE + 3);
 }
 
+int noise_stream_seal_frame(NoiseStream *s, const uint8_t *in, size_t len, uint8_t *out) {
+	uint8_t prefix[WIRE_LEB128_MAX];
+	size_t k;
+	int r;
+
+	if (len > NOISE_MAX_PAYLOAD) {
+		return -EMSGSIZE;
+	}
+	k = leb128_encode(len + NOISE_TAG_SIZE, prefix);
+	r = noise_stream_seal(s, in, len, out + k);
+	if (r < 0) {
+		return r;
+	}
+	memcpy(out, prefix, k);
+	return (int) (k + len + NOISE_TAG_SIZE);
+}
+
 int noise_stream_seal_frames(NoiseStream *s, const uint8_t *in, size_t len, uint8_t **buf,
 		size_t *size, size_t *allocated) {
 	int r;
@@ -182,15 +199,12 @@ int noise_stream_seal_frames(NoiseStream *s, const uint8_t *in, size_t len, uint
 	}
 	while (len > 0) {
 		size_t chunk = MIN(len, (size_t) NOISE_MAX_PAYLOAD);
-		uint8_t prefix[WIRE_LEB128_MAX], *p = *buf + *size;
-		size_t k = leb128_encode(chunk + NOISE_TAG_SIZE, prefix);
 
-		memcpy(p, prefix, k);
-		r = noise_stream_seal(s, in, chunk, p + k);
+		r = noise_stream_seal_frame(s, in, chunk, *buf + *size);
 		if (r < 0) {
 			return r;
 		}
-		*size += k + chunk + NOISE_TAG_SIZE;
+		*size += r;
 		in += chunk;
 		len -= chunk;
 	}

@@ -74,6 +74,13 @@ int noise_stream_seal(NoiseStream *s, const uint8_t *in, size_t len, uint8_t *ou
 int noise_stream_open(NoiseStream *s, const uint8_t *in, size_t len, uint8_t *out);
 
 /*
+ * noise_stream_seal_frame() - @len bytes (at most NOISE_MAX_PAYLOAD) of the
+ * frame stream as one binary frame (LEB128 length + transport message) at
+ * @out (room for noise_stream_sealed_size(@len) bytes).
+ * Return: the bytes written, or -EMSGSIZE, -EBADE, -EOVERFLOW.
+ */
+int noise_stream_seal_frame(NoiseStream *s, const uint8_t *in, size_t len, uint8_t *out);
+/*
  * noise_stream_seal_frames() - the bytes @in as a sequence of binary frames
  * (LEB128 length + transport message), each carrying at most
  * NOISE_MAX_PAYLOAD bytes, appended to *@buf (size *@size, allocated

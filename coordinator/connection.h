@@ -10,8 +10,9 @@
  * goes to the owner through the ConnectionCallbacks given at construction.
  *
  * The ConnectionPool holds what all connections share: the loop, the output
- * cap, the list of connections with output, the drain timer and the I/O
- * counters.
+ * cap, the list of connections with output, the list of those holding
+ * output buffers, the scratch buffer output is sealed into, the drain timer
+ * and the I/O counters.
  */
 
 #include <stdbool.h>
@@ -64,6 +65,14 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(ConnectionPool *, connection_pool_free);
  * Return: whether any connection had anything to do.
  */
 bool connection_pool_flush(ConnectionPool *pool);
+
+/*
+ * connection_pool_release_idle() - free the output buffers of the
+ * connections that had nothing to send since the last call, and the pool's
+ * own; call it periodically (once a second).  Busy connections keep theirs.
+ * Return: whether anything was freed.
+ */
+bool connection_pool_release_idle(ConnectionPool *pool);
 
 /* Frames queued, and recv()/send()/sendmsg() calls made, by all connections. */
 uint64_t connection_pool_get_n_frames(const ConnectionPool *pool);

@@ -982,6 +982,10 @@ static int on_housekeeping_timer(sd_event_source *source, uint64_t usec, void *u
 	if (s->notify) {
 		server_update_status(s);
 	}
+	/* Sessions that went idle give their output buffers back before the trim. */
+	if (s->pool && connection_pool_release_idle(s->pool)) {
+		s->heap_busy = true;
+	}
 	if (s->heap_busy) {
 		s->heap_busy = false;
 		(void) malloc_trim(0);
